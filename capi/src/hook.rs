@@ -1,0 +1,167 @@
+//! The PEP 523 frame-evaluation hook: decides, per frame, which tier runs it.
+//!
+//! Cold code and every frame a tier must not run go to `_PyEval_EvalFrameDefault`, counted by
+//! reason. The hook never clears or pops the frame: `_PyEval_Vector`, its caller, does that.
+
+use crate::tier_up::compile_into;
+use peregrine_runtime::code_state::CodeState;
+use peregrine_runtime::cpython::{self, ffi, EvalFrameFn, InterpreterFrame, ThreadState};
+use peregrine_runtime::options::{BASELINE_THRESHOLD, OPTIMIZE_THRESHOLD};
+use peregrine_runtime::stats::STATS;
+use peregrine_runtime::{FallbackReason, Tier};
+use std::os::raw::c_int;
+
+/// Runs the frame in CPython's interpreter, counting it.
+///
+/// # Safety
+/// As for [`peregrine_eval_frame`].
+#[inline(always)]
+unsafe fn run_in_interpreter(
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    throwflag: c_int,
+) -> *mut ffi::PyObject {
+    STATS.interpreter_entries.add_with_gil(1);
+    // SAFETY: the arguments are exactly those CPython passed to the hook.
+    unsafe { cpython::_PyEval_EvalFrameDefault(tstate, frame, throwflag) }
+}
+
+/// The hook installed with `_PyInterpreterState_SetEvalFrameFunc`.
+///
+/// # Safety
+/// Called by CPython with the GIL held, a valid thread state and a frame that is fully initialised
+/// and linked, exactly as `_PyEval_EvalFrameDefault` would be.
+pub unsafe extern "C" fn peregrine_eval_frame(
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    throwflag: c_int,
+) -> *mut ffi::PyObject {
+    if throwflag != 0 {
+        STATS.count_fallback(FallbackReason::ThrowFlag);
+        // SAFETY: forwarded unchanged.
+        return unsafe { run_in_interpreter(tstate, frame, throwflag) };
+    }
+    // SAFETY: a running thread state always points at a live cframe (at least its root cframe).
+    if unsafe { (*(*tstate).cframe).use_tracing } != 0 {
+        STATS.count_fallback(FallbackReason::Tracing);
+        // SAFETY: forwarded unchanged.
+        return unsafe { run_in_interpreter(tstate, frame, throwflag) };
+    }
+    // SAFETY: the frame holds a strong reference to its code object for the whole call.
+    let code = unsafe { (*frame).f_code } as *mut ffi::PyObject;
+    // SAFETY: GIL held, live code object.
+    let Some(state) = (unsafe { CodeState::get_or_create(code) }) else {
+        // SAFETY: forwarded unchanged.
+        return unsafe { run_in_interpreter(tstate, frame, throwflag) };
+    };
+    let seen = state.count_entry();
+    if let Some((entry, tier)) = state.entry() {
+        // Tier 2 may also be due while baseline code runs.
+        if tier == Tier::Baseline {
+            // SAFETY: GIL held, `code` is the state's live code object.
+            unsafe { maybe_optimize(state, code, seen) };
+        }
+        return unsafe { run_compiled(state, tstate, frame, throwflag, entry, tier) };
+    }
+    if seen >= BASELINE_THRESHOLD.get().unwrap_or(u32::MAX) {
+        if state.not_tried(Tier::Baseline) {
+            // SAFETY: GIL held, live code object. A refusal is recorded in the state and stats.
+            let _ = unsafe { compile_into(state, code, Tier::Baseline) };
+        }
+        // SAFETY: as above.
+        unsafe { maybe_optimize(state, code, seen) };
+        if let Some((entry, tier)) = state.entry() {
+            return unsafe { run_compiled(state, tstate, frame, throwflag, entry, tier) };
+        }
+        STATS.count_fallback(FallbackReason::Uncompilable);
+    }
+    // SAFETY: forwarded unchanged.
+    unsafe { run_in_interpreter(tstate, frame, throwflag) }
+}
+
+/// Tries tier 2 once the optimize threshold is reached (synchronously for now; it moves to a
+/// background thread with the optimizer).
+///
+/// # Safety
+/// GIL held; `code` is the live code object `state` belongs to.
+unsafe fn maybe_optimize(state: &CodeState, code: *mut ffi::PyObject, seen: u32) {
+    if let Some(threshold) = OPTIMIZE_THRESHOLD.get() {
+        if seen >= threshold && state.not_tried(Tier::Optimized) {
+            // SAFETY: forwarded from the caller.
+            let _ = unsafe { compile_into(state, code, Tier::Optimized) };
+        }
+    }
+}
+
+/// Runs compiled code for the frame.
+///
+/// # Safety
+/// As for [`peregrine_eval_frame`]; `entry` is the installed entry of `state`'s code.
+#[inline(always)]
+unsafe fn run_compiled(
+    _state: &CodeState,
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    throwflag: c_int,
+    entry: EvalFrameFn,
+    tier: Tier,
+) -> *mut ffi::PyObject {
+    if let Some(t) = STATS.tier(tier) {
+        t.entries.add_with_gil(1);
+    }
+    // SAFETY: compiled code has the eval-frame contract; its code object is alive (the frame owns it).
+    unsafe { entry(tstate, frame, throwflag) }
+}
+
+/// The current interpreter.
+fn current_interp() -> *mut ffi::PyInterpreterState {
+    // SAFETY: only called from the Python API, with the GIL held and a current thread state.
+    unsafe { ffi::PyInterpreterState_Get() }
+}
+
+/// The frame-evaluation function installed in the current interpreter.
+fn installed_eval_frame() -> EvalFrameFn {
+    // SAFETY: GIL held (Python API); the interpreter is live.
+    unsafe { cpython::_PyInterpreterState_GetEvalFrameFunc(current_interp()) }
+}
+
+/// Whether our hook is the current interpreter's frame evaluator.
+pub fn is_installed() -> bool {
+    installed_eval_frame() as usize == peregrine_eval_frame as EvalFrameFn as usize
+}
+
+/// Installs the hook. Fails if another PEP 523 hook (a debugger, another JIT) is installed: two
+/// hooks cannot share an interpreter, and replacing theirs silently would break them.
+pub fn install() -> Result<(), String> {
+    let current = installed_eval_frame() as usize;
+    let ours = peregrine_eval_frame as EvalFrameFn as usize;
+    let default = cpython::_PyEval_EvalFrameDefault as EvalFrameFn as usize;
+    if current == ours {
+        return Ok(());
+    }
+    if current != default {
+        return Err(format!(
+            "another frame-evaluation hook (PEP 523) is installed at {current:#x}, by a debugger or \
+             another JIT; Peregrine cannot run beside it. Disable that tool first."
+        ));
+    }
+    // SAFETY: GIL held; our hook has the right signature and lives as long as the process.
+    unsafe { cpython::_PyInterpreterState_SetEvalFrameFunc(current_interp(), peregrine_eval_frame) };
+    log::info!("frame hook installed");
+    Ok(())
+}
+
+/// Removes the hook if it is ours, restoring the default evaluator (and with it CPython's inlined
+/// Python-to-Python calls). Another tool's hook is left alone.
+pub fn uninstall() {
+    if is_installed() {
+        // SAFETY: GIL held; passing the default evaluator resets the interpreter to no hook.
+        unsafe {
+            cpython::_PyInterpreterState_SetEvalFrameFunc(
+                current_interp(),
+                cpython::_PyEval_EvalFrameDefault,
+            )
+        };
+        log::info!("frame hook removed");
+    }
+}

@@ -1,0 +1,190 @@
+//! Hand-written `#[repr(C)]` copies of CPython 3.11 internal structs.
+//!
+//! Only the fields the JIT touches are named; a struct whose tail we never read is declared as a
+//! prefix (documented on the type). Every field listed in [`FIELDS`] is compared with the C
+//! compiler's `offsetof` by `runtime/tests/layout.rs`, so a header change fails the tests instead of
+//! corrupting memory.
+
+use super::ffi::{PyObject, Py_ssize_t};
+use std::mem::offset_of;
+use std::os::raw::{c_char, c_int, c_void};
+use std::sync::atomic::AtomicI32;
+
+/// `_PyInterpreterFrame` (Include/internal/pycore_frame.h). `localsplus` is a flexible array:
+/// locals, then cells and free variables, then the value stack.
+#[repr(C)]
+pub struct InterpreterFrame {
+    pub f_func: *mut PyObject,
+    pub f_globals: *mut PyObject,
+    pub f_builtins: *mut PyObject,
+    pub f_locals: *mut PyObject,
+    pub f_code: *mut CodeObject,
+    pub frame_obj: *mut PyObject,
+    pub previous: *mut InterpreterFrame,
+    /// The code unit *before* the next instruction, inside `co_code_adaptive`.
+    pub prev_instr: *mut u16,
+    /// Offset of the top of the value stack from `localsplus`; -1 while ceval runs the frame.
+    pub stacktop: c_int,
+    pub is_entry: bool,
+    pub owner: c_char,
+    pub localsplus: [*mut PyObject; 1],
+}
+
+/// `_PyCFrame` (Include/cpython/pystate.h): threaded through the C stack by every evaluation loop.
+#[repr(C)]
+pub struct CFrame {
+    /// 0 or 255: non-zero while sys.settrace / sys.setprofile is active.
+    pub use_tracing: u8,
+    pub current_frame: *mut InterpreterFrame,
+    pub previous: *mut CFrame,
+}
+
+/// Prefix of `struct _ts` (`PyThreadState`, Include/cpython/pystate.h) up to `async_exc`.
+#[repr(C)]
+pub struct ThreadState {
+    pub prev: *mut ThreadState,
+    pub next: *mut ThreadState,
+    pub interp: *mut c_void,
+    pub _initialized: c_int,
+    pub _static: c_int,
+    pub recursion_remaining: c_int,
+    pub recursion_limit: c_int,
+    pub recursion_headroom: c_int,
+    pub tracing: c_int,
+    pub tracing_what: c_int,
+    pub cframe: *mut CFrame,
+    pub c_profilefunc: *mut c_void,
+    pub c_tracefunc: *mut c_void,
+    pub c_profileobj: *mut PyObject,
+    pub c_traceobj: *mut PyObject,
+    pub curexc_type: *mut PyObject,
+    pub curexc_value: *mut PyObject,
+    pub curexc_traceback: *mut PyObject,
+    pub exc_info: *mut c_void,
+    pub dict: *mut PyObject,
+    pub gilstate_counter: c_int,
+    pub async_exc: *mut PyObject,
+}
+
+/// `PyCodeObject` (Include/cpython/code.h, `_PyCode_DEF`), up to the start of `co_code_adaptive`.
+#[repr(C)]
+pub struct CodeObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    pub ob_size: Py_ssize_t,
+    pub co_consts: *mut PyObject,
+    pub co_names: *mut PyObject,
+    pub co_exceptiontable: *mut PyObject,
+    pub co_flags: c_int,
+    pub co_warmup: i16,
+    pub _co_linearray_entry_size: i16,
+    pub co_argcount: c_int,
+    pub co_posonlyargcount: c_int,
+    pub co_kwonlyargcount: c_int,
+    pub co_stacksize: c_int,
+    pub co_firstlineno: c_int,
+    pub co_nlocalsplus: c_int,
+    pub co_nlocals: c_int,
+    pub co_nplaincellvars: c_int,
+    pub co_ncellvars: c_int,
+    pub co_nfreevars: c_int,
+    pub co_localsplusnames: *mut PyObject,
+    pub co_localspluskinds: *mut PyObject,
+    pub co_filename: *mut PyObject,
+    pub co_name: *mut PyObject,
+    pub co_qualname: *mut PyObject,
+    pub co_linetable: *mut PyObject,
+    pub co_weakreflist: *mut PyObject,
+    pub _co_code: *mut PyObject,
+    pub _co_linearray: *mut c_char,
+    pub _co_firsttraceable: c_int,
+    pub co_extra: *mut c_void,
+    /// Flexible array: the quickened (adaptive) bytecode, caches included.
+    pub co_code_adaptive: [u16; 0],
+}
+
+/// `_PyErr_StackItem`: one entry of the exception stack.
+#[repr(C)]
+pub struct ErrStackItem {
+    pub exc_value: *mut PyObject,
+    pub previous_item: *mut ErrStackItem,
+}
+
+/// `PyGenObject` (Include/cpython/genobject.h); coroutines and async generators share the layout.
+#[repr(C)]
+pub struct GenObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    pub gi_code: *mut CodeObject,
+    pub gi_weakreflist: *mut PyObject,
+    pub gi_name: *mut PyObject,
+    pub gi_qualname: *mut PyObject,
+    pub gi_exc_state: ErrStackItem,
+    pub gi_origin_or_finalizer: *mut PyObject,
+    pub gi_hooks_inited: c_char,
+    pub gi_closed: c_char,
+    pub gi_running_async: c_char,
+    pub gi_frame_state: i8,
+    /// The generator's own `_PyInterpreterFrame` lives here.
+    pub gi_iframe: [*mut PyObject; 1],
+}
+
+/// `struct _ceval_state` (Include/internal/pycore_interp.h), up to `gil_drop_request`.
+#[repr(C)]
+pub struct CevalState {
+    pub recursion_limit: c_int,
+    /// Non-zero when the eval loop must leave its fast path (signals, pending calls, GIL drop).
+    pub eval_breaker: AtomicI32,
+    pub gil_drop_request: AtomicI32,
+}
+
+/// `offsetof(PyInterpreterState, ceval)`. `struct _is` is large and we read nothing else from it,
+/// so only this offset is kept (checked like the fields).
+pub const INTERP_CEVAL_OFFSET: usize = 96;
+
+/// One checked field: C type name, C field path, and our offset for it.
+pub struct FieldCheck {
+    pub c_type: &'static str,
+    pub c_field: &'static str,
+    pub offset: usize,
+}
+
+macro_rules! fields {
+    ($( $cty:literal, $rust:ty => [$( $field:ident ),* $(,)?] );* $(;)?) => {
+        &[ $( $( FieldCheck {
+            c_type: $cty,
+            c_field: stringify!($field),
+            offset: offset_of!($rust, $field),
+        }, )* )* ]
+    };
+}
+
+/// Every hand-written field whose offset must equal the C compiler's.
+pub const FIELDS: &[FieldCheck] = fields! {
+    "_PyInterpreterFrame", InterpreterFrame => [f_func, f_globals, f_builtins, f_locals, f_code,
+        frame_obj, previous, prev_instr, stacktop, is_entry, owner, localsplus];
+    "_PyCFrame", CFrame => [use_tracing, current_frame, previous];
+    "PyThreadState", ThreadState => [prev, next, interp, recursion_remaining, recursion_limit,
+        recursion_headroom, tracing, tracing_what, cframe, c_profilefunc, c_tracefunc,
+        c_profileobj, c_traceobj, curexc_type, curexc_value, curexc_traceback, exc_info, dict,
+        gilstate_counter, async_exc];
+    "PyCodeObject", CodeObject => [co_consts, co_names, co_exceptiontable, co_flags, co_warmup,
+        co_argcount, co_posonlyargcount, co_kwonlyargcount, co_stacksize, co_firstlineno,
+        co_nlocalsplus, co_nlocals, co_nplaincellvars, co_ncellvars, co_nfreevars,
+        co_localsplusnames, co_localspluskinds, co_filename, co_name, co_qualname, co_linetable,
+        co_weakreflist, _co_code, _co_linearray, _co_firsttraceable, co_extra, co_code_adaptive];
+    "PyGenObject", GenObject => [gi_code, gi_weakreflist, gi_name, gi_qualname, gi_exc_state,
+        gi_origin_or_finalizer, gi_hooks_inited, gi_closed, gi_running_async, gi_frame_state,
+        gi_iframe];
+    "struct _ceval_state", CevalState => [recursion_limit, eval_breaker, gil_drop_request];
+};
+
+/// Whole-struct sizes that must match `sizeof` (only for structs declared completely).
+pub const SIZES: &[(&str, usize)] = &[
+    ("_PyInterpreterFrame", std::mem::size_of::<InterpreterFrame>()),
+    ("_PyCFrame", std::mem::size_of::<CFrame>()),
+    ("_PyErr_StackItem", std::mem::size_of::<ErrStackItem>()),
+];
+
+/// Extra offsets that are not fields of a struct declared here.
+pub const OFFSETS: &[(&str, &str, usize)] = &[("PyInterpreterState", "ceval", INTERP_CEVAL_OFFSET)];

@@ -1,0 +1,71 @@
+//! CPython 3.11 bindings in one place.
+//!
+//! The public C API comes from `pyo3-ffi` (re-exported as [`ffi`]). The internal structs a JIT must
+//! read and write (`_PyInterpreterFrame`, `_PyCFrame`, `PyCodeObject`, `PyGenObject`, the prefix of
+//! `PyThreadState`, `_ceval_state`) are not described by pyo3-ffi, so they are written out by hand in
+//! [`layout`]; `runtime/tests/layout.rs` checks every offset against the C compiler's `offsetof` on
+//! the installed headers.
+
+pub mod layout;
+
+pub use pyo3_ffi as ffi;
+
+use std::os::raw::c_int;
+
+pub use layout::{CFrame, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
+
+/// `PyObject *f(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)`: the PEP 523
+/// frame-evaluation function type of 3.11.
+pub type EvalFrameFn =
+    unsafe extern "C" fn(*mut ThreadState, *mut InterpreterFrame, c_int) -> *mut ffi::PyObject;
+
+/// `void free(void *)`, as `_PyEval_RequestCodeExtraIndex` takes it.
+pub type FreeFunc = unsafe extern "C" fn(*mut std::ffi::c_void);
+
+// Exported from libpython3.11 but private (underscore) API, so pyo3-ffi does not declare them.
+// Checked with `nm -D --defined-only libpython3.11.so` (shared/design/cpython-3.11.md).
+extern "C" {
+    pub fn _PyEval_EvalFrameDefault(
+        tstate: *mut ThreadState,
+        frame: *mut InterpreterFrame,
+        throwflag: c_int,
+    ) -> *mut ffi::PyObject;
+    pub fn _PyInterpreterState_SetEvalFrameFunc(
+        interp: *mut ffi::PyInterpreterState,
+        eval_frame: EvalFrameFn,
+    );
+    pub fn _PyInterpreterState_GetEvalFrameFunc(
+        interp: *mut ffi::PyInterpreterState,
+    ) -> EvalFrameFn;
+    pub fn _PyEval_RequestCodeExtraIndex(free: FreeFunc) -> ffi::Py_ssize_t;
+    pub fn _PyCode_GetExtra(
+        code: *mut ffi::PyObject,
+        index: ffi::Py_ssize_t,
+        extra: *mut *mut std::ffi::c_void,
+    ) -> c_int;
+    pub fn _PyCode_SetExtra(
+        code: *mut ffi::PyObject,
+        index: ffi::Py_ssize_t,
+        extra: *mut std::ffi::c_void,
+    ) -> c_int;
+}
+
+/// Code flags this project reads (Include/cpython/code.h).
+pub mod co_flags {
+    pub const CO_OPTIMIZED: i32 = 0x0001;
+    pub const CO_NEWLOCALS: i32 = 0x0002;
+    pub const CO_VARARGS: i32 = 0x0004;
+    pub const CO_VARKEYWORDS: i32 = 0x0008;
+    pub const CO_NESTED: i32 = 0x0010;
+    pub const CO_GENERATOR: i32 = 0x0020;
+    pub const CO_COROUTINE: i32 = 0x0080;
+    pub const CO_ITERABLE_COROUTINE: i32 = 0x0100;
+    pub const CO_ASYNC_GENERATOR: i32 = 0x0200;
+}
+
+/// `_PyInterpreterFrame.owner` values (Include/internal/pycore_frame.h).
+pub mod frame_owner {
+    pub const OWNED_BY_THREAD: i8 = 0;
+    pub const OWNED_BY_GENERATOR: i8 = 1;
+    pub const OWNED_BY_FRAME_OBJECT: i8 = 2;
+}
