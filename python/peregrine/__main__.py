@@ -17,8 +17,8 @@ Runs the program with the Peregrine JIT enabled. Environment:
 
 def _strip_our_frames(tb):
     """Drops the traceback entries of this launcher and runpy, as `python script.py` has none."""
-    ours = {os.path.abspath(__file__), os.path.abspath(runpy.__file__)}
-    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) in ours:
+    ours = (globals(), vars(runpy))  # runpy is frozen: its frames have no real file name
+    while tb is not None and any(tb.tb_frame.f_globals is g for g in ours):
         tb = tb.tb_next
     return tb
 
@@ -53,7 +53,9 @@ def main(argv):
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - report like the interpreter does
-        sys.excepthook(type(exc), exc, _strip_our_frames(exc.__traceback__))
+        # The printer reads the exception's own __traceback__, so strip it there.
+        exc = exc.with_traceback(_strip_our_frames(exc.__traceback__))
+        sys.excepthook(type(exc), exc, exc.__traceback__)
         return 1
     return 0
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up everything on a fresh machine and runs every test: the Rust unit and layout tests
+# (cargo test), the behaviour tests (pytest) against the installed package, and CPython's own
+# regression-test modules with the JIT on, compared with stock CPython.
+# Prints each runner's summary line and exits non-zero if any runner failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+command -v cargo >/dev/null || { echo "test.sh: cargo (Rust 1.95) is required" >&2; exit 1; }
+"$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+  || { echo "test.sh: Peregrine needs CPython 3.11 as $PY" >&2; exit 1; }
+
+set -e
+echo "== installing build and test tools"
+"$PY" -m pip install -q --disable-pip-version-check "maturin>=1.5,<2" "pytest>=7"
+echo "== building and installing peregrine (release build of the extension)"
+"$PY" -m pip install -q --disable-pip-version-check --no-build-isolation .
+set +e
+
+# cargo test links libpython (no extension-module feature), so its directory must be findable.
+LIBDIR=$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+export LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PYO3_PYTHON=$(command -v "$PY")
+
+status=0
+echo "== cargo test"
+cargo test --workspace --quiet || status=1
+echo "== pytest"
+"$PY" -m pytest tests -q -p no:cacheprovider || status=1
+echo "== CPython regression-test modules with PEREGRINE=1"
+"$PY" scripts/regrtest.py --config default --modules-file tests/regrtest_modules.txt || status=1
+exit $status

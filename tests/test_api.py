@@ -1,0 +1,135 @@
+"""The Python API of `peregrine`: argument checking, thresholds, statistics, tier_of, compile."""
+
+import types
+
+import pytest
+
+import peregrine
+
+
+def test_enable_disable_round_trip():
+    was = peregrine.is_enabled()
+    try:
+        peregrine.enable()
+        assert peregrine.is_enabled()
+        peregrine.enable()  # idempotent
+        assert peregrine.is_enabled()
+        peregrine.disable()
+        assert not peregrine.is_enabled()
+        peregrine.disable()  # idempotent
+        assert not peregrine.is_enabled()
+    finally:
+        (peregrine.enable if was else peregrine.disable)()
+
+
+def test_thresholds_set_get_and_omitted_stay(jit):
+    jit.set_thresholds(baseline=5, optimize=50)
+    assert jit.get_thresholds() == {"baseline": 5, "optimize": 50}
+    jit.set_thresholds(optimize="off")
+    assert jit.get_thresholds() == {"baseline": 5, "optimize": "off"}
+    jit.set_thresholds(baseline=0)
+    assert jit.get_thresholds() == {"baseline": 0, "optimize": "off"}
+    jit.set_thresholds()
+    assert jit.get_thresholds() == {"baseline": 0, "optimize": "off"}
+    jit.set_thresholds(baseline="off")
+    assert jit.get_thresholds()["baseline"] == "off"
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, param",
+    [
+        ({"baseline": -1}, ValueError, "baseline"),
+        ({"baseline": 10**12}, ValueError, "baseline"),
+        ({"baseline": 1.5}, TypeError, "baseline"),
+        ({"baseline": True}, TypeError, "baseline"),
+        ({"baseline": "soon"}, ValueError, "baseline"),
+        ({"optimize": "never"}, ValueError, "optimize"),
+        ({"optimize": -3}, ValueError, "optimize"),
+        ({"optimize": [1]}, TypeError, "optimize"),
+    ],
+)
+def test_bad_thresholds_raise_naming_the_parameter(jit, kwargs, exc, param):
+    before = jit.get_thresholds()
+    with pytest.raises(exc, match=param):
+        jit.set_thresholds(**kwargs)
+    assert jit.get_thresholds() == before
+
+
+def test_a_bad_value_changes_nothing(jit):
+    jit.set_thresholds(baseline=7, optimize=70)
+    with pytest.raises(ValueError):
+        jit.set_thresholds(baseline=8, optimize=-1)
+    assert jit.get_thresholds() == {"baseline": 7, "optimize": 70}
+
+
+def test_thresholds_are_keyword_only():
+    with pytest.raises(TypeError):
+        peregrine.set_thresholds(5)
+
+
+def test_stats_shape_and_reset(jit):
+    s = jit.stats()
+    assert set(s) >= {"interpreter", "baseline", "optimized", "fallbacks", "compile_failures"}
+    assert set(s["interpreter"]) >= {"entries"}
+    assert set(s["baseline"]) >= {"compiled", "entries", "compile_ns"}
+    assert set(s["optimized"]) >= {"compiled", "entries", "compile_ns", "deopts"}
+    assert set(s["fallbacks"]) == {"tracing", "throwflag", "uncompilable"}
+    jit.reset_stats()
+
+    def g():
+        return 1
+
+    for _ in range(10):
+        g()
+    assert jit.stats()["interpreter"]["entries"] >= 10
+    jit.reset_stats()
+    s = jit.stats()
+    assert s["interpreter"]["entries"] <= 2  # only frames run since the reset
+
+
+def _sample(x):
+    return x + 1
+
+
+class _Thing:
+    def method(self):
+        return 1
+
+
+def test_tier_of_accepts_functions_methods_and_code():
+    assert peregrine.tier_of(_sample) == "interpreter"
+    assert peregrine.tier_of(_sample.__code__) == "interpreter"
+    assert peregrine.tier_of(_Thing().method) == "interpreter"
+    assert peregrine.tier_of(_Thing.method) == "interpreter"
+    assert peregrine.tier_of(lambda: 0) == "interpreter"
+
+
+@pytest.mark.parametrize("bad", [len, 42, "f", None, types.SimpleNamespace(__code__=1)])
+def test_tier_of_rejects_other_objects(bad):
+    with pytest.raises(TypeError, match="function, method or code object"):
+        peregrine.tier_of(bad)
+
+
+def test_compile_reports_why_a_tier_cannot_compile():
+    def victim(a):
+        return a * 2
+
+    for tier in ("baseline", "optimized"):
+        with pytest.raises(peregrine.CompileError) as info:
+            peregrine.compile(victim, tier=tier)
+        message = str(info.value)
+        assert tier in message and "victim" in message and "test_api.py" in message
+    assert peregrine.tier_of(victim) == "interpreter"
+    assert victim(4) == 8
+    failures = peregrine.stats()["compile_failures"]
+    assert sum(failures["baseline"].values()) >= 1
+    assert issubclass(peregrine.CompileError, RuntimeError)
+
+
+def test_compile_rejects_bad_tier_and_objects():
+    with pytest.raises(ValueError, match="tier"):
+        peregrine.compile(_sample, tier="interpreter")
+    with pytest.raises(ValueError, match="tier"):
+        peregrine.compile(_sample, tier="fast")
+    with pytest.raises(TypeError):
+        peregrine.compile(print)
