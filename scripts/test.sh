@@ -6,6 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+export PIP_ROOT_USER_ACTION=ignore
 
 command -v cargo >/dev/null || { echo "test.sh: cargo (Rust 1.95) is required" >&2; exit 1; }
 "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \

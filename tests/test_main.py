@@ -70,3 +70,11 @@ def test_missing_script_and_usage(tmp_path):
     assert r.returncode == 2 and "can't open file" in r.stderr
     r = run_python("-m", "peregrine", cwd=tmp_path)
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_stats_option_prints_the_tier_table_at_exit(tmp_path):
+    script = _write(tmp_path)
+    r = run_python("-m", "peregrine", "--stats", str(script), "x", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"argv [{str(script)!r}, 'x']" in r.stdout
+    assert r.stderr.startswith("Peregrine tier statistics")

@@ -5,9 +5,11 @@ import os
 import runpy
 import sys
 
-USAGE = """usage: python -m peregrine [-m module | script.py] [args...]
+USAGE = """usage: python -m peregrine [--stats] [-m module | script.py] [args...]
 
-Runs the program with the Peregrine JIT enabled. Environment:
+Runs the program with the Peregrine JIT enabled.
+  --stats   print the tier statistics to stderr when the program ends (this process only)
+Environment:
   PEREGRINE_BASELINE_THRESHOLD  entries before baseline compilation (0: first call)
   PEREGRINE_OPTIMIZE_THRESHOLD  entries before optimization (a number or off)
   PEREGRINE_STATS=1             print tier statistics at exit
@@ -29,6 +31,11 @@ def main(argv):
         return 0 if argv else 2
     import peregrine
 
+    if argv[0] == "--stats":
+        import atexit
+
+        atexit.register(lambda: sys.stderr.write(peregrine.format_stats() + "\n"))
+        return main(argv[1:])
     if argv[0] == "-m":
         if len(argv) < 2:
             sys.stderr.write("python -m peregrine: -m needs a module name\n" + USAGE)
