@@ -65,7 +65,7 @@ def test_log_reports_compile_events():
     )
     assert r.returncode == 0
     assert "peregrine[info] frame hook installed" in r.stderr
-    assert "baseline refused f (<string>:1)" in r.stderr
+    assert "baseline compiled f (<string>:1)" in r.stderr
 
 
 def test_bad_log_level_warns():

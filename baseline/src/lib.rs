@@ -1,18 +1,170 @@
 //! Tier 1, the baseline compiler: one x86-64 template per bytecode instruction, stitched with
-//! dynasm-rs over the interpreter's own frame layout.
+//! dynasm-rs, running on the interpreter's own frame (locals and value stack in `localsplus`,
+//! `prev_instr` set as ceval sets it), so the frame can be handed to the interpreter at any
+//! instruction boundary.
 //!
-//! Status: not implemented yet (see docs/status.md). [`compile`] refuses every code object with
-//! [`CompileError::NotSupported`], so the hook counts the refusal and runs the frame in the
-//! interpreter; nothing is ever run half-compiled.
+//! A code object is compiled only if every instruction has a template (templates.rs); otherwise
+//! it is refused with the first missing opcode named, and runs in the interpreter. Generators and
+//! coroutines are refused for now (their frames are resumed mid-way). Exceptions hand the frame
+//! to the interpreter, which unwinds it exactly.
 
+mod compiled;
+mod emitter;
+mod templates;
+
+pub use compiled::BaselineCode;
+
+use emitter::Emitter;
+use peregrine_runtime::bytecode::{self, op, Instr};
 use peregrine_runtime::code_state::CompiledCode;
-use peregrine_runtime::cpython::ffi;
+use peregrine_runtime::cpython::{self, co_flags, ffi, CodeObject};
 use peregrine_runtime::CompileError;
+use templates::{gen_instr, template};
 
 /// Compiles `code` for the baseline tier.
 ///
 /// # Safety
 /// GIL held; `code` is a live code object.
-pub unsafe fn compile(_code: *mut ffi::PyObject) -> Result<Box<dyn CompiledCode>, CompileError> {
-    Err(CompileError::NotSupported("the baseline tier is not implemented yet".to_string()))
+pub unsafe fn compile(code: *mut ffi::PyObject) -> Result<Box<dyn CompiledCode>, CompileError> {
+    let co = code as *mut CodeObject;
+    // SAFETY: `code` is a live code object (caller).
+    let flags = unsafe { (*co).co_flags };
+    let resumable = co_flags::CO_GENERATOR
+        | co_flags::CO_COROUTINE
+        | co_flags::CO_ASYNC_GENERATOR
+        | co_flags::CO_ITERABLE_COROUTINE;
+    if flags & resumable != 0 {
+        return Err(CompileError::NotSupported("generator or coroutine code".to_string()));
+    }
+    // SAFETY: as above.
+    let bytes = unsafe { canonical_bytecode(co) }?;
+    let instrs = bytecode::decode(&bytes)?;
+    // SAFETY: as above.
+    let view = unsafe { CodeView::new(co) };
+    check(&instrs, &view)?;
+    emit(&instrs, &view, bytes.len() / 2)
+}
+
+/// What the compiler reads from the code object, copied out once.
+struct CodeView {
+    consts: Vec<*mut ffi::PyObject>,
+    n_names: usize,
+    n_localsplus: usize,
+    n_freevars: usize,
+    first_instr: usize,
+}
+
+impl CodeView {
+    /// # Safety
+    /// GIL held; `co` is live.
+    unsafe fn new(co: *mut CodeObject) -> CodeView {
+        // SAFETY: a live code object's consts and names are tuples.
+        unsafe {
+            let consts_tuple = (*co).co_consts;
+            let n = ffi::PyTuple_GET_SIZE(consts_tuple);
+            CodeView {
+                consts: (0..n).map(|i| ffi::PyTuple_GET_ITEM(consts_tuple, i)).collect(),
+                n_names: ffi::PyTuple_GET_SIZE((*co).co_names) as usize,
+                n_localsplus: (*co).co_nlocalsplus as usize,
+                n_freevars: (*co).co_nfreevars as usize,
+                first_instr: std::ptr::addr_of_mut!((*co).co_code_adaptive) as usize,
+            }
+        }
+    }
+}
+
+/// `co.co_code` as bytes.
+///
+/// # Safety
+/// GIL held; `co` is live.
+unsafe fn canonical_bytecode(co: *mut CodeObject) -> Result<Vec<u8>, CompileError> {
+    // SAFETY: GIL held; PyCode_GetCode returns a new reference to a bytes object or null.
+    unsafe {
+        let obj = cpython::PyCode_GetCode(co);
+        if obj.is_null() {
+            ffi::PyErr_Clear();
+            return Err(CompileError::NotSupported("co_code is unavailable".to_string()));
+        }
+        let data = ffi::PyBytes_AsString(obj) as *const u8;
+        let len = ffi::PyBytes_Size(obj) as usize;
+        let bytes = std::slice::from_raw_parts(data, len).to_vec();
+        ffi::Py_DECREF(obj);
+        Ok(bytes)
+    }
+}
+
+/// Refuses what the baseline does not compile and any argument the templates would trust
+/// blindly (indices into constants, names and locals; operator numbers).
+fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
+    let malformed = |ins: &Instr, what: &str| {
+        Err(CompileError::Malformed(format!("{} {} at offset {}: {}", ins.name(), ins.oparg, 2 * ins.index, what)))
+    };
+    let mut pending_kwnames = false;
+    for ins in instrs {
+        if template(ins.opcode).is_none() {
+            return Err(CompileError::NotSupported(format!("opcode {}", ins.name())));
+        }
+        let a = ins.oparg as usize;
+        use op::*;
+        let in_range = match ins.opcode {
+            LOAD_CONST | KW_NAMES => a < view.consts.len(),
+            LOAD_GLOBAL => a >> 1 < view.n_names,
+            STORE_GLOBAL | DELETE_GLOBAL | LOAD_ATTR | STORE_ATTR | DELETE_ATTR | LOAD_METHOD => a < view.n_names,
+            LOAD_FAST | STORE_FAST | DELETE_FAST | LOAD_CLOSURE | MAKE_CELL | LOAD_DEREF | STORE_DEREF
+            | DELETE_DEREF => a < view.n_localsplus,
+            BINARY_OP => a < 26,
+            COMPARE_OP => a <= 5,
+            COPY => a >= 1,
+            SWAP => a >= 2,
+            BUILD_SLICE => a == 2 || a == 3,
+            COPY_FREE_VARS => a == view.n_freevars,
+            _ => true,
+        };
+        if !in_range {
+            return malformed(ins, "argument out of range for this code object");
+        }
+        if ins.opcode == KW_NAMES {
+            // SAFETY: index checked above; GIL held by the caller of `compile`.
+            if unsafe { ffi::PyTuple_CheckExact(view.consts[a]) } == 0 {
+                return malformed(ins, "KW_NAMES constant is not a tuple");
+            }
+            pending_kwnames = true;
+        } else if ins.opcode == CALL {
+            pending_kwnames = false;
+        } else if pending_kwnames && ins.opcode != PRECALL {
+            return malformed(ins, "KW_NAMES not followed by PRECALL/CALL");
+        }
+    }
+    Ok(())
+}
+
+fn emit(instrs: &[Instr], view: &CodeView, n_units: usize) -> Result<Box<dyn CompiledCode>, CompileError> {
+    let io_error = |e: std::io::Error| CompileError::NotSupported(format!("code memory: {e}"));
+    let mut e = Emitter::new(view.first_instr).map_err(io_error)?;
+    let mut starts = vec![None; n_units + 1];
+    for ins in instrs {
+        starts[ins.start] = Some(e.label());
+    }
+    let labels = |i: usize| starts[i].expect("jump targets were checked to be instruction starts");
+    e.prologue();
+    let mut instr_offsets = Vec::with_capacity(instrs.len());
+    let mut kwnames: *mut ffi::PyObject = std::ptr::null_mut();
+    for ins in instrs {
+        let label = labels(ins.start);
+        e.bind(label);
+        instr_offsets.push((2 * ins.index, e.offset()));
+        if ins.opcode == op::KW_NAMES {
+            kwnames = view.consts[ins.oparg as usize];
+        }
+        gen_instr(&mut e, ins, &labels, &view.consts, kwnames);
+        if ins.opcode == op::CALL {
+            kwnames = std::ptr::null_mut();
+        }
+    }
+    let cold_start = e.finish();
+    let buffer = e
+        .ops
+        .finalize()
+        .map_err(|_| CompileError::NotSupported("could not make code memory executable".to_string()))?;
+    Ok(Box::new(BaselineCode { buffer, instr_offsets, cold_start }))
 }

@@ -6,7 +6,7 @@ use crate::tier_up::{compile_into, describe_code};
 use peregrine_runtime::code_state::CodeState;
 use peregrine_runtime::options::{OptionSpec, BASELINE_THRESHOLD, OPTIMIZE_THRESHOLD};
 use peregrine_runtime::stats::{TierStats, STATS};
-use peregrine_runtime::{FallbackReason, Tier};
+use peregrine_runtime::{DeoptReason, FallbackReason, Tier};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyCode, PyDict, PyInt, PyString};
@@ -126,6 +126,11 @@ pub fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         fallbacks.set_item(r.name(), STATS.fallback(r))?;
     }
     d.set_item("fallbacks", fallbacks)?;
+    let deopts = PyDict::new(py);
+    for r in DeoptReason::ALL {
+        deopts.set_item(r.name(), STATS.deopt(r))?;
+    }
+    d.set_item("deopt_reasons", deopts)?;
     let failures = PyDict::new(py);
     let by_tier = [("baseline", PyDict::new(py)), ("optimized", PyDict::new(py))];
     for (tier, reason, n) in STATS.compile_failures() {

@@ -63,6 +63,11 @@ def format_stats(s=None):
         lines.append("  frames sent to the interpreter, by reason:")
         for reason, n in sorted(fallbacks.items(), key=lambda kv: -kv[1]):
             lines.append(f"    {reason:<20} {n:>12}")
+    deopts = {k: v for k, v in s["deopt_reasons"].items() if v}
+    if deopts:
+        lines.append("  frames compiled code handed to the interpreter mid-way, by reason:")
+        for reason, n in sorted(deopts.items(), key=lambda kv: -kv[1]):
+            lines.append(f"    {reason:<28} {n:>12}")
     for tier, reasons in s["compile_failures"].items():
         if reasons:
             lines.append(f"  code objects the {tier} tier refused, by reason:")

@@ -21,6 +21,8 @@ pub trait CompiledCode: Send {
     fn entry(&self) -> EvalFrameFn;
     /// Bytes of machine code.
     fn code_bytes(&self) -> usize;
+    /// For tools (disassembly) that need the concrete type.
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// What a tier did with a code object.
@@ -91,6 +93,14 @@ impl CodeState {
     pub fn refusal(&self, tier: Tier) -> Option<CompileError> {
         match &*self.slot(tier)?.borrow() {
             Slot::Refused(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` on the compiled code of `tier`, if there is any.
+    pub fn with_compiled<R>(&self, tier: Tier, f: impl FnOnce(&dyn CompiledCode) -> R) -> Option<R> {
+        match &*self.slot(tier)?.borrow() {
+            Slot::Compiled(code) => Some(f(code.as_ref())),
             _ => None,
         }
     }

@@ -5,6 +5,7 @@
 //! read-modify-write on every call. Counters written off the GIL (the background optimizer, later)
 //! use [`Counter::add_atomic`].
 
+use crate::deopt::DeoptReason;
 use crate::fallback::FallbackReason;
 use crate::tier::Tier;
 use std::collections::BTreeMap;
@@ -89,6 +90,8 @@ pub struct Stats {
     pub baseline: TierStats,
     pub optimized: TierStats,
     fallbacks: [Counter; FallbackReason::COUNT],
+    /// Frames compiled code handed to the interpreter mid-way, by reason.
+    deopts: [Counter; DeoptReason::COUNT],
     /// Refused compilations by tier and reason, e.g. ("baseline", "not supported: opcode X").
     compile_failures: Mutex<BTreeMap<(&'static str, String), u64>>,
     /// Per-code states alive now (allocated in `co_extra`, freed with their code object).
@@ -100,6 +103,7 @@ pub static STATS: Stats = Stats {
     baseline: TierStats::new(),
     optimized: TierStats::new(),
     fallbacks: [const { Counter::new() }; FallbackReason::COUNT],
+    deopts: [const { Counter::new() }; DeoptReason::COUNT],
     compile_failures: Mutex::new(BTreeMap::new()),
     live_code_states: Counter::new(),
 };
@@ -123,6 +127,16 @@ impl Stats {
         self.fallbacks[reason.index()].get()
     }
 
+    /// Counts one frame handed from compiled code to the interpreter. GIL held.
+    #[inline]
+    pub fn count_deopt(&self, reason: DeoptReason) {
+        self.deopts[reason as usize].add_with_gil(1);
+    }
+
+    pub fn deopt(&self, reason: DeoptReason) -> u64 {
+        self.deopts[reason as usize].get()
+    }
+
     /// Records that `tier` refused a code object for `reason`.
     pub fn count_compile_failure(&self, tier: Tier, reason: String) {
         if let Some(t) = self.tier(tier) {
@@ -143,7 +157,7 @@ impl Stats {
         self.interpreter_entries.reset();
         self.baseline.reset();
         self.optimized.reset();
-        for c in &self.fallbacks {
+        for c in self.fallbacks.iter().chain(&self.deopts) {
             c.reset();
         }
         self.compile_failures.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -171,6 +185,7 @@ mod tests {
             baseline: TierStats::new(),
             optimized: TierStats::new(),
             fallbacks: [const { Counter::new() }; FallbackReason::COUNT],
+            deopts: [const { Counter::new() }; DeoptReason::COUNT],
             compile_failures: Mutex::new(BTreeMap::new()),
             live_code_states: Counter::new(),
         };

@@ -25,6 +25,7 @@ fn hand_written_layouts_match_the_c_compiler() {
     let mut probe = String::from(
         "#define Py_BUILD_CORE 1\n#include <Python.h>\n#include <stddef.h>\n\
          #include \"internal/pycore_frame.h\"\n#include \"internal/pycore_interp.h\"\n\
+         #include \"internal/pycore_runtime.h\"\n\
          #include <stdio.h>\nint main(void) {\n",
     );
     let mut expected = Vec::new();

@@ -129,18 +129,66 @@ pub struct GenObject {
     pub gi_iframe: [*mut PyObject; 1],
 }
 
-/// `struct _ceval_state` (Include/internal/pycore_interp.h), up to `gil_drop_request`.
+/// `PyCellObject` (Include/cpython/cellobject.h).
+#[repr(C)]
+pub struct CellObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    /// The content, or null when empty.
+    pub ob_ref: *mut PyObject,
+}
+
+/// `PyMethodObject` (Include/cpython/classobject.h), up to `im_self`.
+#[repr(C)]
+pub struct MethodObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    pub im_func: *mut PyObject,
+    pub im_self: *mut PyObject,
+}
+
+/// `PyFunctionObject` (Include/cpython/funcobject.h), up to `func_annotations`.
+#[repr(C)]
+pub struct FunctionObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    pub func_globals: *mut PyObject,
+    pub func_builtins: *mut PyObject,
+    pub func_name: *mut PyObject,
+    pub func_qualname: *mut PyObject,
+    pub func_code: *mut PyObject,
+    pub func_defaults: *mut PyObject,
+    pub func_kwdefaults: *mut PyObject,
+    pub func_closure: *mut PyObject,
+    pub func_doc: *mut PyObject,
+    pub func_dict: *mut PyObject,
+    pub func_weakreflist: *mut PyObject,
+    pub func_module: *mut PyObject,
+    pub func_annotations: *mut PyObject,
+}
+
+/// `struct _ceval_state` (Include/internal/pycore_interp.h), up to `pending.async_exc`.
 #[repr(C)]
 pub struct CevalState {
     pub recursion_limit: c_int,
     /// Non-zero when the eval loop must leave its fast path (signals, pending calls, GIL drop).
     pub eval_breaker: AtomicI32,
     pub gil_drop_request: AtomicI32,
+    /// `pending.lock`
+    pub pending_lock: *mut c_void,
+    /// `pending.calls_to_do`
+    pub pending_calls_to_do: AtomicI32,
+    /// `pending.async_exc`: "look at tstate->async_exc"; cleared when it is raised.
+    pub pending_async_exc: c_int,
 }
 
 /// `offsetof(PyInterpreterState, ceval)`. `struct _is` is large and we read nothing else from it,
 /// so only this offset is kept (checked like the fields).
 pub const INTERP_CEVAL_OFFSET: usize = 96;
+
+/// `offsetof(_PyRuntimeState, ceval.signals_pending)`: set when a signal arrived and its Python
+/// handler has not run yet.
+pub const RUNTIME_SIGNALS_PENDING_OFFSET: usize = 352;
 
 /// One checked field: C type name, C field path, and our offset for it.
 pub struct FieldCheck {
@@ -176,6 +224,11 @@ pub const FIELDS: &[FieldCheck] = fields! {
     "PyGenObject", GenObject => [gi_code, gi_weakreflist, gi_name, gi_qualname, gi_exc_state,
         gi_origin_or_finalizer, gi_hooks_inited, gi_closed, gi_running_async, gi_frame_state,
         gi_iframe];
+    "PyCellObject", CellObject => [ob_ref];
+    "PyMethodObject", MethodObject => [im_func, im_self];
+    "PyFunctionObject", FunctionObject => [func_globals, func_builtins, func_name, func_qualname,
+        func_code, func_defaults, func_kwdefaults, func_closure, func_doc, func_dict,
+        func_weakreflist, func_module, func_annotations];
     "struct _ceval_state", CevalState => [recursion_limit, eval_breaker, gil_drop_request];
 };
 
@@ -184,7 +237,14 @@ pub const SIZES: &[(&str, usize)] = &[
     ("_PyInterpreterFrame", std::mem::size_of::<InterpreterFrame>()),
     ("_PyCFrame", std::mem::size_of::<CFrame>()),
     ("_PyErr_StackItem", std::mem::size_of::<ErrStackItem>()),
+    ("PyCellObject", std::mem::size_of::<CellObject>()),
 ];
 
 /// Extra offsets that are not fields of a struct declared here.
-pub const OFFSETS: &[(&str, &str, usize)] = &[("PyInterpreterState", "ceval", INTERP_CEVAL_OFFSET)];
+pub const OFFSETS: &[(&str, &str, usize)] = &[
+    ("PyInterpreterState", "ceval", INTERP_CEVAL_OFFSET),
+    ("_PyRuntimeState", "ceval.signals_pending", RUNTIME_SIGNALS_PENDING_OFFSET),
+    ("struct _ceval_state", "pending.lock", offset_of!(CevalState, pending_lock)),
+    ("struct _ceval_state", "pending.calls_to_do", offset_of!(CevalState, pending_calls_to_do)),
+    ("struct _ceval_state", "pending.async_exc", offset_of!(CevalState, pending_async_exc)),
+];

@@ -12,7 +12,10 @@ pub use pyo3_ffi as ffi;
 
 use std::os::raw::c_int;
 
-pub use layout::{CFrame, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
+pub use layout::{
+    CFrame, CellObject, CevalState, CodeObject, FunctionObject, GenObject, InterpreterFrame,
+    MethodObject, ThreadState,
+};
 
 /// `PyObject *f(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)`: the PEP 523
 /// frame-evaluation function type of 3.11.
@@ -43,6 +46,19 @@ extern "C" {
         index: ffi::Py_ssize_t,
         extra: *mut *mut std::ffi::c_void,
     ) -> c_int;
+    /// Deallocates an object whose reference count reached zero (what `Py_DECREF` calls).
+    pub fn _Py_Dealloc(op: *mut ffi::PyObject);
+    /// The canonical bytecode (`co.co_code`): a new reference to a bytes object.
+    pub fn PyCode_GetCode(code: *mut CodeObject) -> *mut ffi::PyObject;
+    pub fn _PyDict_NewPresized(minused: ffi::Py_ssize_t) -> *mut ffi::PyObject;
+    pub fn _PyObject_GetMethod(
+        obj: *mut ffi::PyObject,
+        name: *mut ffi::PyObject,
+        method: *mut *mut ffi::PyObject,
+    ) -> c_int;
+    pub static mut PyMethod_Type: ffi::PyTypeObject;
+    /// The runtime state; only `ceval.signals_pending` is read (see layout.rs).
+    pub static mut _PyRuntime: u8;
     pub fn _PyCode_SetExtra(
         code: *mut ffi::PyObject,
         index: ffi::Py_ssize_t,

@@ -1,0 +1,52 @@
+//! Baseline machine code for one code object, owned by its `CodeState` and freed with it.
+
+use dynasmrt::ExecutableBuffer;
+use peregrine_runtime::code_state::CompiledCode;
+use peregrine_runtime::cpython::EvalFrameFn;
+use peregrine_runtime::Tier;
+
+/// The executable code of one code object plus what debugging tools need to read it.
+pub struct BaselineCode {
+    pub(crate) buffer: ExecutableBuffer,
+    /// Native offset where each bytecode instruction's template starts: (bytecode offset in
+    /// bytes, native offset), in code order.
+    pub(crate) instr_offsets: Vec<(usize, usize)>,
+    /// Native offset where the cold stubs begin (error and hand-off paths).
+    pub(crate) cold_start: usize,
+}
+
+impl BaselineCode {
+    /// The machine code bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buffer
+    }
+
+    /// (bytecode offset, native offset) for each instruction.
+    pub fn instr_offsets(&self) -> &[(usize, usize)] {
+        &self.instr_offsets
+    }
+
+    pub fn cold_start(&self) -> usize {
+        self.cold_start
+    }
+}
+
+impl CompiledCode for BaselineCode {
+    fn tier(&self) -> Tier {
+        Tier::Baseline
+    }
+
+    fn entry(&self) -> EvalFrameFn {
+        // SAFETY: the buffer starts with a function of the eval-frame signature (emitter.rs
+        // prologue), and it is executable for as long as `self` lives.
+        unsafe { std::mem::transmute::<*const u8, EvalFrameFn>(self.buffer.ptr(dynasmrt::AssemblyOffset(0))) }
+    }
+
+    fn code_bytes(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

@@ -1,0 +1,332 @@
+//! The assembler side of the baseline: frame prologue/epilogue, common sequences (calling a
+//! helper, reference counting), and the cold stubs an instruction may need (error exit, hand-off
+//! to the interpreter before an instruction, eval-breaker slow path, unbound local).
+//!
+//! Register assignment inside compiled code (all callee-saved, so helpers preserve them):
+//! `r12` = the `_PyInterpreterFrame*`, `r13` = the `PyThreadState*`, `r14` = the value-stack
+//! pointer (next free slot), `rbx` = scratch that survives calls. The compiled function's own
+//! stack frame holds our `_PyCFrame` at `[rbp - CFRAME]`.
+
+use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
+use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
+use peregrine_runtime::cpython::{self, CevalState, InterpreterFrame, ThreadState};
+use peregrine_runtime::jit::frame;
+use peregrine_runtime::jit::ops::{self, OpHelper};
+use peregrine_runtime::DeoptReason;
+use std::mem::offset_of;
+
+/// Pins the architecture for every `dynasm!` use in this crate.
+macro_rules! x64 {
+    ($ops:expr; $($t:tt)*) => {
+        dynasm!($ops ; .arch x64 ; $($t)*)
+    };
+}
+pub(crate) use x64;
+
+pub const FRAME_LOCALSPLUS: i32 = offset_of!(InterpreterFrame, localsplus) as i32;
+const FRAME_PREV_INSTR: i32 = offset_of!(InterpreterFrame, prev_instr) as i32;
+const TSTATE_INTERP: i32 = offset_of!(ThreadState, interp) as i32;
+const EVAL_BREAKER: i32 = (INTERP_CEVAL_OFFSET + offset_of!(CevalState, eval_breaker)) as i32;
+/// Our `_PyCFrame` lives at `[rbp - CFRAME]` (24 bytes; see the prologue).
+pub const CFRAME: i32 = 80;
+
+/// A slow path emitted after the function body.
+enum Stub {
+    /// Hands the frame to the interpreter with the exception set, at the failing instruction.
+    /// Expects `r14` = the stack (tag bit allowed).
+    Error { label: DynamicLabel, prev_instr: usize },
+    /// Hands the frame to the interpreter before an instruction (`prev_instr` = the unit before
+    /// it), with `r14` the exact stack.
+    HandOff { label: DynamicLabel, prev_instr: usize, reason: DeoptReason },
+    /// Eval breaker set: `pg_eval_breaker`, then back to `resume` or on to `handoff`.
+    EvalBreaker { label: DynamicLabel, resume: DynamicLabel, handoff: DynamicLabel },
+    /// Eval breaker set after a call: `pg_handle_pending`, then back to `resume` or to `error`.
+    Pending { label: DynamicLabel, resume: DynamicLabel, error: DynamicLabel },
+    /// LOAD_FAST of an unset local: raise UnboundLocalError, then the error exit.
+    UnboundLocal { label: DynamicLabel, oparg: u32, error: DynamicLabel },
+}
+
+pub struct Emitter {
+    pub ops: Assembler,
+    stubs: Vec<Stub>,
+    epilogue: DynamicLabel,
+    delegate: DynamicLabel,
+    /// Shared tail of every hand-off: expects `r8` = prev_instr, `r9d` = reason, `r14` = stack.
+    handoff: DynamicLabel,
+    /// Address of `co_code_adaptive[0]` of the code object being compiled.
+    first_instr: usize,
+}
+
+impl Emitter {
+    pub fn new(first_instr: usize) -> std::io::Result<Self> {
+        let mut ops = Assembler::new()?;
+        let epilogue = ops.new_dynamic_label();
+        let delegate = ops.new_dynamic_label();
+        let handoff = ops.new_dynamic_label();
+        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, first_instr })
+    }
+
+    pub fn label(&mut self) -> DynamicLabel {
+        self.ops.new_dynamic_label()
+    }
+
+    /// The address of code unit `index`: what `prev_instr` holds while that unit's instruction
+    /// runs. `index` -1 is "before the first instruction".
+    pub fn unit_addr(&self, index: isize) -> usize {
+        (self.first_instr as isize + 2 * index) as usize
+    }
+
+    /// Places `label` here.
+    pub fn bind(&mut self, label: DynamicLabel) {
+        x64!(self.ops ; =>label);
+    }
+
+    pub fn offset(&self) -> usize {
+        self.ops.offset().0
+    }
+
+    /// Pushes the frame, saves callee-saved registers, reserves the cframe and calls
+    /// `pg_frame_enter`; a null answer runs the whole frame in the interpreter instead.
+    pub fn prologue(&mut self) {
+        let delegate = self.delegate;
+        x64!(self.ops
+            ; push rbp
+            ; mov rbp, rsp
+            ; push rbx
+            ; push r12
+            ; push r13
+            ; push r14
+            ; push r15
+            ; sub rsp, 40            // the cframe (24 bytes), keeping rsp 16-byte aligned
+            ; mov r13, rdi
+            ; mov r12, rsi
+            ; lea rdx, [rbp - CFRAME]
+            ; mov rax, QWORD frame::pg_frame_enter as *const () as usize as i64
+            ; call rax
+            ; test rax, rax
+            ; jz =>delegate
+            ; mov r14, rax
+        );
+    }
+
+    /// Per-instruction prelude: hand off before the instruction if tracing went on, and point
+    /// `prev_instr` at it (tracebacks, `f_lineno` and destructors read it).
+    pub fn instr_prelude(&mut self, start: usize, index: usize) {
+        let tracing = self.handoff_before(start, DeoptReason::Tracing);
+        let addr = self.unit_addr(index as isize) as i64;
+        x64!(self.ops
+            ; cmp BYTE [rbp - CFRAME], 0
+            ; jne =>tracing
+            ; mov rax, QWORD addr
+            ; mov [r12 + FRAME_PREV_INSTR], rax
+        );
+    }
+
+    /// The error exit of the instruction whose own code unit is `index`: the interpreter raises
+    /// the pending exception there. Expects the stack in `r14` (tag bit allowed).
+    pub fn error_exit(&mut self, index: usize) -> DynamicLabel {
+        let label = self.label();
+        self.stubs.push(Stub::Error { label, prev_instr: self.unit_addr(index as isize) });
+        label
+    }
+
+    /// A label that hands the frame to the interpreter before the instruction at `start`.
+    pub fn handoff_before(&mut self, start: usize, reason: DeoptReason) -> DynamicLabel {
+        let label = self.label();
+        self.stubs.push(Stub::HandOff { label, prev_instr: self.unit_addr(start as isize - 1), reason });
+        label
+    }
+
+    /// Polls the eval breaker; when set, gives up the GIL if asked, or hands the frame over
+    /// before the instruction at `start` so the interpreter handles signals exactly.
+    pub fn check_eval_breaker(&mut self, start: usize) {
+        let stub = self.label();
+        let resume = self.label();
+        let handoff = self.handoff_before(start, DeoptReason::EvalBreaker);
+        self.stubs.push(Stub::EvalBreaker { label: stub, resume, handoff });
+        x64!(self.ops
+            ; mov rax, [r13 + TSTATE_INTERP]
+            ; mov eax, DWORD [rax + EVAL_BREAKER]
+            ; test eax, eax
+            ; jnz =>stub
+            ; =>resume
+        );
+    }
+
+    /// After a call, as ceval's `CHECK_EVAL_BREAKER`: runs signal handlers and pending calls,
+    /// gives up the GIL if asked, raises an asynchronous exception (through `error`).
+    pub fn check_pending_after_call(&mut self, error: DynamicLabel) {
+        let stub = self.label();
+        let resume = self.label();
+        self.stubs.push(Stub::Pending { label: stub, resume, error });
+        x64!(self.ops
+            ; mov rax, [r13 + TSTATE_INTERP]
+            ; mov eax, DWORD [rax + EVAL_BREAKER]
+            ; test eax, eax
+            ; jnz =>stub
+            ; =>resume
+        );
+    }
+
+    /// Calls `helper(tstate, frame, sp, oparg)`, takes its stack pointer and branches to `error`
+    /// when it is tagged.
+    pub fn call_op_helper(&mut self, helper: OpHelper, oparg: u32, error: DynamicLabel) {
+        x64!(self.ops
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; mov ecx, oparg as i32
+            ; mov rax, QWORD helper as *const () as usize as i64
+            ; call rax
+            ; mov r14, rax
+            ; test al, 1
+            ; jnz =>error
+        );
+    }
+
+    /// `Py_INCREF(reg)` for `rax`.
+    pub fn incref_rax(&mut self) {
+        x64!(self.ops ; inc QWORD [rax]);
+    }
+
+    /// `Py_DECREF(rdi)`: may run a destructor (any Python code), so `prev_instr` must be set.
+    pub fn decref_rdi(&mut self) {
+        x64!(self.ops
+            ; dec QWORD [rdi]
+            ; jnz >alive
+            ; mov rax, QWORD cpython::_Py_Dealloc as *const () as usize as i64
+            ; call rax
+            ; alive:
+        );
+    }
+
+    /// `Py_XDECREF(rdi)`.
+    pub fn xdecref_rdi(&mut self) {
+        x64!(self.ops
+            ; test rdi, rdi
+            ; jz >null
+        );
+        self.decref_rdi();
+        x64!(self.ops ; null:);
+    }
+
+    /// Pushes `rax` on the value stack.
+    pub fn push_rax(&mut self) {
+        x64!(self.ops
+            ; mov [r14], rax
+            ; add r14, 8
+        );
+    }
+
+    /// Loads local `index` into `rax`, or jumps to an UnboundLocalError exit if it is unset.
+    pub fn load_local_checked(&mut self, index: u32, error: DynamicLabel) {
+        let unbound = self.label();
+        self.stubs.push(Stub::UnboundLocal { label: unbound, oparg: index, error });
+        let disp = FRAME_LOCALSPLUS + 8 * index as i32;
+        x64!(self.ops
+            ; mov rax, [r12 + disp]
+            ; test rax, rax
+            ; jz =>unbound
+        );
+    }
+
+    /// `RETURN_VALUE`: pops the value, leaves the frame and returns it.
+    pub fn return_top(&mut self) {
+        let epilogue = self.epilogue;
+        x64!(self.ops
+            ; sub r14, 8
+            ; mov rbx, [r14]
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; lea rcx, [rbp - CFRAME]
+            ; mov rax, QWORD frame::pg_frame_return as *const () as usize as i64
+            ; call rax
+            ; mov rax, rbx
+            ; jmp =>epilogue
+        );
+    }
+
+    /// Emits the shared tails and every stub, and returns the offset where cold code begins.
+    pub fn finish(&mut self) -> usize {
+        let cold_start = self.offset();
+        let (epilogue, delegate, handoff) = (self.epilogue, self.delegate, self.handoff);
+        x64!(self.ops
+            ; =>handoff
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; lea rcx, [rbp - CFRAME]
+            ; mov rax, QWORD frame::pg_frame_handoff as *const () as usize as i64
+            ; call rax
+            ; jmp =>epilogue
+            ; =>delegate
+            // The interpreter runs the whole frame (resumed mid-way, or recursion limit reached).
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; xor edx, edx
+            ; mov rax, QWORD cpython::_PyEval_EvalFrameDefault as *const () as usize as i64
+            ; call rax
+            ; =>epilogue
+            ; add rsp, 40
+            ; pop r15
+            ; pop r14
+            ; pop r13
+            ; pop r12
+            ; pop rbx
+            ; pop rbp
+            ; ret
+        );
+        for stub in std::mem::take(&mut self.stubs) {
+            match stub {
+                Stub::Error { label, prev_instr } => {
+                    x64!(self.ops ; =>label ; and r14, -2);
+                    self.emit_handoff(prev_instr, DeoptReason::Exception);
+                }
+                Stub::HandOff { label, prev_instr, reason } => {
+                    x64!(self.ops ; =>label);
+                    self.emit_handoff(prev_instr, reason);
+                }
+                Stub::EvalBreaker { label, resume, handoff } => {
+                    x64!(self.ops
+                        ; =>label
+                        ; mov rdi, r13
+                        ; mov rax, QWORD frame::pg_eval_breaker as *const () as usize as i64
+                        ; call rax
+                        ; test eax, eax
+                        ; jz =>resume
+                        ; jmp =>handoff
+                    );
+                }
+                Stub::Pending { label, resume, error } => {
+                    x64!(self.ops
+                        ; =>label
+                        ; mov rdi, r13
+                        ; mov rax, QWORD frame::pg_handle_pending as *const () as usize as i64
+                        ; call rax
+                        ; test eax, eax
+                        ; jnz =>error
+                        ; jmp =>resume
+                    );
+                }
+                Stub::UnboundLocal { label, oparg, error } => {
+                    x64!(self.ops ; =>label);
+                    self.call_op_helper(ops::pg_unbound_local, oparg, error);
+                    // pg_unbound_local always tags its result, so the line above always jumps.
+                }
+            }
+        }
+        cold_start
+    }
+
+    /// `pg_frame_handoff(tstate, frame, r14, cframe, prev_instr, reason)` through the shared
+    /// tail, which returns the frame's result.
+    fn emit_handoff(&mut self, prev_instr: usize, reason: DeoptReason) {
+        let handoff = self.handoff;
+        x64!(self.ops
+            ; mov r8, QWORD prev_instr as i64
+            ; mov r9d, reason as u32 as i32
+            ; jmp =>handoff
+        );
+    }
+}

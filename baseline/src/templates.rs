@@ -1,0 +1,319 @@
+//! One template per bytecode instruction (`gen_instr`), YJIT-style: a single dispatch on the
+//! opcode with a uniform signature. Simple stack and local operations are inlined; everything
+//! else calls its semantic helper in `peregrine_runtime::jit::ops`.
+//!
+//! Instructions that only run inside exception handlers are compiled as hand-offs to the
+//! interpreter: an exception always hands the frame to the interpreter (which unwinds through the
+//! exception table), so compiled code never reaches a handler. `RAISE_VARARGS` and `RERAISE`,
+//! which always raise, hand off before running, so the interpreter raises exactly as it would.
+
+use crate::emitter::{x64, Emitter, FRAME_LOCALSPLUS};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
+use peregrine_runtime::bytecode::{op, Instr};
+use peregrine_runtime::cpython::ffi;
+use peregrine_runtime::jit::ops as h;
+use peregrine_runtime::jit::ops::OpHelper;
+use peregrine_runtime::DeoptReason;
+
+/// What the template of an opcode is.
+pub enum Template {
+    /// No code at all (the instruction only affects compile-time state or nothing).
+    Nothing,
+    /// Inline code written in `gen_instr`.
+    Inline,
+    /// A call to a uniform helper.
+    Helper(OpHelper),
+    /// Hand the frame to the interpreter before the instruction.
+    HandOff,
+}
+
+/// The template for `opcode`, or `None` if the baseline does not compile it yet.
+pub fn template(opcode: u8) -> Option<Template> {
+    use op::*;
+    use Template::*;
+    Some(match opcode {
+        NOP | KW_NAMES | EXTENDED_ARG | CACHE => Nothing,
+        RESUME | LOAD_FAST | LOAD_CLOSURE | STORE_FAST | LOAD_CONST | POP_TOP | PUSH_NULL | COPY
+        | SWAP | RETURN_VALUE | JUMP_FORWARD | JUMP_BACKWARD | JUMP_BACKWARD_NO_INTERRUPT
+        | POP_JUMP_FORWARD_IF_FALSE | POP_JUMP_BACKWARD_IF_FALSE | POP_JUMP_FORWARD_IF_TRUE
+        | POP_JUMP_BACKWARD_IF_TRUE | POP_JUMP_FORWARD_IF_NONE | POP_JUMP_BACKWARD_IF_NONE
+        | POP_JUMP_FORWARD_IF_NOT_NONE | POP_JUMP_BACKWARD_IF_NOT_NONE | JUMP_IF_FALSE_OR_POP
+        | JUMP_IF_TRUE_OR_POP | FOR_ITER | CALL => Inline,
+        DELETE_FAST => Helper(h::pg_delete_fast),
+        MAKE_CELL => Helper(h::pg_make_cell),
+        COPY_FREE_VARS => Helper(h::pg_copy_free_vars),
+        LOAD_DEREF => Helper(h::pg_load_deref),
+        STORE_DEREF => Helper(h::pg_store_deref),
+        DELETE_DEREF => Helper(h::pg_delete_deref),
+        BINARY_OP => Helper(h::pg_binary_op),
+        COMPARE_OP => Helper(h::pg_compare_op),
+        IS_OP => Helper(h::pg_is_op),
+        CONTAINS_OP => Helper(h::pg_contains_op),
+        UNARY_POSITIVE => Helper(h::pg_unary_positive),
+        UNARY_NEGATIVE => Helper(h::pg_unary_negative),
+        UNARY_INVERT => Helper(h::pg_unary_invert),
+        UNARY_NOT => Helper(h::pg_unary_not),
+        BINARY_SUBSCR => Helper(h::pg_binary_subscr),
+        STORE_SUBSCR => Helper(h::pg_store_subscr),
+        DELETE_SUBSCR => Helper(h::pg_delete_subscr),
+        LOAD_GLOBAL => Helper(h::pg_load_global),
+        STORE_GLOBAL => Helper(h::pg_store_global),
+        DELETE_GLOBAL => Helper(h::pg_delete_global),
+        LOAD_ATTR => Helper(h::pg_load_attr),
+        STORE_ATTR => Helper(h::pg_store_attr),
+        DELETE_ATTR => Helper(h::pg_delete_attr),
+        LOAD_METHOD => Helper(h::pg_load_method),
+        PRECALL => Helper(h::pg_precall),
+        BUILD_TUPLE => Helper(h::pg_build_tuple),
+        BUILD_LIST => Helper(h::pg_build_list),
+        BUILD_SET => Helper(h::pg_build_set),
+        BUILD_MAP => Helper(h::pg_build_map),
+        BUILD_CONST_KEY_MAP => Helper(h::pg_build_const_key_map),
+        BUILD_STRING => Helper(h::pg_build_string),
+        BUILD_SLICE => Helper(h::pg_build_slice),
+        LIST_APPEND => Helper(h::pg_list_append),
+        SET_ADD => Helper(h::pg_set_add),
+        MAP_ADD => Helper(h::pg_map_add),
+        LIST_TO_TUPLE => Helper(h::pg_list_to_tuple),
+        GET_ITER => Helper(h::pg_get_iter),
+        GET_LEN => Helper(h::pg_get_len),
+        UNPACK_SEQUENCE => Helper(h::pg_unpack_sequence),
+        FORMAT_VALUE => Helper(h::pg_format_value),
+        MAKE_FUNCTION => Helper(h::pg_make_function),
+        LOAD_ASSERTION_ERROR => Helper(h::pg_load_assertion_error),
+        RAISE_VARARGS | RERAISE | PUSH_EXC_INFO | POP_EXCEPT | CHECK_EXC_MATCH | CHECK_EG_MATCH
+        | WITH_EXCEPT_START | PREP_RERAISE_STAR => HandOff,
+        _ => return None,
+    })
+}
+
+/// Emits the code of one instruction. `labels[i]` is the label of the instruction starting at
+/// code unit `i`; `kwnames` is the constant named by a preceding KW_NAMES, for CALL.
+pub fn gen_instr(
+    e: &mut Emitter,
+    ins: &Instr,
+    labels: &dyn Fn(usize) -> DynamicLabel,
+    consts: &[*mut ffi::PyObject],
+    kwnames: *mut ffi::PyObject,
+) {
+    let template = template(ins.opcode).expect("checked before emitting");
+    if let Template::Nothing = template {
+        return;
+    }
+    if let Template::HandOff = template {
+        let label = e.handoff_before(ins.start, DeoptReason::InterpreterOnlyInstruction);
+        x64!(e.ops ; jmp =>label);
+        return;
+    }
+    e.instr_prelude(ins.start, ins.index);
+    if let Template::Helper(helper) = template {
+        let error = e.error_exit(ins.index);
+        e.call_op_helper(helper, ins.oparg, error);
+        return;
+    }
+    let oparg = ins.oparg;
+    let local = FRAME_LOCALSPLUS + 8 * oparg as i32;
+    let target = || labels(ins.jump_target().expect("a jump"));
+    // SAFETY-free: addresses of the bool/None singletons, compared by identity.
+    let (py_true, py_false, py_none) =
+        unsafe { (ffi::Py_True() as i64, ffi::Py_False() as i64, ffi::Py_None() as i64) };
+    use op::*;
+    match ins.opcode {
+        RESUME => {
+            if oparg < 2 {
+                e.check_eval_breaker(ins.start);
+            }
+        }
+        LOAD_FAST | LOAD_CLOSURE => {
+            let error = e.error_exit(ins.index);
+            e.load_local_checked(oparg, error);
+            e.incref_rax();
+            e.push_rax();
+        }
+        STORE_FAST => {
+            x64!(e.ops
+                ; sub r14, 8
+                ; mov rax, [r14]
+                ; mov rdi, [r12 + local]
+                ; mov [r12 + local], rax
+            );
+            e.xdecref_rdi();
+        }
+        LOAD_CONST => {
+            x64!(e.ops ; mov rax, QWORD consts[oparg as usize] as i64);
+            e.incref_rax();
+            e.push_rax();
+        }
+        POP_TOP => {
+            x64!(e.ops ; sub r14, 8 ; mov rdi, [r14]);
+            e.decref_rdi();
+        }
+        PUSH_NULL => {
+            x64!(e.ops ; mov QWORD [r14], 0 ; add r14, 8);
+        }
+        COPY => {
+            x64!(e.ops ; mov rax, [r14 - 8 * oparg as i32]);
+            e.incref_rax();
+            e.push_rax();
+        }
+        SWAP => {
+            x64!(e.ops
+                ; mov rax, [r14 - 8]
+                ; mov rcx, [r14 - 8 * oparg as i32]
+                ; mov [r14 - 8], rcx
+                ; mov [r14 - 8 * oparg as i32], rax
+            );
+        }
+        RETURN_VALUE => e.return_top(),
+        JUMP_FORWARD | JUMP_BACKWARD_NO_INTERRUPT => {
+            let t = target();
+            x64!(e.ops ; jmp =>t);
+        }
+        JUMP_BACKWARD => {
+            // Before the jump: the interpreter re-runs JUMP_BACKWARD (and its own check) when
+            // anything but a GIL drop is pending.
+            e.check_eval_breaker(ins.start);
+            let t = target();
+            x64!(e.ops ; jmp =>t);
+        }
+        POP_JUMP_FORWARD_IF_FALSE | POP_JUMP_BACKWARD_IF_FALSE | POP_JUMP_FORWARD_IF_TRUE
+        | POP_JUMP_BACKWARD_IF_TRUE => {
+            let jump_if_true = matches!(ins.opcode, POP_JUMP_FORWARD_IF_TRUE | POP_JUMP_BACKWARD_IF_TRUE);
+            if ins.jump_target() < Some(ins.start) {
+                // ceval checks the breaker after a backward jump; checking before the instruction
+                // and letting the interpreter run it when work is pending is exact.
+                e.check_eval_breaker(ins.start);
+            }
+            let t = target();
+            let error = e.error_exit(ins.index);
+            let (on_true, on_false) = (e.label(), e.label());
+            x64!(e.ops
+                ; sub r14, 8
+                ; mov rdi, [r14]
+                ; mov rax, QWORD py_true
+                ; cmp rdi, rax
+                ; je >is_true
+                ; mov rax, QWORD py_false
+                ; cmp rdi, rax
+                ; je >is_false
+                // Anything else: PyObject_IsTrue, which releases the value.
+                ; lea rdi, [r14 + 8]
+                ; mov rax, QWORD h::pg_pop_truth as *const () as usize as i64
+                ; call rax
+                ; test eax, eax
+                ; js =>error
+                ; jnz =>on_true
+                ; jmp =>on_false
+                ; is_true:
+                ; dec QWORD [rdi]      // True/False are never deallocated
+                ; jmp =>on_true
+                ; is_false:
+                ; dec QWORD [rdi]
+                ; jmp =>on_false
+            );
+            let fallthrough = e.label();
+            if jump_if_true {
+                x64!(e.ops ; =>on_true ; jmp =>t ; =>on_false ; =>fallthrough);
+            } else {
+                x64!(e.ops ; =>on_false ; jmp =>t ; =>on_true ; =>fallthrough);
+            }
+        }
+        POP_JUMP_FORWARD_IF_NONE | POP_JUMP_BACKWARD_IF_NONE | POP_JUMP_FORWARD_IF_NOT_NONE
+        | POP_JUMP_BACKWARD_IF_NOT_NONE => {
+            let jump_if_none = matches!(ins.opcode, POP_JUMP_FORWARD_IF_NONE | POP_JUMP_BACKWARD_IF_NONE);
+            if ins.jump_target() < Some(ins.start) {
+                e.check_eval_breaker(ins.start); // as for POP_JUMP_BACKWARD_IF_TRUE/FALSE
+            }
+            let t = target();
+            x64!(e.ops
+                ; sub r14, 8
+                ; mov rdi, [r14]
+                ; xor ebx, ebx
+                ; mov rax, QWORD py_none
+                ; cmp rdi, rax
+                ; sete bl
+            );
+            e.decref_rdi();
+            x64!(e.ops ; test bl, bl);
+            if jump_if_none {
+                x64!(e.ops ; jnz =>t);
+            } else {
+                x64!(e.ops ; jz =>t);
+            }
+        }
+        JUMP_IF_FALSE_OR_POP | JUMP_IF_TRUE_OR_POP => {
+            // Jump keeping the value when its truth is `keep_if`; otherwise pop it.
+            let keep_if = ins.opcode == JUMP_IF_TRUE_OR_POP;
+            let t = target();
+            let error = e.error_exit(ins.index);
+            let (on_true, on_false, pop) = (e.label(), e.label(), e.label());
+            x64!(e.ops
+                ; mov rdi, [r14 - 8]
+                ; mov rax, QWORD py_true
+                ; cmp rdi, rax
+                ; je =>on_true
+                ; mov rax, QWORD py_false
+                ; cmp rdi, rax
+                ; je =>on_false
+                ; mov rdi, r14
+                ; mov rax, QWORD h::pg_peek_truth as *const () as usize as i64
+                ; call rax
+                ; test eax, eax
+                ; js =>error
+                ; jnz =>on_true
+                ; jmp =>on_false
+            );
+            let done = e.label();
+            let (jump_label, pop_label) = if keep_if { (on_true, on_false) } else { (on_false, on_true) };
+            x64!(e.ops
+                ; =>jump_label
+                ; jmp =>t
+                ; =>pop_label
+                ; =>pop
+                ; sub r14, 8
+                ; mov rdi, [r14]
+            );
+            e.decref_rdi();
+            x64!(e.ops ; =>done);
+        }
+        FOR_ITER => {
+            let t = target();
+            let error = e.error_exit(ins.index);
+            x64!(e.ops
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; xor ecx, ecx
+                ; mov rax, QWORD h::pg_for_iter as *const () as usize as i64
+                ; call rax
+                ; test al, 1
+                ; jnz >failed
+                ; cmp rax, r14
+                ; mov r14, rax
+                ; jb =>t              // the exhausted iterator was popped
+                ; jmp >next
+                ; failed:
+                ; mov r14, rax
+                ; jmp =>error
+                ; next:
+            );
+        }
+        CALL => {
+            let error = e.error_exit(ins.index);
+            x64!(e.ops
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; mov ecx, oparg as i32
+                ; mov r8, QWORD kwnames as i64
+                ; mov rax, QWORD h::pg_call as *const () as usize as i64
+                ; call rax
+                ; mov r14, rax
+                ; test al, 1
+                ; jnz =>error
+            );
+            e.check_pending_after_call(error);
+        }
+        other => unreachable!("opcode {other} has no inline template"),
+    }
+}

@@ -1,0 +1,268 @@
+//! The frame protocol compiled code follows, mirroring `_PyEval_EvalFrameDefault`: push a
+//! `_PyCFrame` on entry and count the recursion; pop it on return; and, to hand the frame to the
+//! interpreter at any instruction boundary, write `prev_instr`/`stacktop` back, pop the cframe and
+//! call `_PyEval_EvalFrameDefault` (see shared/design/cpython-3.11.md).
+
+use super::Sp;
+use crate::cpython::layout::{INTERP_CEVAL_OFFSET, RUNTIME_SIGNALS_PENDING_OFFSET};
+use std::sync::atomic::AtomicI32;
+use crate::cpython::{self, ffi, CFrame, CevalState, InterpreterFrame, ThreadState};
+use crate::deopt::DeoptReason;
+use crate::stats::STATS;
+use std::cell::Cell;
+use std::os::raw::c_int;
+use std::sync::atomic::Ordering;
+
+/// `Py_tracefunc`.
+type TraceFunc = unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject, c_int, *mut ffi::PyObject) -> c_int;
+const PY_TRACE_CALL: c_int = 0;
+
+thread_local! {
+    /// The trace and profile functions set aside by `swallow_next_call_event`.
+    static SET_ASIDE: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// `localsplus` of a frame.
+///
+/// # Safety
+/// `frame` is a live frame.
+#[inline(always)]
+unsafe fn localsplus(frame: *mut InterpreterFrame) -> Sp {
+    // SAFETY: `localsplus` is the frame's trailing array.
+    unsafe { std::ptr::addr_of_mut!((*frame).localsplus) as Sp }
+}
+
+/// Starts running `frame` in compiled code: pushes `cframe` (which lives in the compiled
+/// function's stack frame), links the frame and counts the recursion. Returns the value-stack
+/// pointer, or null when the interpreter must run this frame from the start instead (it is being
+/// resumed mid-way, or the recursion limit is reached and the interpreter raises RecursionError).
+///
+/// # Safety
+/// GIL held; the arguments are those CPython passed to the frame-evaluation function; `cframe`
+/// stays valid until [`pg_frame_return`] or [`pg_frame_handoff`].
+pub unsafe extern "C" fn pg_frame_enter(
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    cframe: *mut CFrame,
+) -> Sp {
+    // SAFETY: all pointers are live per the contract above.
+    unsafe {
+        let code = (*frame).f_code;
+        let first = std::ptr::addr_of_mut!((*code).co_code_adaptive) as *mut u16;
+        if (*frame).prev_instr != first.wrapping_sub(1) {
+            STATS.count_deopt(DeoptReason::ResumedFrame);
+            return std::ptr::null_mut();
+        }
+        if (*tstate).recursion_remaining <= 0 {
+            STATS.count_deopt(DeoptReason::RecursionLimit);
+            return std::ptr::null_mut();
+        }
+        let prev = (*tstate).cframe;
+        (*cframe).use_tracing = (*prev).use_tracing;
+        (*cframe).previous = prev;
+        (*tstate).cframe = cframe;
+        (*frame).is_entry = true;
+        (*frame).previous = (*prev).current_frame;
+        (*cframe).current_frame = frame;
+        (*tstate).recursion_remaining -= 1;
+        let sp = localsplus(frame).offset((*frame).stacktop as isize);
+        // As ceval: the GC must not read a stack that compiled code is changing.
+        (*frame).stacktop = -1;
+        sp
+    }
+}
+
+/// Undoes [`pg_frame_enter`]'s cframe push and recursion count, leaving the value stack at `sp`.
+///
+/// # Safety
+/// As for [`pg_frame_enter`], after it succeeded for this frame.
+#[inline(always)]
+unsafe fn leave(tstate: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, cframe: *mut CFrame) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*frame).stacktop = sp.offset_from(localsplus(frame)) as i32;
+        (*tstate).recursion_remaining += 1;
+        (*tstate).cframe = (*cframe).previous;
+        // Tracing switched on while this frame ran must reach the caller, as ceval does.
+        (*(*tstate).cframe).use_tracing = (*cframe).use_tracing;
+    }
+}
+
+/// `RETURN_VALUE`'s frame work: the value stack is empty at `sp`; the caller returns the value.
+///
+/// # Safety
+/// As for [`leave`].
+pub unsafe extern "C" fn pg_frame_return(
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    cframe: *mut CFrame,
+) {
+    // SAFETY: forwarded.
+    unsafe { leave(tstate, frame, sp, cframe) }
+}
+
+/// The `reason` argument of [`pg_frame_handoff`]: a [`DeoptReason`] in the low byte, and this
+/// bit when the optimized tier (not the baseline) hands over.
+pub const HANDOFF_FROM_OPTIMIZED: u32 = 0x100;
+
+/// Hands the frame to the interpreter: it resumes at `prev_instr + 1` with the value stack at `sp`,
+/// or, with `throwflag` 1, raises the pending exception at `prev_instr` (traceback entry, exception
+/// table and all, exactly as if it had run the instruction itself). Returns the frame's result.
+///
+/// # Safety
+/// As for [`leave`]; `prev_instr` points into this frame's `co_code_adaptive` (or one unit
+/// before it); with `throwflag` 1 an exception is set.
+pub unsafe extern "C" fn pg_frame_handoff(
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    cframe: *mut CFrame,
+    prev_instr: *mut u16,
+    reason: u32,
+) -> *mut ffi::PyObject {
+    let tier = if reason & HANDOFF_FROM_OPTIMIZED != 0 { &STATS.optimized } else { &STATS.baseline };
+    tier.deopts.add_with_gil(1);
+    let reason = DeoptReason::from_u32(reason & 0xff);
+    STATS.count_deopt(reason);
+    // SAFETY: per the contract.
+    unsafe {
+        leave(tstate, frame, sp, cframe);
+        (*frame).prev_instr = prev_instr;
+        let throwflag = (reason == DeoptReason::Exception) as i32;
+        if throwflag != 0 && (*(*tstate).cframe).use_tracing != 0 {
+            swallow_next_call_event(tstate);
+        }
+        cpython::_PyEval_EvalFrameDefault(tstate, frame, throwflag)
+    }
+}
+
+/// With tracing on, `_PyEval_EvalFrameDefault(.., throwflag=1)` first reports a 'call' event
+/// (it is meant for generator.throw()). Our frame is not being entered, it already runs: the
+/// tracer saw its 'call'. So the next 'call' event this thread's trace and profile functions get
+/// is swallowed by a one-shot shim that puts the real function back.
+///
+/// # Safety
+/// GIL held; `tstate` is the current thread state and `_PyEval_EvalFrameDefault` is called next.
+unsafe fn swallow_next_call_event(tstate: *mut ThreadState) {
+    // SAFETY: per the contract; the shims run on this thread, before any other Python code.
+    unsafe {
+        let trace = (*tstate).c_tracefunc as usize;
+        let profile = (*tstate).c_profilefunc as usize;
+        SET_ASIDE.with(|s| s.set((trace, profile)));
+        if trace != 0 {
+            (*tstate).c_tracefunc = swallow_trace_call as *mut std::ffi::c_void;
+        }
+        if profile != 0 {
+            (*tstate).c_profilefunc = swallow_profile_call as *mut std::ffi::c_void;
+        }
+    }
+}
+
+unsafe extern "C" fn swallow_trace_call(
+    obj: *mut ffi::PyObject,
+    frame: *mut ffi::PyObject,
+    what: c_int,
+    arg: *mut ffi::PyObject,
+) -> c_int {
+    let real = SET_ASIDE.with(|s| s.get().0);
+    // SAFETY: called by CPython on the thread that set the shim, GIL held; `real` is the trace
+    // function that was installed (non-null, or the shim would not be installed).
+    unsafe {
+        let tstate = ffi::PyThreadState_Get() as *mut ThreadState;
+        (*tstate).c_tracefunc = real as *mut std::ffi::c_void;
+        if what == PY_TRACE_CALL {
+            return 0;
+        }
+        std::mem::transmute::<usize, TraceFunc>(real)(obj, frame, what, arg)
+    }
+}
+
+unsafe extern "C" fn swallow_profile_call(
+    obj: *mut ffi::PyObject,
+    frame: *mut ffi::PyObject,
+    what: c_int,
+    arg: *mut ffi::PyObject,
+) -> c_int {
+    let real = SET_ASIDE.with(|s| s.get().1);
+    // SAFETY: as for `swallow_trace_call`, for the profile function.
+    unsafe {
+        let tstate = ffi::PyThreadState_Get() as *mut ThreadState;
+        (*tstate).c_profilefunc = real as *mut std::ffi::c_void;
+        if what == PY_TRACE_CALL {
+            return 0;
+        }
+        std::mem::transmute::<usize, TraceFunc>(real)(obj, frame, what, arg)
+    }
+}
+
+/// The `_ceval_state` of the thread's interpreter.
+///
+/// # Safety
+/// `tstate` is a live thread state.
+unsafe fn ceval_state(tstate: *mut ThreadState) -> *mut CevalState {
+    // SAFETY: the interpreter state outlives its threads; the offset is checked by the layout test.
+    unsafe { ((*tstate).interp as *mut u8).add(INTERP_CEVAL_OFFSET) as *mut CevalState }
+}
+
+/// Called when the eval breaker is set before `RESUME` or a backward jump. Gives up the GIL when
+/// another thread asked for it; anything else (signals, pending calls, an asynchronous exception)
+/// the interpreter handles exactly when it runs the instruction itself, so 1 asks the caller to
+/// hand the frame over before the instruction, 0 to go on.
+///
+/// # Safety
+/// GIL held; `tstate` is the current thread state.
+pub unsafe extern "C" fn pg_eval_breaker(tstate: *mut ThreadState) -> u32 {
+    // SAFETY: GIL held, live thread state.
+    unsafe {
+        let ceval = ceval_state(tstate);
+        if (*ceval).gil_drop_request.load(Ordering::Relaxed) != 0 {
+            let saved = ffi::PyEval_SaveThread();
+            ffi::PyEval_RestoreThread(saved);
+        }
+        let signals = &*(std::ptr::addr_of!(cpython::_PyRuntime).add(RUNTIME_SIGNALS_PENDING_OFFSET)
+            as *const AtomicI32);
+        let work = signals.load(Ordering::Relaxed) != 0
+            || (*ceval).pending_calls_to_do.load(Ordering::Relaxed) != 0
+            || (*ceval).pending_async_exc != 0;
+        if work {
+            return 1;
+        }
+        // A breaker left set by `pg_handle_pending` raising an asynchronous exception (it cannot
+        // recompute the breaker as ceval does): nothing is pending, so recompute it here.
+        let gil = (*ceval).gil_drop_request.load(Ordering::Relaxed);
+        (*ceval).eval_breaker.store(gil, Ordering::Relaxed);
+        0
+    }
+}
+
+/// ceval's `eval_frame_handle_pending`, after a `CALL` found the eval breaker set: run signal
+/// handlers and pending calls, give up the GIL if asked, raise an asynchronous exception. Returns
+/// 0, or -1 with an exception set.
+///
+/// # Safety
+/// GIL held; `tstate` is the current thread state.
+pub unsafe extern "C" fn pg_handle_pending(tstate: *mut ThreadState) -> c_int {
+    // SAFETY: GIL held, live thread state.
+    unsafe {
+        // Signals first, then pending calls (both only on the main thread, as in ceval).
+        if ffi::Py_MakePendingCalls() != 0 {
+            return -1;
+        }
+        let ceval = ceval_state(tstate);
+        if (*ceval).gil_drop_request.load(Ordering::Relaxed) != 0 {
+            let saved = ffi::PyEval_SaveThread();
+            ffi::PyEval_RestoreThread(saved);
+        }
+        let exc = (*tstate).async_exc;
+        if !exc.is_null() {
+            (*tstate).async_exc = std::ptr::null_mut();
+            // UNSIGNAL_ASYNC_EXC: the breaker itself is recomputed at the next signal check.
+            (*ceval).pending_async_exc = 0;
+            ffi::PyErr_SetNone(exc);
+            ffi::Py_DECREF(exc);
+            return -1;
+        }
+        0
+    }
+}

@@ -1,0 +1,21 @@
+//! Functions machine code calls: the frame protocol (entering, returning, handing a frame to the
+//! interpreter, the eval breaker) and the slow paths of opcodes. Tier-neutral: the baseline calls
+//! them today, the optimizer's slow paths will too.
+//!
+//! Every function here is `extern "C"`, runs with the GIL held, and must not unwind: they contain
+//! no panicking operations on their paths (a panic in an `extern "C"` function aborts).
+
+pub mod frame;
+pub mod ops;
+
+use crate::cpython::ffi::PyObject;
+
+/// A value-stack pointer: the next free slot, as ceval's `stack_pointer`.
+pub type Sp = *mut *mut PyObject;
+
+/// Opcode helpers return the new stack pointer; the low bit set means an exception was raised
+/// (the pointer, with the bit cleared, is the stack as the interpreter's error path expects it).
+#[inline(always)]
+pub fn error_at(sp: Sp) -> Sp {
+    (sp as usize | 1) as Sp
+}

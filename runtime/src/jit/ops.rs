@@ -1,0 +1,1096 @@
+//! Opcode semantics for compiled code, written from `Python/ceval.c` (3.11) against the public C
+//! API. Each helper has the shape of [`OpHelper`]: it reads its operands from the value stack
+//! below `sp`, writes its results, and returns the new stack pointer, tagged with [`error_at`]
+//! when it raised. On error the stack is left exactly as ceval's `goto error` leaves it (consumed
+//! operands released), so the interpreter can unwind it.
+//!
+//! Bytecode arguments (`oparg`) were validated by the compiler against the code object (constant,
+//! name and local indices in range), so helpers index without further checks.
+
+use super::{error_at, Sp};
+use crate::cpython::{
+    self, ffi, CellObject, CodeObject, FunctionObject, InterpreterFrame, MethodObject, ThreadState,
+};
+use ffi::PyObject;
+use std::os::raw::{c_char, c_int};
+
+/// The uniform helper signature: `(tstate, frame, sp, oparg) -> sp` (tagged on error).
+pub type OpHelper = unsafe extern "C" fn(*mut ThreadState, *mut InterpreterFrame, Sp, u32) -> Sp;
+
+
+const NAME_ERROR_MSG: &[u8] = b"name '%.200s' is not defined\0";
+const UNBOUNDLOCAL_ERROR_MSG: &[u8] = b"cannot access local variable '%s' where it is not associated with a value\0";
+const UNBOUNDFREE_ERROR_MSG: &[u8] =
+    b"cannot access free variable '%s' where it is not associated with a value in enclosing scope\0";
+
+// ---------------------------------------------------------------------------------------------
+// Small accessors. All require the GIL and a live frame.
+
+#[inline(always)]
+unsafe fn code(frame: *mut InterpreterFrame) -> *mut CodeObject {
+    // SAFETY: a live frame holds its code object.
+    unsafe { (*frame).f_code }
+}
+
+#[inline(always)]
+unsafe fn name_at(frame: *mut InterpreterFrame, i: u32) -> *mut PyObject {
+    // SAFETY: the compiler checked `i < len(co_names)`.
+    unsafe { ffi::PyTuple_GET_ITEM((*code(frame)).co_names, i as ffi::Py_ssize_t) }
+}
+
+#[inline(always)]
+unsafe fn local_name(frame: *mut InterpreterFrame, i: u32) -> *mut PyObject {
+    // SAFETY: the compiler checked `i < co_nlocalsplus`.
+    unsafe { ffi::PyTuple_GET_ITEM((*code(frame)).co_localsplusnames, i as ffi::Py_ssize_t) }
+}
+
+#[inline(always)]
+unsafe fn local_slot(frame: *mut InterpreterFrame, i: u32) -> *mut *mut PyObject {
+    // SAFETY: the compiler checked `i < co_nlocalsplus`.
+    unsafe { (std::ptr::addr_of_mut!((*frame).localsplus) as *mut *mut PyObject).add(i as usize) }
+}
+
+#[inline(always)]
+unsafe fn peek(sp: Sp, n: usize) -> *mut PyObject {
+    // SAFETY: the compiler tracked the stack depth; `n` items are on the stack.
+    unsafe { *sp.sub(n) }
+}
+
+#[inline(always)]
+unsafe fn put(sp: Sp, n: usize, v: *mut PyObject) {
+    // SAFETY: as for `peek`.
+    unsafe { *sp.sub(n) = v }
+}
+
+#[inline(always)]
+unsafe fn new_bool(b: bool) -> *mut PyObject {
+    // SAFETY: GIL held; True/False are static objects.
+    unsafe {
+        let v = if b { ffi::Py_True() } else { ffi::Py_False() };
+        ffi::Py_INCREF(v);
+        v
+    }
+}
+
+/// ceval's `format_exc_check_arg`: raises `exc(format % name)`; a NameError also records the
+/// name, which the traceback printer uses for "Did you mean" suggestions.
+unsafe fn format_exc_check_arg(exc: *mut PyObject, format: &[u8], name: *mut PyObject) {
+    // SAFETY: GIL held; `format` is NUL-terminated with one %s; `name` is a str.
+    unsafe {
+        if name.is_null() {
+            return;
+        }
+        let utf8 = ffi::PyUnicode_AsUTF8(name);
+        if utf8.is_null() {
+            return;
+        }
+        ffi::PyErr_Format(exc, format.as_ptr() as *const c_char, utf8);
+        if exc == ffi::PyExc_NameError {
+            let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+            ffi::PyErr_NormalizeException(&mut t, &mut v, &mut tb);
+            if ffi::PyErr_GivenExceptionMatches(v, ffi::PyExc_NameError) != 0 {
+                let attr = ffi::PyObject_GetAttrString(v, b"name\0".as_ptr() as *const c_char);
+                if attr.is_null() {
+                    ffi::PyErr_Clear();
+                } else {
+                    if attr == ffi::Py_None() {
+                        ffi::PyObject_SetAttrString(v, b"name\0".as_ptr() as *const c_char, name);
+                    }
+                    ffi::Py_DECREF(attr);
+                }
+            }
+            ffi::PyErr_Restore(t, v, tb);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locals and cells
+
+/// Raises UnboundLocalError for local `oparg` (LOAD_FAST/LOAD_CLOSURE/DELETE_FAST of an unset local).
+pub unsafe extern "C" fn pg_unbound_local(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: GIL held, live frame.
+    unsafe { format_exc_check_arg(ffi::PyExc_UnboundLocalError, UNBOUNDLOCAL_ERROR_MSG, local_name(frame, oparg)) };
+    error_at(sp)
+}
+
+/// DELETE_FAST
+pub unsafe extern "C" fn pg_delete_fast(t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: GIL held, live frame, index validated.
+    unsafe {
+        let slot = local_slot(frame, oparg);
+        let v = *slot;
+        if v.is_null() {
+            return pg_unbound_local(t, frame, sp, oparg);
+        }
+        *slot = std::ptr::null_mut();
+        ffi::Py_DECREF(v);
+        sp
+    }
+}
+
+/// Raises the error of a free or cell variable read before assignment (ceval's
+/// `format_exc_unbound`).
+unsafe fn unbound_deref(frame: *mut InterpreterFrame, oparg: u32) {
+    // SAFETY: GIL held, live frame.
+    unsafe {
+        if !ffi::PyErr_Occurred().is_null() {
+            return;
+        }
+        let co = code(frame);
+        let name = local_name(frame, oparg);
+        // Cells of the function's own variables are "local"; the rest are free variables.
+        if (oparg as i32) < (*co).co_nlocalsplus - (*co).co_nfreevars {
+            format_exc_check_arg(ffi::PyExc_UnboundLocalError, UNBOUNDLOCAL_ERROR_MSG, name);
+        } else {
+            format_exc_check_arg(ffi::PyExc_NameError, UNBOUNDFREE_ERROR_MSG, name);
+        }
+    }
+}
+
+/// MAKE_CELL: wraps local `oparg` (possibly unset) in a new cell.
+pub unsafe extern "C" fn pg_make_cell(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: GIL held, live frame.
+    unsafe {
+        let slot = local_slot(frame, oparg);
+        let initial = *slot;
+        let cell = ffi::PyCell_New(initial);
+        if cell.is_null() {
+            return error_at(sp);
+        }
+        ffi::Py_XDECREF(initial);
+        *slot = cell;
+        sp
+    }
+}
+
+/// COPY_FREE_VARS: copies the function's closure cells into the last `oparg` locals.
+pub unsafe extern "C" fn pg_copy_free_vars(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: GIL held, live frame whose function has a closure of `oparg` cells (checked by
+    // the compiler against co_nfreevars).
+    unsafe {
+        let closure = ffi::PyFunction_GetClosure((*frame).f_func);
+        let co = code(frame);
+        let offset = ((*co).co_nlocals + (*co).co_nplaincellvars) as u32;
+        for i in 0..oparg {
+            let o = ffi::PyTuple_GET_ITEM(closure, i as ffi::Py_ssize_t);
+            ffi::Py_INCREF(o);
+            *local_slot(frame, offset + i) = o;
+        }
+        sp
+    }
+}
+
+/// LOAD_DEREF
+pub unsafe extern "C" fn pg_load_deref(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: GIL held; local `oparg` is a cell (the compiler checked it is a cell/free index).
+    unsafe {
+        let cell = *local_slot(frame, oparg);
+        let v = (*(cell as *mut CellObject)).ob_ref;
+        if v.is_null() {
+            unbound_deref(frame, oparg);
+            return error_at(sp);
+        }
+        ffi::Py_INCREF(v);
+        put(sp, 0, v);
+        sp.add(1)
+    }
+}
+
+/// STORE_DEREF
+pub unsafe extern "C" fn pg_store_deref(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: as for `pg_load_deref`; one value on the stack.
+    unsafe {
+        let v = peek(sp, 1);
+        let cell = *local_slot(frame, oparg);
+        let old = (*(cell as *mut CellObject)).ob_ref;
+        (*(cell as *mut CellObject)).ob_ref = v;
+        ffi::Py_XDECREF(old);
+        sp.sub(1)
+    }
+}
+
+/// DELETE_DEREF
+pub unsafe extern "C" fn pg_delete_deref(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: as for `pg_load_deref`.
+    unsafe {
+        let cell = *local_slot(frame, oparg);
+        let old = (*(cell as *mut CellObject)).ob_ref;
+        if old.is_null() {
+            unbound_deref(frame, oparg);
+            return error_at(sp);
+        }
+        (*(cell as *mut CellObject)).ob_ref = std::ptr::null_mut();
+        ffi::Py_DECREF(old);
+        sp
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operators
+
+type BinaryFn = unsafe extern "C" fn(*mut PyObject, *mut PyObject) -> *mut PyObject;
+
+unsafe extern "C" fn power(a: *mut PyObject, b: *mut PyObject) -> *mut PyObject {
+    // SAFETY: GIL held; live operands.
+    unsafe { ffi::PyNumber_Power(a, b, ffi::Py_None()) }
+}
+
+unsafe extern "C" fn inplace_power(a: *mut PyObject, b: *mut PyObject) -> *mut PyObject {
+    // SAFETY: GIL held; live operands.
+    unsafe { ffi::PyNumber_InPlacePower(a, b, ffi::Py_None()) }
+}
+
+/// BINARY_OP's operators, indexed by oparg in the order of `opcode._nb_ops`.
+pub static BINARY_OPS: [BinaryFn; 26] = [
+    ffi::PyNumber_Add,
+    ffi::PyNumber_And,
+    ffi::PyNumber_FloorDivide,
+    ffi::PyNumber_Lshift,
+    ffi::PyNumber_MatrixMultiply,
+    ffi::PyNumber_Multiply,
+    ffi::PyNumber_Remainder,
+    ffi::PyNumber_Or,
+    power,
+    ffi::PyNumber_Rshift,
+    ffi::PyNumber_Subtract,
+    ffi::PyNumber_TrueDivide,
+    ffi::PyNumber_Xor,
+    ffi::PyNumber_InPlaceAdd,
+    ffi::PyNumber_InPlaceAnd,
+    ffi::PyNumber_InPlaceFloorDivide,
+    ffi::PyNumber_InPlaceLshift,
+    ffi::PyNumber_InPlaceMatrixMultiply,
+    ffi::PyNumber_InPlaceMultiply,
+    ffi::PyNumber_InPlaceRemainder,
+    ffi::PyNumber_InPlaceOr,
+    inplace_power,
+    ffi::PyNumber_InPlaceRshift,
+    ffi::PyNumber_InPlaceSubtract,
+    ffi::PyNumber_InPlaceTrueDivide,
+    ffi::PyNumber_InPlaceXor,
+];
+
+/// Replaces the two top values with `res` (releasing them); error if `res` is null.
+#[inline(always)]
+unsafe fn binary_result(sp: Sp, lhs: *mut PyObject, rhs: *mut PyObject, res: *mut PyObject) -> Sp {
+    // SAFETY: two owned values on the stack.
+    unsafe {
+        ffi::Py_DECREF(lhs);
+        ffi::Py_DECREF(rhs);
+        put(sp, 2, res);
+        if res.is_null() {
+            error_at(sp.sub(1))
+        } else {
+            sp.sub(1)
+        }
+    }
+}
+
+/// BINARY_OP
+pub unsafe extern "C" fn pg_binary_op(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: two values on the stack; oparg < 26 checked by the compiler.
+    unsafe {
+        let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
+        let res = BINARY_OPS[oparg as usize](lhs, rhs);
+        binary_result(sp, lhs, rhs, res)
+    }
+}
+
+/// COMPARE_OP
+pub unsafe extern "C" fn pg_compare_op(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: two values on the stack; oparg <= Py_GE checked by the compiler.
+    unsafe {
+        let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
+        let res = ffi::PyObject_RichCompare(lhs, rhs, oparg as c_int);
+        binary_result(sp, lhs, rhs, res)
+    }
+}
+
+/// IS_OP
+pub unsafe extern "C" fn pg_is_op(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: two values on the stack.
+    unsafe {
+        let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
+        let res = new_bool((lhs == rhs) ^ (oparg != 0));
+        binary_result(sp, lhs, rhs, res)
+    }
+}
+
+/// CONTAINS_OP
+pub unsafe extern "C" fn pg_contains_op(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: two values on the stack.
+    unsafe {
+        let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
+        let r = ffi::PySequence_Contains(rhs, lhs);
+        ffi::Py_DECREF(lhs);
+        ffi::Py_DECREF(rhs);
+        if r < 0 {
+            return error_at(sp.sub(2));
+        }
+        put(sp, 2, new_bool((r != 0) ^ (oparg != 0)));
+        sp.sub(1)
+    }
+}
+
+/// Replaces the top value with `res` (releasing it); error (slot left null) if `res` is null.
+#[inline(always)]
+unsafe fn unary_result(sp: Sp, value: *mut PyObject, res: *mut PyObject) -> Sp {
+    // SAFETY: one owned value on the stack.
+    unsafe {
+        ffi::Py_DECREF(value);
+        put(sp, 1, res);
+        if res.is_null() {
+            error_at(sp)
+        } else {
+            sp
+        }
+    }
+}
+
+macro_rules! unary_helper {
+    ($name:ident, $f:path) => {
+        #[doc = concat!("`", stringify!($f), "` on the top of the stack.")]
+        pub unsafe extern "C" fn $name(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+            // SAFETY: one value on the stack.
+            unsafe {
+                let v = peek(sp, 1);
+                unary_result(sp, v, $f(v))
+            }
+        }
+    };
+}
+
+unary_helper!(pg_unary_positive, ffi::PyNumber_Positive);
+unary_helper!(pg_unary_negative, ffi::PyNumber_Negative);
+unary_helper!(pg_unary_invert, ffi::PyNumber_Invert);
+unary_helper!(pg_get_iter, ffi::PyObject_GetIter);
+
+/// UNARY_NOT
+pub unsafe extern "C" fn pg_unary_not(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: one value on the stack.
+    unsafe {
+        let v = peek(sp, 1);
+        let r = ffi::PyObject_IsTrue(v);
+        ffi::Py_DECREF(v);
+        if r < 0 {
+            return error_at(sp.sub(1));
+        }
+        put(sp, 1, new_bool(r == 0));
+        sp
+    }
+}
+
+/// Pops the top value and returns its truth (1, 0) or -1 on error (POP_JUMP_IF_*'s slow path).
+pub unsafe extern "C" fn pg_pop_truth(sp: Sp) -> c_int {
+    // SAFETY: one value on the stack, released here; the caller drops the slot.
+    unsafe {
+        let v = peek(sp, 1);
+        let r = ffi::PyObject_IsTrue(v);
+        ffi::Py_DECREF(v);
+        r
+    }
+}
+
+/// The truth of the top value without popping it (JUMP_IF_*_OR_POP), or -1 on error.
+pub unsafe extern "C" fn pg_peek_truth(sp: Sp) -> c_int {
+    // SAFETY: one value on the stack.
+    unsafe { ffi::PyObject_IsTrue(peek(sp, 1)) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscripts
+
+/// BINARY_SUBSCR
+pub unsafe extern "C" fn pg_binary_subscr(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: two values on the stack.
+    unsafe {
+        let (container, sub) = (peek(sp, 2), peek(sp, 1));
+        let res = ffi::PyObject_GetItem(container, sub);
+        binary_result(sp, container, sub, res)
+    }
+}
+
+/// STORE_SUBSCR: `container[sub] = v` with stack (v, container, sub).
+pub unsafe extern "C" fn pg_store_subscr(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: three values on the stack.
+    unsafe {
+        let (v, container, sub) = (peek(sp, 3), peek(sp, 2), peek(sp, 1));
+        let err = ffi::PyObject_SetItem(container, sub, v);
+        ffi::Py_DECREF(v);
+        ffi::Py_DECREF(container);
+        ffi::Py_DECREF(sub);
+        if err != 0 { error_at(sp.sub(3)) } else { sp.sub(3) }
+    }
+}
+
+/// DELETE_SUBSCR
+pub unsafe extern "C" fn pg_delete_subscr(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: two values on the stack.
+    unsafe {
+        let (container, sub) = (peek(sp, 2), peek(sp, 1));
+        let err = ffi::PyObject_DelItem(container, sub);
+        ffi::Py_DECREF(container);
+        ffi::Py_DECREF(sub);
+        if err != 0 { error_at(sp.sub(2)) } else { sp.sub(2) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Globals
+
+/// LOAD_GLOBAL: pushes NULL first when `oparg & 1` (a call follows), then the value.
+pub unsafe extern "C" fn pg_load_global(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: GIL held, live frame, name index validated.
+    unsafe {
+        let name = name_at(frame, oparg >> 1);
+        let (globals, builtins) = ((*frame).f_globals, (*frame).f_builtins);
+        let v;
+        if ffi::PyDict_CheckExact(globals) != 0 && ffi::PyDict_CheckExact(builtins) != 0 {
+            let mut found = ffi::PyDict_GetItemWithError(globals, name);
+            if found.is_null() {
+                if !ffi::PyErr_Occurred().is_null() {
+                    return error_at(sp);
+                }
+                found = ffi::PyDict_GetItemWithError(builtins, name);
+                if found.is_null() {
+                    if ffi::PyErr_Occurred().is_null() {
+                        format_exc_check_arg(ffi::PyExc_NameError, NAME_ERROR_MSG, name);
+                    }
+                    return error_at(sp);
+                }
+            }
+            ffi::Py_INCREF(found);
+            v = found;
+        } else {
+            let mut found = ffi::PyObject_GetItem(globals, name);
+            if found.is_null() {
+                if ffi::PyErr_ExceptionMatches(ffi::PyExc_KeyError) == 0 {
+                    return error_at(sp);
+                }
+                ffi::PyErr_Clear();
+                found = ffi::PyObject_GetItem(builtins, name);
+                if found.is_null() {
+                    if ffi::PyErr_ExceptionMatches(ffi::PyExc_KeyError) != 0 {
+                        format_exc_check_arg(ffi::PyExc_NameError, NAME_ERROR_MSG, name);
+                    }
+                    return error_at(sp);
+                }
+            }
+            v = found;
+        }
+        let mut sp = sp;
+        if oparg & 1 != 0 {
+            put(sp, 0, std::ptr::null_mut());
+            sp = sp.add(1);
+        }
+        put(sp, 0, v);
+        sp.add(1)
+    }
+}
+
+/// STORE_GLOBAL
+pub unsafe extern "C" fn pg_store_global(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: one value on the stack.
+    unsafe {
+        let v = peek(sp, 1);
+        let err = ffi::PyDict_SetItem((*frame).f_globals, name_at(frame, oparg), v);
+        ffi::Py_DECREF(v);
+        if err != 0 { error_at(sp.sub(1)) } else { sp.sub(1) }
+    }
+}
+
+/// DELETE_GLOBAL
+pub unsafe extern "C" fn pg_delete_global(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: GIL held, live frame.
+    unsafe {
+        let name = name_at(frame, oparg);
+        if ffi::PyDict_DelItem((*frame).f_globals, name) != 0 {
+            if ffi::PyErr_ExceptionMatches(ffi::PyExc_KeyError) != 0 {
+                format_exc_check_arg(ffi::PyExc_NameError, NAME_ERROR_MSG, name);
+            }
+            return error_at(sp);
+        }
+        sp
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attributes
+
+/// LOAD_ATTR
+pub unsafe extern "C" fn pg_load_attr(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: one value on the stack.
+    unsafe {
+        let owner = peek(sp, 1);
+        let res = ffi::PyObject_GetAttr(owner, name_at(frame, oparg));
+        unary_result(sp, owner, res)
+    }
+}
+
+/// STORE_ATTR: `owner.name = v` with stack (v, owner).
+pub unsafe extern "C" fn pg_store_attr(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: two values on the stack.
+    unsafe {
+        let (v, owner) = (peek(sp, 2), peek(sp, 1));
+        let err = ffi::PyObject_SetAttr(owner, name_at(frame, oparg), v);
+        ffi::Py_DECREF(v);
+        ffi::Py_DECREF(owner);
+        if err != 0 { error_at(sp.sub(2)) } else { sp.sub(2) }
+    }
+}
+
+/// DELETE_ATTR
+pub unsafe extern "C" fn pg_delete_attr(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: one value on the stack.
+    unsafe {
+        let owner = peek(sp, 1);
+        let err = ffi::PyObject_SetAttr(owner, name_at(frame, oparg), std::ptr::null_mut());
+        ffi::Py_DECREF(owner);
+        if err != 0 { error_at(sp.sub(1)) } else { sp.sub(1) }
+    }
+}
+
+/// LOAD_METHOD: leaves (method, self) for a method found on the type, else (NULL, attribute).
+pub unsafe extern "C" fn pg_load_method(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: one value on the stack.
+    unsafe {
+        let obj = peek(sp, 1);
+        let mut meth = std::ptr::null_mut();
+        let found = cpython::_PyObject_GetMethod(obj, name_at(frame, oparg), &mut meth);
+        if meth.is_null() {
+            return error_at(sp);
+        }
+        if found != 0 {
+            put(sp, 1, meth);
+            put(sp, 0, obj);
+        } else {
+            put(sp, 1, std::ptr::null_mut());
+            ffi::Py_DECREF(obj);
+            put(sp, 0, meth);
+        }
+        sp.add(1)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls
+
+/// PRECALL: turns a bound method into (function, self) so CALL passes self as an argument.
+pub unsafe extern "C" fn pg_precall(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: oparg + 2 slots on the stack.
+    unsafe {
+        unpack_bound_method(sp, oparg as usize);
+        sp
+    }
+}
+
+/// If the stack holds (NULL, bound method, args...), rewrites it to (function, self, args...).
+#[inline(always)]
+unsafe fn unpack_bound_method(sp: Sp, nargs: usize) -> bool {
+    // SAFETY: nargs + 2 slots on the stack.
+    unsafe {
+        if !peek(sp, nargs + 2).is_null() {
+            return true; // already a method call
+        }
+        let function = peek(sp, nargs + 1);
+        if ffi::Py_TYPE(function) == std::ptr::addr_of_mut!(cpython::PyMethod_Type) {
+            let meth = (*(function as *mut MethodObject)).im_func;
+            let slf = (*(function as *mut MethodObject)).im_self;
+            ffi::Py_INCREF(meth);
+            ffi::Py_INCREF(slf);
+            put(sp, nargs + 1, slf);
+            put(sp, nargs + 2, meth);
+            ffi::Py_DECREF(function);
+            return true;
+        }
+        false
+    }
+}
+
+/// CALL with `kwnames` (the tuple of the preceding KW_NAMES, or null). Stack: (NULL or method,
+/// callable or self, args...) -> result.
+pub unsafe extern "C" fn pg_call(
+    _t: *mut ThreadState,
+    _f: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    kwnames: *mut PyObject,
+) -> Sp {
+    // SAFETY: oparg + 2 slots on the stack; kwnames is a tuple of str or null.
+    unsafe {
+        let oparg = oparg as usize;
+        let is_meth = unpack_bound_method(sp, oparg) as usize;
+        let total = oparg + is_meth;
+        let function = peek(sp, total + 1);
+        let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
+        let args = sp.sub(total);
+        let res = ffi::PyObject_Vectorcall(
+            function,
+            args,
+            (total - nkw) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+            kwnames,
+        );
+        ffi::Py_DECREF(function);
+        for i in 0..total {
+            ffi::Py_DECREF(*args.add(i));
+        }
+        // Drop the args, the callable and (for a non-method call) the NULL; push the result.
+        let base = sp.sub(total + 2 - is_meth);
+        *base = res;
+        if res.is_null() { error_at(base.add(1)) } else { base.add(1) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building containers
+
+/// BUILD_TUPLE
+pub unsafe extern "C" fn pg_build_tuple(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: oparg values on the stack; their references move into the tuple.
+    unsafe {
+        let n = oparg as usize;
+        let t = ffi::PyTuple_New(n as ffi::Py_ssize_t);
+        if t.is_null() {
+            return error_at(sp);
+        }
+        for i in 0..n {
+            ffi::PyTuple_SET_ITEM(t, i as ffi::Py_ssize_t, peek(sp, n - i));
+        }
+        put(sp, n, t);
+        sp.sub(n).add(1)
+    }
+}
+
+/// BUILD_LIST
+pub unsafe extern "C" fn pg_build_list(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: oparg values on the stack; their references move into the list.
+    unsafe {
+        let n = oparg as usize;
+        let l = ffi::PyList_New(n as ffi::Py_ssize_t);
+        if l.is_null() {
+            return error_at(sp);
+        }
+        for i in 0..n {
+            ffi::PyList_SET_ITEM(l, i as ffi::Py_ssize_t, peek(sp, n - i));
+        }
+        put(sp, n, l);
+        sp.sub(n).add(1)
+    }
+}
+
+/// Releases the top `n` values and pushes `res` in their place (null: error).
+#[inline(always)]
+unsafe fn replace_top(sp: Sp, n: usize, res: *mut PyObject) -> Sp {
+    // SAFETY: n owned values on the stack.
+    unsafe {
+        if res.is_null() {
+            return error_at(sp);
+        }
+        for i in 1..=n {
+            ffi::Py_DECREF(peek(sp, i));
+        }
+        put(sp, n, res);
+        sp.sub(n).add(1)
+    }
+}
+
+/// BUILD_SET
+pub unsafe extern "C" fn pg_build_set(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: oparg values on the stack.
+    unsafe {
+        let n = oparg as usize;
+        let set = ffi::PySet_New(std::ptr::null_mut());
+        if set.is_null() {
+            return error_at(sp);
+        }
+        // ceval adds every item, remembering only whether one failed.
+        let mut err = 0;
+        for i in (1..=n).rev() {
+            if err == 0 {
+                err = ffi::PySet_Add(set, peek(sp, i));
+            }
+        }
+        if err != 0 {
+            ffi::Py_DECREF(set);
+            for i in 1..=n {
+                ffi::Py_DECREF(peek(sp, i));
+            }
+            return error_at(sp.sub(n));
+        }
+        replace_top(sp, n, set)
+    }
+}
+
+/// BUILD_MAP: `oparg` key/value pairs.
+pub unsafe extern "C" fn pg_build_map(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: 2 * oparg values on the stack.
+    unsafe {
+        let n = oparg as usize;
+        let map = cpython::_PyDict_NewPresized(n as ffi::Py_ssize_t);
+        if map.is_null() {
+            return error_at(sp);
+        }
+        for i in (1..=n).rev() {
+            if ffi::PyDict_SetItem(map, peek(sp, 2 * i), peek(sp, 2 * i - 1)) != 0 {
+                ffi::Py_DECREF(map);
+                return error_at(sp);
+            }
+        }
+        replace_top(sp, 2 * n, map)
+    }
+}
+
+/// BUILD_CONST_KEY_MAP: `oparg` values, then a tuple of keys.
+pub unsafe extern "C" fn pg_build_const_key_map(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: oparg + 1 values on the stack.
+    unsafe {
+        let n = oparg as usize;
+        let keys = peek(sp, 1);
+        if ffi::PyTuple_CheckExact(keys) == 0 || ffi::PyTuple_GET_SIZE(keys) as usize != n {
+            ffi::PyErr_SetString(ffi::PyExc_SystemError, b"bad BUILD_CONST_KEY_MAP keys argument\0".as_ptr() as *const c_char);
+            return error_at(sp);
+        }
+        let map = cpython::_PyDict_NewPresized(n as ffi::Py_ssize_t);
+        if map.is_null() {
+            return error_at(sp);
+        }
+        for i in 0..n {
+            let key = ffi::PyTuple_GET_ITEM(keys, i as ffi::Py_ssize_t);
+            if ffi::PyDict_SetItem(map, key, peek(sp, n + 1 - i)) != 0 {
+                ffi::Py_DECREF(map);
+                return error_at(sp);
+            }
+        }
+        replace_top(sp, n + 1, map)
+    }
+}
+
+/// BUILD_STRING: concatenates `oparg` strings.
+pub unsafe extern "C" fn pg_build_string(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: oparg str values on the stack.
+    unsafe {
+        let n = oparg as usize;
+        let empty = ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0);
+        if empty.is_null() {
+            return error_at(sp);
+        }
+        let items = ffi::PyTuple_New(n as ffi::Py_ssize_t);
+        if items.is_null() {
+            ffi::Py_DECREF(empty);
+            return error_at(sp);
+        }
+        for i in 0..n {
+            let s = peek(sp, n - i);
+            ffi::Py_INCREF(s);
+            ffi::PyTuple_SET_ITEM(items, i as ffi::Py_ssize_t, s);
+        }
+        let res = ffi::PyUnicode_Join(empty, items);
+        ffi::Py_DECREF(items);
+        ffi::Py_DECREF(empty);
+        replace_top(sp, n, res)
+    }
+}
+
+/// BUILD_SLICE: 2 or 3 values.
+pub unsafe extern "C" fn pg_build_slice(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: oparg (2 or 3) values on the stack.
+    unsafe {
+        let n = oparg as usize;
+        let step = if n == 3 { peek(sp, 1) } else { std::ptr::null_mut() };
+        let (start, stop) = (peek(sp, n), peek(sp, n - 1));
+        let res = ffi::PySlice_New(start, stop, step);
+        if res.is_null() {
+            // ceval releases the operands and leaves the slot null.
+            for i in 1..=n {
+                ffi::Py_DECREF(peek(sp, i));
+            }
+            put(sp, n, std::ptr::null_mut());
+            return error_at(sp.sub(n).add(1));
+        }
+        replace_top(sp, n, res)
+    }
+}
+
+/// LIST_APPEND: appends the top to the list `oparg` below it.
+pub unsafe extern "C" fn pg_list_append(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: oparg + 1 values on the stack; the one at depth oparg + 1 is a list.
+    unsafe {
+        let v = peek(sp, 1);
+        let list = peek(sp, oparg as usize + 1);
+        let err = ffi::PyList_Append(list, v);
+        ffi::Py_DECREF(v);
+        if err != 0 { error_at(sp.sub(1)) } else { sp.sub(1) }
+    }
+}
+
+/// SET_ADD
+pub unsafe extern "C" fn pg_set_add(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: as LIST_APPEND, with a set.
+    unsafe {
+        let v = peek(sp, 1);
+        let set = peek(sp, oparg as usize + 1);
+        let err = ffi::PySet_Add(set, v);
+        ffi::Py_DECREF(v);
+        if err != 0 { error_at(sp.sub(1)) } else { sp.sub(1) }
+    }
+}
+
+/// MAP_ADD: stack (..., dict, ..., key, value).
+pub unsafe extern "C" fn pg_map_add(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: oparg + 2 values on the stack; the one at depth oparg + 2 is a dict.
+    unsafe {
+        let (key, value) = (peek(sp, 2), peek(sp, 1));
+        let map = peek(sp, oparg as usize + 2);
+        let err = ffi::PyDict_SetItem(map, key, value);
+        ffi::Py_DECREF(key);
+        ffi::Py_DECREF(value);
+        if err != 0 { error_at(sp.sub(2)) } else { sp.sub(2) }
+    }
+}
+
+/// LIST_TO_TUPLE
+pub unsafe extern "C" fn pg_list_to_tuple(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: a list on top of the stack.
+    unsafe {
+        let list = peek(sp, 1);
+        let t = ffi::PyList_AsTuple(list);
+        unary_result(sp, list, t)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Iteration
+
+/// FOR_ITER: pushes the next value (returns sp + 1), or pops the exhausted iterator (returns
+/// sp - 1, the caller jumps), or raises (tagged sp, iterator still on the stack).
+pub unsafe extern "C" fn pg_for_iter(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: an iterator on top of the stack.
+    unsafe {
+        let iter = peek(sp, 1);
+        let tp = ffi::Py_TYPE(iter);
+        let next = match (*tp).tp_iternext {
+            Some(f) => f(iter),
+            None => std::ptr::null_mut(),
+        };
+        if !next.is_null() {
+            put(sp, 0, next);
+            return sp.add(1);
+        }
+        if !ffi::PyErr_Occurred().is_null() {
+            if ffi::PyErr_ExceptionMatches(ffi::PyExc_StopIteration) == 0 {
+                return error_at(sp);
+            }
+            ffi::PyErr_Clear();
+        }
+        ffi::Py_DECREF(iter);
+        sp.sub(1)
+    }
+}
+
+/// GET_LEN: pushes len(TOS), keeping TOS.
+pub unsafe extern "C" fn pg_get_len(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: one value on the stack.
+    unsafe {
+        let n = ffi::PyObject_Length(peek(sp, 1));
+        if n < 0 {
+            return error_at(sp);
+        }
+        let len = ffi::PyLong_FromSsize_t(n);
+        if len.is_null() {
+            return error_at(sp);
+        }
+        put(sp, 0, len);
+        sp.add(1)
+    }
+}
+
+/// UNPACK_SEQUENCE: replaces a sequence of exactly `oparg` items with its items, last on top.
+pub unsafe extern "C" fn pg_unpack_sequence(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: one value on the stack and room for oparg (the compiler checked the stack size).
+    unsafe {
+        let n = oparg as usize;
+        let seq = peek(sp, 1);
+        let it = ffi::PyObject_GetIter(seq);
+        if it.is_null() {
+            if ffi::PyErr_ExceptionMatches(ffi::PyExc_TypeError) != 0 {
+                let tp = ffi::Py_TYPE(seq);
+                if (*tp).tp_iter.is_none() && ffi::PySequence_Check(seq) == 0 {
+                    ffi::PyErr_Clear();
+                    ffi::PyErr_Format(
+                        ffi::PyExc_TypeError,
+                        b"cannot unpack non-iterable %.200s object\0".as_ptr() as *const c_char,
+                        (*tp).tp_name,
+                    );
+                }
+            }
+            ffi::Py_DECREF(seq);
+            return error_at(sp.sub(1));
+        }
+        // Items go to the stack top-down: the first item ends up on top.
+        let base = sp.sub(1);
+        for i in 0..n {
+            let w = ffi::PyIter_Next(it);
+            if w.is_null() {
+                if ffi::PyErr_Occurred().is_null() {
+                    ffi::PyErr_Format(
+                        ffi::PyExc_ValueError,
+                        b"not enough values to unpack (expected %d, got %d)\0".as_ptr() as *const c_char,
+                        n as c_int,
+                        i as c_int,
+                    );
+                }
+                for j in 0..i {
+                    ffi::Py_DECREF(*base.add(n - 1 - j));
+                }
+                ffi::Py_DECREF(it);
+                ffi::Py_DECREF(seq);
+                return error_at(base);
+            }
+            *base.add(n - 1 - i) = w;
+        }
+        // Exactly n: one more must not exist.
+        let extra = ffi::PyIter_Next(it);
+        if extra.is_null() {
+            if !ffi::PyErr_Occurred().is_null() {
+                release_unpacked(base, n, it, seq);
+                return error_at(base);
+            }
+            ffi::Py_DECREF(it);
+            ffi::Py_DECREF(seq);
+            return base.add(n);
+        }
+        ffi::Py_DECREF(extra);
+        let ll = if ffi::PyList_CheckExact(seq) != 0 && ffi::PyList_GET_SIZE(seq) as usize > n {
+            ffi::PyList_GET_SIZE(seq)
+        } else if ffi::PyTuple_CheckExact(seq) != 0 && ffi::PyTuple_GET_SIZE(seq) as usize > n {
+            ffi::PyTuple_GET_SIZE(seq)
+        } else {
+            -1
+        };
+        if ll >= 0 {
+            ffi::PyErr_Format(
+                ffi::PyExc_ValueError,
+                b"too many values to unpack (expected %d, got %zd)\0".as_ptr() as *const c_char,
+                n as c_int,
+                ll,
+            );
+        } else {
+            ffi::PyErr_Format(
+                ffi::PyExc_ValueError,
+                b"too many values to unpack (expected %d)\0".as_ptr() as *const c_char,
+                n as c_int,
+            );
+        }
+        release_unpacked(base, n, it, seq);
+        error_at(base)
+    }
+}
+
+unsafe fn release_unpacked(base: Sp, n: usize, it: *mut PyObject, seq: *mut PyObject) {
+    // SAFETY: n items were written at base..base+n.
+    unsafe {
+        for j in 0..n {
+            ffi::Py_DECREF(*base.add(j));
+        }
+        ffi::Py_DECREF(it);
+        ffi::Py_DECREF(seq);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting and functions
+
+/// FORMAT_VALUE: oparg & 3 picks the conversion (none, str, repr, ascii), oparg & 4 says a format
+/// spec is on the stack above the value.
+pub unsafe extern "C" fn pg_format_value(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: 1 or 2 values on the stack.
+    unsafe {
+        let have_spec = oparg & 4 != 0;
+        let mut sp = sp;
+        let spec = if have_spec {
+            sp = sp.sub(1);
+            *sp
+        } else {
+            std::ptr::null_mut()
+        };
+        let mut value = peek(sp, 1);
+        let conv: Option<unsafe extern "C" fn(*mut PyObject) -> *mut PyObject> = match oparg & 3 {
+            1 => Some(ffi::PyObject_Str),
+            2 => Some(ffi::PyObject_Repr),
+            3 => Some(ffi::PyObject_ASCII),
+            _ => None,
+        };
+        if let Some(conv) = conv {
+            let converted = conv(value);
+            ffi::Py_DECREF(value);
+            if converted.is_null() {
+                ffi::Py_XDECREF(spec);
+                return error_at(sp.sub(1));
+            }
+            value = converted;
+        }
+        let result = if ffi::PyUnicode_CheckExact(value) != 0 && spec.is_null() {
+            value
+        } else {
+            let r = ffi::PyObject_Format(value, spec);
+            ffi::Py_DECREF(value);
+            ffi::Py_XDECREF(spec);
+            if r.is_null() {
+                return error_at(sp.sub(1));
+            }
+            r
+        };
+        put(sp, 1, result);
+        sp
+    }
+}
+
+/// MAKE_FUNCTION: code object on top; below it, per flag bit, closure (8), annotations (4),
+/// keyword defaults (2), defaults (1).
+pub unsafe extern "C" fn pg_make_function(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: the stack holds the code object and one value per set flag.
+    unsafe {
+        let codeobj = peek(sp, 1);
+        let func = ffi::PyFunction_New(codeobj, (*frame).f_globals);
+        ffi::Py_DECREF(codeobj);
+        let mut sp = sp.sub(1);
+        if func.is_null() {
+            // ceval leaves the flag operands on the stack for the unwinder.
+            return error_at(sp);
+        }
+        // As ceval: the fields take the references straight from the stack (annotations are a
+        // tuple here, which PyFunction_SetAnnotations would reject).
+        let f = func as *mut FunctionObject;
+        if oparg & 8 != 0 {
+            sp = sp.sub(1);
+            (*f).func_closure = *sp;
+        }
+        if oparg & 4 != 0 {
+            sp = sp.sub(1);
+            (*f).func_annotations = *sp;
+        }
+        if oparg & 2 != 0 {
+            sp = sp.sub(1);
+            (*f).func_kwdefaults = *sp;
+        }
+        if oparg & 1 != 0 {
+            sp = sp.sub(1);
+            (*f).func_defaults = *sp;
+        }
+        put(sp, 0, func);
+        sp.add(1)
+    }
+}
+
+/// LOAD_ASSERTION_ERROR
+pub unsafe extern "C" fn pg_load_assertion_error(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: room for one value.
+    unsafe {
+        let v = ffi::PyExc_AssertionError;
+        ffi::Py_INCREF(v);
+        put(sp, 0, v);
+        sp.add(1)
+    }
+}
