@@ -10,6 +10,7 @@
 
 mod compiled;
 mod emitter;
+mod families;
 mod templates;
 
 pub use compiled::BaselineCode;
@@ -46,12 +47,12 @@ pub unsafe fn compile(code: *mut ffi::PyObject) -> Result<Box<dyn CompiledCode>,
 }
 
 /// What the compiler reads from the code object, copied out once.
-struct CodeView {
-    consts: Vec<*mut ffi::PyObject>,
-    n_names: usize,
-    n_localsplus: usize,
-    n_freevars: usize,
-    first_instr: usize,
+pub(crate) struct CodeView {
+    pub consts: Vec<*mut ffi::PyObject>,
+    pub n_names: usize,
+    pub n_localsplus: usize,
+    pub n_freevars: usize,
+    pub first_instr: usize,
 }
 
 impl CodeView {
@@ -118,7 +119,7 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
             SWAP => a >= 2,
             BUILD_SLICE => a == 2 || a == 3,
             COPY_FREE_VARS => a == view.n_freevars,
-            _ => true,
+            other => families::arg_in_range(other, a, view).unwrap_or(true),
         };
         if !in_range {
             return malformed(ins, "argument out of range for this code object");

@@ -8,6 +8,7 @@
 //! which always raise, hand off before running, so the interpreter raises exactly as it would.
 
 use crate::emitter::{x64, Emitter, FRAME_LOCALSPLUS};
+use crate::families;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::{op, Instr};
 use peregrine_runtime::cpython::ffi;
@@ -16,6 +17,7 @@ use peregrine_runtime::jit::ops::OpHelper;
 use peregrine_runtime::DeoptReason;
 
 /// What the template of an opcode is.
+#[derive(Clone, Copy)]
 pub enum Template {
     /// No code at all (the instruction only affects compile-time state or nothing).
     Nothing,
@@ -23,12 +25,23 @@ pub enum Template {
     Inline,
     /// A call to a uniform helper.
     Helper(OpHelper),
+    /// A call to a uniform helper that calls Python code the way CALL does, followed by ceval's
+    /// eval-breaker check after calls.
+    CallingHelper(OpHelper),
     /// Hand the frame to the interpreter before the instruction.
     HandOff,
 }
 
 /// The template for `opcode`, or `None` if the baseline does not compile it yet.
 pub fn template(opcode: u8) -> Option<Template> {
+    core_template(opcode)
+        .or_else(|| families::names::template(opcode))
+        .or_else(|| families::unpack::template(opcode))
+}
+
+/// Templates of the core opcodes (stack, locals, operators, attributes, calls, containers,
+/// iteration, jumps); the other families live in `families/`.
+fn core_template(opcode: u8) -> Option<Template> {
     use op::*;
     use Template::*;
     Some(match opcode {
@@ -106,10 +119,19 @@ pub fn gen_instr(
         return;
     }
     e.instr_prelude(ins.start, ins.index);
-    if let Template::Helper(helper) = template {
-        let error = e.error_exit(ins.index);
-        e.call_op_helper(helper, ins.oparg, error);
-        return;
+    match template {
+        Template::Helper(helper) => {
+            let error = e.error_exit(ins.index);
+            e.call_op_helper(helper, ins.oparg, error);
+            return;
+        }
+        Template::CallingHelper(helper) => {
+            let error = e.error_exit(ins.index);
+            e.call_op_helper(helper, ins.oparg, error);
+            e.check_pending_after_call(error);
+            return;
+        }
+        _ => {}
     }
     let oparg = ins.oparg;
     let local = FRAME_LOCALSPLUS + 8 * oparg as i32;

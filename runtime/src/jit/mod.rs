@@ -6,7 +6,9 @@
 //! no panicking operations on their paths (a panic in an `extern "C"` function aborts).
 
 pub mod frame;
+pub mod names;
 pub mod ops;
+pub mod unpack;
 
 use crate::cpython::ffi::PyObject;
 
