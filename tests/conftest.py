@@ -29,6 +29,19 @@ def run_python(*args, env=None, cwd=None, timeout=120):
     )
 
 
+def with_unreachable_bad_constant(func):
+    """A copy of `func` whose bytecode ends, after its last RETURN_VALUE, with a LOAD_CONST of a
+    constant that does not exist. The interpreter never reaches it, so the function still runs;
+    a compiler must refuse the code object as malformed rather than trust the index."""
+    import opcode
+    import types
+
+    code = func.__code__
+    assert len(code.co_consts) < 255
+    bad = bytes([opcode.opmap["LOAD_CONST"], 255, opcode.opmap["RETURN_VALUE"], 0])
+    return types.FunctionType(code.replace(co_code=code.co_code + bad), func.__globals__, func.__name__)
+
+
 @pytest.fixture
 def jit():
     """Enables the JIT for one test and restores the previous state and thresholds afterwards."""

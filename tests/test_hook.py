@@ -6,6 +6,7 @@ import sys
 import traceback
 
 import peregrine
+from conftest import with_unreachable_bad_constant
 
 
 def test_frames_are_counted(jit):
@@ -54,21 +55,33 @@ def test_generator_throw_falls_back_and_is_counted(jit):
 
 
 def test_code_past_the_threshold_that_no_tier_compiles_is_counted(jit):
-    def hot(x):  # generator code: the baseline refuses it (for now)
-        yield x
+    def identity(x):
+        return x
 
+    hot = with_unreachable_bad_constant(identity)
     jit.set_thresholds(baseline=3, optimize="off")
     jit.reset_stats()
-    for i in range(10):
-        next(hot(i))
+    assert [hot(i) for i in range(10)] == list(range(10))
     s = jit.stats()
-    # Each loop enters the code twice (the creating call, then next()): entries 3..19 of 20 found
-    # the threshold reached; the baseline refused once and was not asked again. Closing each
-    # generator throws GeneratorExit into it, which is a throwflag fallback, not an entry.
-    assert s["fallbacks"]["uncompilable"] == 17
-    assert s["fallbacks"]["throwflag"] == 10
+    # Calls 4..10 found the threshold reached; the baseline refused once and was not asked again.
+    assert s["fallbacks"]["uncompilable"] == 7
     assert s["baseline"]["failed"] == 1
     assert peregrine.tier_of(hot) == "interpreter"
+
+
+def test_generators_are_created_in_the_interpreter_and_resumed_compiled(jit):
+    def gen(n):
+        for i in range(n):
+            yield i
+
+    jit.set_thresholds(baseline=0, optimize="off")
+    jit.reset_stats()
+    assert [list(gen(3)) for _ in range(4)] == [[0, 1, 2]] * 4
+    s = jit.stats()
+    assert peregrine.tier_of(gen) == "baseline"
+    assert s["fallbacks"]["generator_creation"] == 4
+    # Each generator is resumed 4 times (3 values, then exhaustion), all in compiled code.
+    assert s["baseline"]["entries"] >= 16
 
 
 def test_threshold_off_never_tries_to_compile(jit):

@@ -9,7 +9,7 @@
 
 use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
-use peregrine_runtime::cpython::{self, CevalState, InterpreterFrame, ThreadState};
+use peregrine_runtime::cpython::{self, frame_state, CevalState, GenObject, InterpreterFrame, ThreadState};
 use peregrine_runtime::jit::frame;
 use peregrine_runtime::jit::ops::{self, OpHelper};
 use peregrine_runtime::DeoptReason;
@@ -25,6 +25,9 @@ pub(crate) use x64;
 
 pub const FRAME_LOCALSPLUS: i32 = offset_of!(InterpreterFrame, localsplus) as i32;
 const FRAME_PREV_INSTR: i32 = offset_of!(InterpreterFrame, prev_instr) as i32;
+/// `gi_frame_state` of the generator that owns a frame, relative to the frame.
+const GEN_FRAME_STATE: i32 =
+    offset_of!(GenObject, gi_frame_state) as i32 - offset_of!(GenObject, gi_iframe) as i32;
 const TSTATE_INTERP: i32 = offset_of!(ThreadState, interp) as i32;
 const EVAL_BREAKER: i32 = (INTERP_CEVAL_OFFSET + offset_of!(CevalState, eval_breaker)) as i32;
 /// Our `_PyCFrame` lives at `[rbp - CFRAME]` (24 bytes; see the prologue).
@@ -244,6 +247,38 @@ impl Emitter {
             ; call rax
             ; mov rax, rbx
             ; jmp =>epilogue
+        );
+    }
+
+    /// `YIELD_VALUE`: pops the value, marks the generator suspended and returns the value; the
+    /// frame keeps `prev_instr` at this instruction, where the next send resumes it.
+    pub fn yield_top(&mut self) {
+        x64!(self.ops ; mov BYTE [r12 + GEN_FRAME_STATE], frame_state::SUSPENDED);
+        self.return_top();
+    }
+
+    /// For generator code: jumps to where the frame was suspended. `points` maps the code unit
+    /// `prev_instr` points at (RETURN_GENERATOR or a YIELD_VALUE) to the instruction after it;
+    /// any other position is handed to the interpreter, which resumes there.
+    pub fn resume_dispatch(&mut self, points: &[(usize, DynamicLabel)]) {
+        let unknown = self.label();
+        let handoff = self.handoff;
+        x64!(self.ops
+            ; mov rax, [r12 + FRAME_PREV_INSTR]
+            ; mov rcx, QWORD self.first_instr as i64
+            ; sub rax, rcx
+        );
+        for &(index, label) in points {
+            x64!(self.ops
+                ; cmp rax, (2 * index) as i32
+                ; je =>label
+            );
+        }
+        x64!(self.ops
+            ; =>unknown
+            ; mov r8, [r12 + FRAME_PREV_INSTR]
+            ; mov r9d, DeoptReason::ResumedFrame as u32 as i32
+            ; jmp =>handoff
         );
     }
 

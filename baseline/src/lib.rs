@@ -29,21 +29,14 @@ use templates::{gen_instr, template};
 pub unsafe fn compile(code: *mut ffi::PyObject) -> Result<Box<dyn CompiledCode>, CompileError> {
     let co = code as *mut CodeObject;
     // SAFETY: `code` is a live code object (caller).
-    let flags = unsafe { (*co).co_flags };
-    let resumable = co_flags::CO_GENERATOR
-        | co_flags::CO_COROUTINE
-        | co_flags::CO_ASYNC_GENERATOR
-        | co_flags::CO_ITERABLE_COROUTINE;
-    if flags & resumable != 0 {
-        return Err(CompileError::NotSupported("generator or coroutine code".to_string()));
-    }
+    let resumable = unsafe { (*co).co_flags } & co_flags::RESUMABLE != 0;
     // SAFETY: as above.
     let bytes = unsafe { canonical_bytecode(co) }?;
     let instrs = bytecode::decode(&bytes)?;
     // SAFETY: as above.
     let view = unsafe { CodeView::new(co) };
     check(&instrs, &view)?;
-    emit(&instrs, &view, bytes.len() / 2)
+    emit(&instrs, &view, bytes.len() / 2, resumable)
 }
 
 /// What the compiler reads from the code object, copied out once.
@@ -139,7 +132,12 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
     Ok(())
 }
 
-fn emit(instrs: &[Instr], view: &CodeView, n_units: usize) -> Result<Box<dyn CompiledCode>, CompileError> {
+fn emit(
+    instrs: &[Instr],
+    view: &CodeView,
+    n_units: usize,
+    resumable: bool,
+) -> Result<Box<dyn CompiledCode>, CompileError> {
     let io_error = |e: std::io::Error| CompileError::NotSupported(format!("code memory: {e}"));
     let mut e = Emitter::new(view.first_instr).map_err(io_error)?;
     let mut starts = vec![None; n_units + 1];
@@ -148,6 +146,15 @@ fn emit(instrs: &[Instr], view: &CodeView, n_units: usize) -> Result<Box<dyn Com
     }
     let labels = |i: usize| starts[i].expect("jump targets were checked to be instruction starts");
     e.prologue();
+    if resumable {
+        // A suspended frame resumes after its RETURN_GENERATOR (first send) or a YIELD_VALUE.
+        let points: Vec<(usize, dynasmrt::DynamicLabel)> = instrs
+            .windows(2)
+            .filter(|w| matches!(w[0].opcode, op::RETURN_GENERATOR | op::YIELD_VALUE))
+            .map(|w| (w[0].index, labels(w[1].start)))
+            .collect();
+        e.resume_dispatch(&points);
+    }
     let mut instr_offsets = Vec::with_capacity(instrs.len());
     let mut kwnames: *mut ffi::PyObject = std::ptr::null_mut();
     for ins in instrs {

@@ -37,6 +37,7 @@ pub fn template(opcode: u8) -> Option<Template> {
     core_template(opcode)
         .or_else(|| families::names::template(opcode))
         .or_else(|| families::unpack::template(opcode))
+        .or_else(|| families::gen::template(opcode))
 }
 
 /// Templates of the core opcodes (stack, locals, operators, attributes, calls, containers,
@@ -335,6 +336,29 @@ pub fn gen_instr(
                 ; jnz =>error
             );
             e.check_pending_after_call(error);
+        }
+        YIELD_VALUE => e.yield_top(),
+        SEND => {
+            let t = target();
+            let error = e.error_exit(ins.index);
+            x64!(e.ops
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; xor ecx, ecx
+                ; mov rax, QWORD peregrine_runtime::jit::gen::pg_send as *const () as usize as i64
+                ; call rax
+                ; test al, 1
+                ; jnz >failed
+                ; cmp rax, r14
+                ; mov r14, rax
+                ; jb =>t              // the receiver returned: its result replaced it
+                ; jmp >next
+                ; failed:
+                ; mov r14, rax
+                ; jmp =>error
+                ; next:
+            );
         }
         other => unreachable!("opcode {other} has no inline template"),
     }

@@ -5,7 +5,7 @@
 
 use crate::tier_up::compile_into;
 use peregrine_runtime::code_state::CodeState;
-use peregrine_runtime::cpython::{self, ffi, EvalFrameFn, InterpreterFrame, ThreadState};
+use peregrine_runtime::cpython::{self, co_flags, ffi, EvalFrameFn, InterpreterFrame, ThreadState};
 use peregrine_runtime::options::{BASELINE_THRESHOLD, OPTIMIZE_THRESHOLD};
 use peregrine_runtime::stats::STATS;
 use peregrine_runtime::{FallbackReason, Tier};
@@ -79,6 +79,21 @@ pub unsafe extern "C" fn peregrine_eval_frame(
     unsafe { run_in_interpreter(tstate, frame, throwflag) }
 }
 
+/// Whether this call only creates a generator or coroutine object: a fresh frame of resumable
+/// code, whose first instruction, RETURN_GENERATOR, needs the interpreter.
+///
+/// # Safety
+/// `frame` is a live frame.
+#[inline(always)]
+unsafe fn creates_generator(frame: *mut InterpreterFrame) -> bool {
+    // SAFETY: a live frame holds its code object.
+    unsafe {
+        let code = (*frame).f_code;
+        (*code).co_flags & co_flags::RESUMABLE != 0
+            && (*frame).prev_instr == (std::ptr::addr_of_mut!((*code).co_code_adaptive) as *mut u16).wrapping_sub(1)
+    }
+}
+
 /// Tries tier 2 once the optimize threshold is reached (synchronously for now; it moves to a
 /// background thread with the optimizer).
 ///
@@ -106,6 +121,12 @@ unsafe fn run_compiled(
     entry: EvalFrameFn,
     tier: Tier,
 ) -> *mut ffi::PyObject {
+    // SAFETY: live frame and code object.
+    if unsafe { creates_generator(frame) } {
+        STATS.count_fallback(FallbackReason::GeneratorCreation);
+        // SAFETY: forwarded unchanged.
+        return unsafe { run_in_interpreter(tstate, frame, throwflag) };
+    }
     if let Some(t) = STATS.tier(tier) {
         t.entries.add_with_gil(1);
     }

@@ -12,11 +12,18 @@ pub enum FallbackReason {
     ThrowFlag,
     /// A tier refused to compile this code object; the reason is counted in `compile_failures`.
     Uncompilable,
+    /// The call that creates a generator or coroutine object (its `RETURN_GENERATOR` needs the
+    /// interpreter); the object's frame is resumed in compiled code afterwards.
+    GeneratorCreation,
 }
 
 impl FallbackReason {
-    pub const ALL: [FallbackReason; 3] =
-        [FallbackReason::Tracing, FallbackReason::ThrowFlag, FallbackReason::Uncompilable];
+    pub const ALL: [FallbackReason; 4] = [
+        FallbackReason::Tracing,
+        FallbackReason::ThrowFlag,
+        FallbackReason::Uncompilable,
+        FallbackReason::GeneratorCreation,
+    ];
     pub const COUNT: usize = Self::ALL.len();
 
     /// The stable name shown by `stats()` and the log.
@@ -25,6 +32,7 @@ impl FallbackReason {
             FallbackReason::Tracing => "tracing",
             FallbackReason::ThrowFlag => "throwflag",
             FallbackReason::Uncompilable => "uncompilable",
+            FallbackReason::GeneratorCreation => "generator_creation",
         }
     }
 

@@ -57,6 +57,13 @@ extern "C" {
         method: *mut *mut ffi::PyObject,
     ) -> c_int;
     pub static mut PyMethod_Type: ffi::PyTypeObject;
+    pub static mut PyCoro_Type: ffi::PyTypeObject;
+    pub static mut PyGen_Type: ffi::PyTypeObject;
+    pub static mut PyAsyncGen_Type: ffi::PyTypeObject;
+    pub static mut _PyAsyncGenWrappedValue_Type: ffi::PyTypeObject;
+    pub fn _PyObject_GC_New(tp: *mut ffi::PyTypeObject) -> *mut ffi::PyObject;
+    pub fn _PyObject_LookupSpecial(obj: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
+    pub fn _PyErr_FormatFromCause(exc: *mut ffi::PyObject, format: *const std::os::raw::c_char, ...) -> *mut ffi::PyObject;
     /// The runtime state; only `ceval.signals_pending` is read (see layout.rs).
     pub static mut _PyRuntime: u8;
     pub fn _PyCode_SetExtra(
@@ -77,6 +84,31 @@ pub mod co_flags {
     pub const CO_COROUTINE: i32 = 0x0080;
     pub const CO_ITERABLE_COROUTINE: i32 = 0x0100;
     pub const CO_ASYNC_GENERATOR: i32 = 0x0200;
+    /// Frames of code with any of these flags are suspended and resumed mid-way.
+    pub const RESUMABLE: i32 = CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE;
+}
+
+/// `gi_frame_state` values (Include/internal/pycore_frame.h).
+pub mod frame_state {
+    pub const CREATED: i8 = -2;
+    pub const SUSPENDED: i8 = -1;
+    pub const EXECUTING: i8 = 0;
+    pub const COMPLETED: i8 = 1;
+    pub const CLEARED: i8 = 4;
+}
+
+/// Specialized opcodes the JIT must recognise in `co_code_adaptive` (Include/opcode.h).
+pub mod specialized {
+    pub const RESUME_QUICK: u8 = 150;
+}
+
+/// `_PyAsyncGenWrappedValue` (Objects/genobject.c; not in the installed headers, so its layout
+/// is taken from the 3.11 source: the object header and the wrapped value).
+#[repr(C)]
+pub struct AsyncGenWrappedValue {
+    pub ob_refcnt: ffi::Py_ssize_t,
+    pub ob_type: *mut ffi::PyTypeObject,
+    pub agw_val: *mut ffi::PyObject,
 }
 
 /// `_PyInterpreterFrame.owner` values (Include/internal/pycore_frame.h).

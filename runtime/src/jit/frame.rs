@@ -49,7 +49,11 @@ pub unsafe extern "C" fn pg_frame_enter(
     unsafe {
         let code = (*frame).f_code;
         let first = std::ptr::addr_of_mut!((*code).co_code_adaptive) as *mut u16;
-        if (*frame).prev_instr != first.wrapping_sub(1) {
+        // Only generator and coroutine frames are resumed mid-way, and never at their start
+        // (the hook leaves the creating call to the interpreter).
+        let fresh = (*frame).prev_instr == first.wrapping_sub(1);
+        let resumable = (*code).co_flags & crate::cpython::co_flags::RESUMABLE != 0;
+        if fresh == resumable {
             STATS.count_deopt(DeoptReason::ResumedFrame);
             return std::ptr::null_mut();
         }

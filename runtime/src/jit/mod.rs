@@ -6,6 +6,7 @@
 //! no panicking operations on their paths (a panic in an `extern "C"` function aborts).
 
 pub mod frame;
+pub mod gen;
 pub mod names;
 pub mod ops;
 pub mod unpack;
