@@ -148,3 +148,23 @@ def test_compile_rejects_bad_tier_and_objects():
         peregrine.compile(_sample, tier="fast")
     with pytest.raises(TypeError):
         peregrine.compile(print)
+
+
+def test_dis_annotates_native_code_with_bytecode(capsys):
+    import dis as pydis
+
+    def scale(a, b):
+        return a * b
+
+    with pytest.raises(ValueError, match="no baseline code"):
+        peregrine.dis(scale)
+    peregrine.compile(scale, tier="baseline")
+    peregrine.dis(scale)
+    text = capsys.readouterr().out
+    # Every bytecode instruction appears as a header, with the offset dis shows for it.
+    for ins in pydis.get_instructions(scale):
+        if ins.opname not in ("CACHE", "EXTENDED_ARG"):
+            assert f"{ins.offset:>5} {ins.opname} " in text, ins
+    assert "pg_frame_enter" in text and "helper for BINARY_OP" in text
+    assert "cold code" in text
+    assert text == peregrine.disassemble(scale)

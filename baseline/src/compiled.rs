@@ -5,12 +5,21 @@ use peregrine_runtime::code_state::CompiledCode;
 use peregrine_runtime::cpython::EvalFrameFn;
 use peregrine_runtime::Tier;
 
+/// A bytecode instruction and the native offset of its template.
+#[derive(Clone, Copy, Debug)]
+pub struct InstrOffset {
+    /// Offset in bytes in `co_code` (as `dis` shows it).
+    pub bytecode: usize,
+    pub opcode: u8,
+    pub oparg: u32,
+    pub native: usize,
+}
+
 /// The executable code of one code object plus what debugging tools need to read it.
 pub struct BaselineCode {
     pub(crate) buffer: ExecutableBuffer,
-    /// Native offset where each bytecode instruction's template starts: (bytecode offset in
-    /// bytes, native offset), in code order.
-    pub(crate) instr_offsets: Vec<(usize, usize)>,
+    /// Where each bytecode instruction's template starts, in code order.
+    pub(crate) instr_offsets: Vec<InstrOffset>,
     /// Native offset where the cold stubs begin (error and hand-off paths).
     pub(crate) cold_start: usize,
 }
@@ -21,8 +30,8 @@ impl BaselineCode {
         &self.buffer
     }
 
-    /// (bytecode offset, native offset) for each instruction.
-    pub fn instr_offsets(&self) -> &[(usize, usize)] {
+    /// Where each bytecode instruction's template starts.
+    pub fn instr_offsets(&self) -> &[InstrOffset] {
         &self.instr_offsets
     }
 

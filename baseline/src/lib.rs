@@ -9,11 +9,13 @@
 //! to the interpreter, which unwinds it exactly.
 
 mod compiled;
+mod disasm;
 mod emitter;
 mod families;
 mod templates;
 
-pub use compiled::BaselineCode;
+pub use compiled::{BaselineCode, InstrOffset};
+pub use disasm::disassemble;
 
 use emitter::Emitter;
 use peregrine_runtime::bytecode::{self, op, Instr};
@@ -160,7 +162,12 @@ fn emit(
     for ins in instrs {
         let label = labels(ins.start);
         e.bind(label);
-        instr_offsets.push((2 * ins.index, e.offset()));
+        instr_offsets.push(InstrOffset {
+            bytecode: 2 * ins.index,
+            opcode: ins.opcode,
+            oparg: ins.oparg,
+            native: e.offset(),
+        });
         if ins.opcode == op::KW_NAMES {
             kwnames = view.consts[ins.oparg as usize];
         }

@@ -181,6 +181,31 @@ pub fn tier_of(func_or_code: &Bound<'_, PyAny>) -> PyResult<&'static str> {
     Ok(state.map_or(Tier::Interpreter, |s| s.tier()).name())
 }
 
+/// The annotated native disassembly of `func`'s baseline code.
+#[pyfunction]
+pub fn disassemble(func: &Bound<'_, PyAny>) -> PyResult<String> {
+    let code = code_of(func, "disassemble")?;
+    // SAFETY: GIL held, live code object.
+    let state = unsafe { CodeState::existing(code.as_ptr()) };
+    let text = state.and_then(|s| {
+        s.with_compiled(Tier::Baseline, |compiled| {
+            compiled
+                .as_any()
+                .downcast_ref::<peregrine_baseline::BaselineCode>()
+                .map(peregrine_baseline::disassemble)
+        })
+        .flatten()
+    });
+    text.ok_or_else(|| {
+        // SAFETY: as above.
+        let name = unsafe { describe_code(code.as_ptr()) };
+        PyValueError::new_err(format!(
+            "{name} has no baseline code (it runs in the {}); peregrine.compile(func) compiles it",
+            state.map_or(Tier::Interpreter, |s| s.tier()).name()
+        ))
+    })
+}
+
 /// Compiles `func` for `tier` now, raising `CompileError` if that tier cannot compile it.
 #[pyfunction]
 #[pyo3(signature = (func, tier="baseline"))]

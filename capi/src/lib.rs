@@ -38,5 +38,6 @@ fn _peregrine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::reset_stats, m)?)?;
     m.add_function(wrap_pyfunction!(api::tier_of, m)?)?;
     m.add_function(wrap_pyfunction!(api::compile, m)?)?;
+    m.add_function(wrap_pyfunction!(api::disassemble, m)?)?;
     Ok(())
 }

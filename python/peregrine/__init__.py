@@ -11,6 +11,7 @@ from ._peregrine import (
     CompileError,
     compile,
     disable,
+    disassemble,
     enable,
     get_thresholds,
     is_enabled,
@@ -25,6 +26,8 @@ __all__ = [
     "CompileError",
     "compile",
     "disable",
+    "dis",
+    "disassemble",
     "enable",
     "format_stats",
     "get_thresholds",
@@ -74,6 +77,13 @@ def format_stats(s=None):
             for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
                 lines.append(f"    {n:>8}  {reason}")
     return "\n".join(lines)
+
+
+def dis(func, *, file=None):
+    """Prints the native code the baseline produced for `func`, each bytecode instruction's
+    template under its offset and name (as `dis.dis` shows them). Raises ValueError if `func` has
+    no baseline code yet."""
+    (file or _sys.stdout).write(disassemble(func))
 
 
 def _print_stats_at_exit():

@@ -1,0 +1,81 @@
+//! Native disassembly of baseline code for people debugging the JIT: each bytecode instruction's
+//! template under a `; offset OPNAME oparg` header, calls to runtime helpers named, and the cold
+//! stubs (error exits, hand-offs) after a separator.
+
+use crate::compiled::BaselineCode;
+use crate::templates::{template, Template};
+use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter, Mnemonic, OpKind};
+use peregrine_runtime::bytecode;
+use peregrine_runtime::cpython;
+use peregrine_runtime::jit::frame;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// Names of the functions compiled code calls, by address.
+fn known_functions() -> HashMap<u64, String> {
+    let mut names: HashMap<u64, String> = HashMap::new();
+    let fixed: [(usize, &str); 13] = [
+        (peregrine_runtime::jit::ops::pg_pop_truth as *const () as usize, "pg_pop_truth"),
+        (peregrine_runtime::jit::ops::pg_peek_truth as *const () as usize, "pg_peek_truth"),
+        (peregrine_runtime::jit::ops::pg_for_iter as *const () as usize, "pg_for_iter"),
+        (peregrine_runtime::jit::ops::pg_unbound_local as *const () as usize, "pg_unbound_local"),
+        (peregrine_runtime::jit::gen::pg_send as *const () as usize, "pg_send"),
+        (frame::pg_frame_enter as *const () as usize, "pg_frame_enter"),
+        (frame::pg_frame_return as *const () as usize, "pg_frame_return"),
+        (frame::pg_frame_handoff as *const () as usize, "pg_frame_handoff"),
+        (frame::pg_eval_breaker as *const () as usize, "pg_eval_breaker"),
+        (frame::pg_handle_pending as *const () as usize, "pg_handle_pending"),
+        (cpython::_Py_Dealloc as *const () as usize, "_Py_Dealloc"),
+        (cpython::_PyEval_EvalFrameDefault as *const () as usize, "_PyEval_EvalFrameDefault"),
+        (peregrine_runtime::jit::ops::pg_call as *const () as usize, "pg_call"),
+    ];
+    for (addr, name) in fixed {
+        names.insert(addr as u64, name.to_string());
+    }
+    for opcode in 0..=255u8 {
+        if let (Some(name), Some(Template::Helper(f) | Template::CallingHelper(f))) =
+            (bytecode::name(opcode), template(opcode))
+        {
+            names.entry(f as *const () as usize as u64).or_insert_with(|| format!("helper for {name}"));
+        }
+    }
+    names
+}
+
+/// The annotated disassembly of `code`.
+pub fn disassemble(code: &BaselineCode) -> String {
+    let bytes = code.bytes();
+    let base = bytes.as_ptr() as u64;
+    let names = known_functions();
+    let mut headers: HashMap<usize, String> = HashMap::new();
+    for i in code.instr_offsets() {
+        let name = bytecode::name(i.opcode).unwrap_or("?");
+        headers.insert(i.native, format!("; {:>5} {} {}", i.bytecode, name, i.oparg));
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "; baseline code at {:#x}, {} bytes (prologue, then one template per instruction)", base, bytes.len());
+    let mut decoder = Decoder::with_ip(64, bytes, base, DecoderOptions::NONE);
+    let mut formatter = IntelFormatter::new();
+    let mut text = String::new();
+    let mut instr = Instruction::default();
+    while decoder.can_decode() {
+        decoder.decode_out(&mut instr);
+        let offset = (instr.ip() - base) as usize;
+        if offset == code.cold_start() {
+            let _ = writeln!(out, "; ---- cold code: shared tails, error exits and hand-offs to the interpreter");
+        }
+        if let Some(h) = headers.get(&offset) {
+            let _ = writeln!(out, "{h}");
+        }
+        text.clear();
+        formatter.format(&instr, &mut text);
+        let mut note = String::new();
+        if instr.mnemonic() == Mnemonic::Mov && instr.op_count() == 2 && instr.op1_kind() == OpKind::Immediate64 {
+            if let Some(name) = names.get(&instr.immediate64()) {
+                note = format!("  ; {name}");
+            }
+        }
+        let _ = writeln!(out, "  {offset:>6x}  {text}{note}");
+    }
+    out
+}
