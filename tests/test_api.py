@@ -168,3 +168,29 @@ def test_dis_annotates_native_code_with_bytecode(capsys):
     assert "pg_frame_enter" in text and "helper for BINARY_OP" in text
     assert "cold code" in text
     assert text == peregrine.disassemble(scale)
+
+
+def test_malformed_bytecode_is_refused_not_compiled():
+    import opcode
+
+    def f(a):
+        return a
+
+    code = f.__code__
+    op = opcode.opmap
+    # Each variant is reachable and breaks a rule the compiled code would trust. They are only
+    # compiled, never called: the interpreter would misbehave on them too.
+    prefix = code.co_code[:2]  # RESUME
+    variants = {
+        "POP_TOP": bytes([op["POP_TOP"], 0, op["LOAD_FAST"], 0, op["RETURN_VALUE"], 0]),  # underflow
+        "LOAD_FAST 7": bytes([op["LOAD_FAST"], 7, op["RETURN_VALUE"], 0]),  # no such local
+        "BINARY_OP 99": bytes([op["LOAD_FAST"], 0, op["LOAD_FAST"], 0, op["BINARY_OP"], 99, 0, 0,
+                               op["RETURN_VALUE"], 0]),  # no such operator
+        "falls off the end": bytes([op["LOAD_FAST"], 0, op["POP_TOP"], 0]),
+    }
+    for what, body in variants.items():
+        bad = code.replace(co_code=prefix + body)
+        with pytest.raises(peregrine.CompileError, match="malformed bytecode") as info:
+            peregrine.compile(bad, tier="baseline")
+        assert what.split()[0] in str(info.value) or what == "falls off the end", (what, str(info.value))
+        assert peregrine.tier_of(bad) == "interpreter"

@@ -31,14 +31,12 @@ use templates::{gen_instr, template};
 pub unsafe fn compile(code: *mut ffi::PyObject) -> Result<Box<dyn CompiledCode>, CompileError> {
     let co = code as *mut CodeObject;
     // SAFETY: `code` is a live code object (caller).
-    let resumable = unsafe { (*co).co_flags } & co_flags::RESUMABLE != 0;
-    // SAFETY: as above.
     let bytes = unsafe { canonical_bytecode(co) }?;
     let instrs = bytecode::decode(&bytes)?;
     // SAFETY: as above.
     let view = unsafe { CodeView::new(co) };
     check(&instrs, &view)?;
-    emit(&instrs, &view, bytes.len() / 2, resumable)
+    emit(&instrs, &view, bytes.len() / 2, view.resumable)
 }
 
 /// What the compiler reads from the code object, copied out once.
@@ -47,6 +45,8 @@ pub(crate) struct CodeView {
     pub n_names: usize,
     pub n_localsplus: usize,
     pub n_freevars: usize,
+    pub stacksize: usize,
+    pub resumable: bool,
     pub first_instr: usize,
 }
 
@@ -63,6 +63,8 @@ impl CodeView {
                 n_names: ffi::PyTuple_GET_SIZE((*co).co_names) as usize,
                 n_localsplus: (*co).co_nlocalsplus as usize,
                 n_freevars: (*co).co_nfreevars as usize,
+                stacksize: (*co).co_stacksize.max(0) as usize,
+                resumable: (*co).co_flags & co_flags::RESUMABLE != 0,
                 first_instr: std::ptr::addr_of_mut!((*co).co_code_adaptive) as usize,
             }
         }
@@ -96,7 +98,16 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
         Err(CompileError::Malformed(format!("{} {} at offset {}: {}", ins.name(), ins.oparg, 2 * ins.index, what)))
     };
     let mut pending_kwnames = false;
-    for ins in instrs {
+    for (k, ins) in instrs.iter().enumerate() {
+        // PRECALL n and CALL n come as a pair: the stack check relies on it.
+        let paired = match ins.opcode {
+            op::PRECALL => instrs.get(k + 1).is_some_and(|n| n.opcode == op::CALL && n.oparg == ins.oparg),
+            op::CALL => k > 0 && instrs[k - 1].opcode == op::PRECALL && instrs[k - 1].oparg == ins.oparg,
+            _ => true,
+        };
+        if !paired {
+            return malformed(ins, "PRECALL and CALL must come as a pair with the same argument");
+        }
         if template(ins.opcode).is_none() {
             return Err(CompileError::NotSupported(format!("opcode {}", ins.name())));
         }
@@ -131,6 +142,9 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
             return malformed(ins, "KW_NAMES not followed by PRECALL/CALL");
         }
     }
+    // Compiled code trusts the stack discipline: verify it against the frame's room. Generator
+    // code starts with the value a send pushes (as compile.c counts it).
+    bytecode::verify_stack(instrs, view.resumable as i32, view.stacksize as i32)?;
     Ok(())
 }
 

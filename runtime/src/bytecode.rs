@@ -323,3 +323,171 @@ mod tests {
         }
     }
 }
+
+/// How an instruction uses the value stack: the slots it reads (they must exist) and its net
+/// effect, on the fall-through path and, for jumps, on the taken path (CPython's
+/// `stack_effect` in Python/compile.c, plus the inputs that table leaves implicit).
+/// `None` for opcodes that are not base opcodes.
+pub fn stack_use(opcode: u8, oparg: u32) -> Option<StackUse> {
+    use op::*;
+    let n = oparg as i32;
+    let bits = |mask: u32| (oparg & mask != 0) as i32;
+    let (inputs, effect, jump_effect) = match opcode {
+        NOP | EXTENDED_ARG | RESUME | CACHE | KW_NAMES | MAKE_CELL | COPY_FREE_VARS | DELETE_FAST
+        | DELETE_DEREF | DELETE_NAME | DELETE_GLOBAL | SETUP_ANNOTATIONS | RETURN_GENERATOR => (0, 0, None),
+        POP_TOP | RETURN_VALUE | PRINT_EXPR | IMPORT_STAR | STORE_NAME | STORE_GLOBAL | STORE_FAST
+        | STORE_DEREF | DELETE_ATTR | POP_EXCEPT => (1, -1, None),
+        SWAP => (n, 0, None),
+        COPY => (n, 1, None),
+        LOAD_GLOBAL => (0, 1 + bits(1), None),
+        PUSH_NULL | LOAD_CONST | LOAD_NAME | LOAD_FAST | LOAD_CLOSURE | LOAD_DEREF | LOAD_CLASSDEREF
+        | LOAD_BUILD_CLASS | LOAD_ASSERTION_ERROR => (0, 1, None),
+        UNARY_POSITIVE | UNARY_NEGATIVE | UNARY_NOT | UNARY_INVERT | GET_ITER | LOAD_ATTR
+        | GET_AWAITABLE | GET_AITER | GET_YIELD_FROM_ITER | ASYNC_GEN_WRAP | YIELD_VALUE | LIST_TO_TUPLE => {
+            (1, 0, None)
+        }
+        SET_ADD | LIST_APPEND => (n + 1, -1, None),
+        MAP_ADD => (n + 2, -2, None),
+        LIST_EXTEND | SET_UPDATE | DICT_MERGE | DICT_UPDATE => (n + 1, -1, None),
+        BINARY_SUBSCR | BINARY_OP | COMPARE_OP | IS_OP | CONTAINS_OP => (2, -1, None),
+        STORE_SUBSCR => (3, -3, None),
+        DELETE_SUBSCR | STORE_ATTR => (2, -2, None),
+        CHECK_EXC_MATCH | CHECK_EG_MATCH => (2, 0, None),
+        IMPORT_NAME => (2, -1, None),
+        IMPORT_FROM | GET_LEN | MATCH_MAPPING | MATCH_SEQUENCE | LOAD_METHOD | GET_ANEXT => (1, 1, None),
+        MATCH_KEYS => (2, 1, None),
+        MATCH_CLASS => (3, -2, None),
+        BEFORE_WITH | BEFORE_ASYNC_WITH => (1, 1, None),
+        UNPACK_SEQUENCE => (1, n - 1, None),
+        UNPACK_EX => (1, (n & 0xff) + (n >> 8), None),
+        BUILD_TUPLE | BUILD_LIST | BUILD_SET | BUILD_STRING => (n, 1 - n, None),
+        BUILD_MAP => (2 * n, 1 - 2 * n, None),
+        BUILD_CONST_KEY_MAP => (n + 1, -n, None),
+        BUILD_SLICE => if n == 3 { (3, -2, None) } else { (2, -1, None) },
+        FORMAT_VALUE => (1 + bits(4), -bits(4), None),
+        MAKE_FUNCTION => {
+            let extra = bits(1) + bits(2) + bits(4) + bits(8);
+            (1 + extra, -extra, None)
+        }
+        // compile.c books the arguments on PRECALL (-n) and the callable pair on CALL (-1);
+        // PRECALL n is always directly followed by CALL n (the baseline checks it), so the
+        // real requirement, n + 2 values, is checked on PRECALL.
+        PRECALL => (n + 2, -n, None),
+        CALL => (2, -1, None),
+        CALL_FUNCTION_EX => (3 + bits(1), -2 - bits(1), None),
+        RAISE_VARARGS => (n, -n, None),
+        RERAISE => (1 + n, -1, None),
+        PUSH_EXC_INFO => (1, 1, None),
+        WITH_EXCEPT_START => (4, 1, None),
+        PREP_RERAISE_STAR => (2, -1, None),
+        END_ASYNC_FOR => (2, -2, None),
+        JUMP_FORWARD | JUMP_BACKWARD | JUMP_BACKWARD_NO_INTERRUPT => (0, 0, Some(0)),
+        JUMP_IF_TRUE_OR_POP | JUMP_IF_FALSE_OR_POP => (1, -1, Some(0)),
+        POP_JUMP_FORWARD_IF_FALSE | POP_JUMP_BACKWARD_IF_FALSE | POP_JUMP_FORWARD_IF_TRUE
+        | POP_JUMP_BACKWARD_IF_TRUE | POP_JUMP_FORWARD_IF_NONE | POP_JUMP_BACKWARD_IF_NONE
+        | POP_JUMP_FORWARD_IF_NOT_NONE | POP_JUMP_BACKWARD_IF_NOT_NONE => (1, -1, Some(-1)),
+        FOR_ITER => (1, 1, Some(-1)),
+        SEND => (2, 0, Some(-1)),
+        _ => return None,
+    };
+    Some(StackUse { inputs, effect, jump_effect })
+}
+
+/// See [`stack_use`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackUse {
+    pub inputs: i32,
+    pub effect: i32,
+    /// The effect when the jump is taken, for instructions that jump.
+    pub jump_effect: Option<i32>,
+}
+
+/// Whether control never falls through to the next instruction.
+fn ends_flow(opcode: u8) -> bool {
+    use op::*;
+    matches!(opcode, RETURN_VALUE | RAISE_VARARGS | RERAISE | JUMP_FORWARD | JUMP_BACKWARD | JUMP_BACKWARD_NO_INTERRUPT)
+}
+
+/// Checks the value stack along every normal (non-exceptional) path from the first instruction:
+/// no instruction reads slots that are not there, the depth never exceeds `max_depth`
+/// (`co_stacksize`, what the frame has room for), and paths that meet agree on the depth.
+/// Exception handlers are not followed: compiled code hands exceptions to the interpreter.
+/// Returns the depth before each reachable instruction.
+pub fn verify_stack(instrs: &[Instr], start_depth: i32, max_depth: i32) -> Result<Vec<Option<i32>>, CompileError> {
+    let position = |start: usize| instrs.binary_search_by_key(&start, |i| i.start).ok();
+    let mut depth: Vec<Option<i32>> = vec![None; instrs.len()];
+    let mut work = vec![(0usize, start_depth)];
+    while let Some((k, d)) = work.pop() {
+        match depth[k] {
+            Some(seen) if seen == d => continue,
+            Some(seen) => {
+                return Err(CompileError::Malformed(format!(
+                    "stack depth {} and {} meet at offset {}",
+                    seen,
+                    d,
+                    2 * instrs[k].index
+                )))
+            }
+            None => depth[k] = Some(d),
+        }
+        let ins = &instrs[k];
+        let bad = |what: String| Err(CompileError::Malformed(format!("{} at offset {}: {}", ins.name(), 2 * ins.index, what)));
+        let Some(u) = stack_use(ins.opcode, ins.oparg) else {
+            return bad("no known stack effect".to_string());
+        };
+        if u.inputs < 0 || d < u.inputs {
+            return bad(format!("needs {} stack values, has {}", u.inputs, d));
+        }
+        let mut next = Vec::with_capacity(2);
+        if !ends_flow(ins.opcode) {
+            next.push((k + 1, d + u.effect));
+        }
+        if let (Some(target), Some(je)) = (ins.jump_target(), u.jump_effect) {
+            let t = position(target).expect("decode checked jump targets");
+            next.push((t, d + je));
+        }
+        for (to, nd) in next {
+            if nd < 0 || nd > max_depth {
+                return bad(format!("stack depth {nd} outside 0..={max_depth}"));
+            }
+            if to >= instrs.len() {
+                return bad("falls off the end of the code".to_string());
+            }
+            work.push((to, nd));
+        }
+    }
+    Ok(depth)
+}
+
+#[cfg(test)]
+mod stack_tests {
+    use super::*;
+
+    fn code(pairs: &[(u8, u8)]) -> Vec<Instr> {
+        let bytes: Vec<u8> = pairs.iter().flat_map(|&(o, a)| [o, a]).collect();
+        decode(&bytes).unwrap()
+    }
+
+    #[test]
+    fn accepts_balanced_code_and_reports_depths() {
+        // RESUME; LOAD_CONST; LOAD_CONST; BINARY_OP (+cache); RETURN_VALUE
+        let instrs = code(&[(op::RESUME, 0), (op::LOAD_CONST, 0), (op::LOAD_CONST, 0), (op::BINARY_OP, 0),
+            (op::CACHE, 0), (op::RETURN_VALUE, 0)]);
+        let d = verify_stack(&instrs, 0, 2).unwrap();
+        assert_eq!(d, vec![Some(0), Some(0), Some(1), Some(2), Some(1)]);
+    }
+
+    #[test]
+    fn rejects_underflow_overflow_falling_off_and_mismatch() {
+        let underflow = code(&[(op::RESUME, 0), (op::POP_TOP, 0), (op::RETURN_VALUE, 0)]);
+        assert!(verify_stack(&underflow, 0, 4).is_err());
+        let overflow = code(&[(op::LOAD_CONST, 0), (op::LOAD_CONST, 0), (op::RETURN_VALUE, 0)]);
+        assert!(verify_stack(&overflow, 0, 1).is_err());
+        let off_end = code(&[(op::RESUME, 0), (op::NOP, 0)]);
+        assert!(verify_stack(&off_end, 0, 1).is_err());
+        // 0 LOAD_CONST; 1 POP_JUMP_FORWARD_IF_TRUE -> 3; 2 LOAD_CONST; 3 RETURN_VALUE: depth 0 vs 1 at 3
+        let mismatch = code(&[(op::LOAD_CONST, 0), (op::POP_JUMP_FORWARD_IF_TRUE, 1), (op::LOAD_CONST, 0),
+            (op::RETURN_VALUE, 0)]);
+        assert!(verify_stack(&mismatch, 0, 4).is_err());
+    }
+}
