@@ -175,3 +175,28 @@ def test_recursion_error_is_raised_as_in_the_interpreter(jit):
             raise AssertionError("no RecursionError")
     finally:
         sys.setrecursionlimit(limit)
+
+
+def test_code_with_a_loop_compiles_on_first_entry(jit):
+    def once(n):  # called once, loops for long: must not stay in the interpreter
+        total = 0
+        for i in range(n):
+            total += i
+        return total
+
+    def straight(x):
+        return x + 1
+
+    jit.set_thresholds(baseline=1000, optimize="off")
+    assert once(10_000) == sum(range(10_000))
+    assert straight(1) == 2
+    assert peregrine.tier_of(once) == "baseline"
+    assert peregrine.tier_of(straight) == "interpreter"
+    jit.set_thresholds(baseline="off")
+
+    def never(n):
+        while n:
+            n -= 1
+
+    never(3)
+    assert peregrine.tier_of(never) == "interpreter"  # "off" means off, loops or not

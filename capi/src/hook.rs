@@ -63,7 +63,9 @@ pub unsafe extern "C" fn peregrine_eval_frame(
         }
         return unsafe { run_compiled(state, tstate, frame, throwflag, entry, tier) };
     }
-    if seen >= BASELINE_THRESHOLD.get().unwrap_or(u32::MAX) {
+    // Code with a loop compiles on its first entry: a function called once may loop for long.
+    let due = BASELINE_THRESHOLD.get().is_some_and(|t| seen >= t || state.has_loop());
+    if due {
         if state.not_tried(Tier::Baseline) {
             // SAFETY: GIL held, live code object. A refusal is recorded in the state and stats.
             let _ = unsafe { compile_into(state, code, Tier::Baseline) };

@@ -172,6 +172,20 @@ pub fn jumps_backward(opcode: u8) -> bool {
     )
 }
 
+/// Whether the code has a loop (a backward jump other than the `yield from` loop's
+/// `JUMP_BACKWARD_NO_INTERRUPT`). Scans without validating; unknown bytes count as no loop.
+pub fn has_loop(code: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 1 < code.len() {
+        let opcode = code[i];
+        if jumps_backward(opcode) && opcode != op::JUMP_BACKWARD_NO_INTERRUPT {
+            return true;
+        }
+        i += 2 * (1 + cache_entries(opcode));
+    }
+    false
+}
+
 /// One decoded instruction. Indices are in code units (2 bytes) from the start of the code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Instr {
@@ -294,6 +308,19 @@ mod tests {
         assert_eq!(instrs[2].next, 5);
         assert_eq!(instrs[2].last_unit(), 4);
         assert_eq!(instrs[3].index, 5);
+    }
+
+    #[test]
+    fn finds_loops() {
+        let looping = units(&[(op::RESUME, 0), (op::NOP, 0), (op::JUMP_BACKWARD, 1)]);
+        assert!(has_loop(&looping));
+        let straight = units(&[(op::RESUME, 0), (op::BINARY_OP, 0), (op::CACHE, 0), (op::RETURN_VALUE, 0)]);
+        assert!(!has_loop(&straight));
+        // A cache entry whose bytes look like JUMP_BACKWARD is not an instruction.
+        let cache_lookalike = units(&[(op::BINARY_OP, 0), (op::JUMP_BACKWARD, 0), (op::RETURN_VALUE, 0)]);
+        assert!(!has_loop(&cache_lookalike));
+        let yield_from = units(&[(op::SEND, 1), (op::JUMP_BACKWARD_NO_INTERRUPT, 2)]);
+        assert!(!has_loop(&yield_from));
     }
 
     #[test]

@@ -42,6 +42,9 @@ impl Slot {
 pub struct CodeState {
     /// Calls (and, once the baseline counts them, loop iterations) seen so far; saturates.
     entries: Cell<u32>,
+    /// The code has a loop: it is compiled on its first entry, since the interpreter cannot count
+    /// the iterations of a long loop in a function called once.
+    has_loop: bool,
     /// Entry of the best compiled tier and that tier, cached so the hook reads one field.
     entry: Cell<Option<(EvalFrameFn, Tier)>>,
     baseline: RefCell<Slot>,
@@ -49,9 +52,10 @@ pub struct CodeState {
 }
 
 impl CodeState {
-    fn new() -> Self {
+    fn new(has_loop: bool) -> Self {
         CodeState {
             entries: Cell::new(0),
+            has_loop,
             entry: Cell::new(None),
             baseline: RefCell::new(Slot::NotTried),
             optimized: RefCell::new(Slot::NotTried),
@@ -68,6 +72,10 @@ impl CodeState {
 
     pub fn entries(&self) -> u32 {
         self.entries.get()
+    }
+
+    pub fn has_loop(&self) -> bool {
+        self.has_loop
     }
 
     /// The entry point of the best compiled tier and that tier, if any.
@@ -128,6 +136,25 @@ impl CodeState {
             _ => None,
         });
         self.entry.set(best);
+    }
+}
+
+/// Whether `code`'s canonical bytecode has a loop.
+///
+/// # Safety
+/// GIL held; `code` is a live code object.
+unsafe fn code_has_loop(code: *mut ffi::PyObject) -> bool {
+    // SAFETY: per the contract; PyCode_GetCode returns a new reference to bytes, or null.
+    unsafe {
+        let bytes = cpython::PyCode_GetCode(code as *mut cpython::CodeObject);
+        if bytes.is_null() {
+            ffi::PyErr_Clear();
+            return false;
+        }
+        let data = std::slice::from_raw_parts(ffi::PyBytes_AsString(bytes) as *const u8, ffi::PyBytes_Size(bytes) as usize);
+        let found = crate::bytecode::has_loop(data);
+        ffi::Py_DECREF(bytes);
+        found
     }
 }
 
@@ -200,7 +227,9 @@ impl CodeState {
         if index < 0 {
             return None;
         }
-        let ptr = Box::into_raw(Box::new(CodeState::new()));
+        // SAFETY: GIL held, live code object.
+        let has_loop = unsafe { code_has_loop(code) };
+        let ptr = Box::into_raw(Box::new(CodeState::new(has_loop)));
         // SAFETY: GIL held, live code object; on success CPython owns `ptr` until it calls
         // `free_code_state`.
         if unsafe { cpython::_PyCode_SetExtra(code, index, ptr as *mut c_void) } != 0 {
