@@ -18,9 +18,9 @@ use std::os::raw::{c_char, c_int};
 pub type OpHelper = unsafe extern "C" fn(*mut ThreadState, *mut InterpreterFrame, Sp, u32) -> Sp;
 
 
-const NAME_ERROR_MSG: &[u8] = b"name '%.200s' is not defined\0";
-const UNBOUNDLOCAL_ERROR_MSG: &[u8] = b"cannot access local variable '%s' where it is not associated with a value\0";
-const UNBOUNDFREE_ERROR_MSG: &[u8] =
+pub(crate) const NAME_ERROR_MSG: &[u8] = b"name '%.200s' is not defined\0";
+pub(crate) const UNBOUNDLOCAL_ERROR_MSG: &[u8] = b"cannot access local variable '%s' where it is not associated with a value\0";
+pub(crate) const UNBOUNDFREE_ERROR_MSG: &[u8] =
     b"cannot access free variable '%s' where it is not associated with a value in enclosing scope\0";
 
 // ---------------------------------------------------------------------------------------------
@@ -74,7 +74,7 @@ unsafe fn new_bool(b: bool) -> *mut PyObject {
 
 /// ceval's `format_exc_check_arg`: raises `exc(format % name)`; a NameError also records the
 /// name, which the traceback printer uses for "Did you mean" suggestions.
-unsafe fn format_exc_check_arg(exc: *mut PyObject, format: &[u8], name: *mut PyObject) {
+pub(crate) unsafe fn format_exc_check_arg(exc: *mut PyObject, format: &[u8], name: *mut PyObject) {
     // SAFETY: GIL held; `format` is NUL-terminated with one %s; `name` is a str.
     unsafe {
         if name.is_null() {
