@@ -44,6 +44,8 @@ pub(crate) struct CodeView {
     pub consts: Vec<*mut ffi::PyObject>,
     pub n_names: usize,
     pub n_localsplus: usize,
+    /// `co_localspluskinds`: per local slot, CO_FAST_LOCAL / CO_FAST_CELL / CO_FAST_FREE bits.
+    pub local_kinds: Vec<u8>,
     pub n_freevars: usize,
     pub stacksize: usize,
     pub resumable: bool,
@@ -62,12 +64,28 @@ impl CodeView {
                 consts: (0..n).map(|i| ffi::PyTuple_GET_ITEM(consts_tuple, i)).collect(),
                 n_names: ffi::PyTuple_GET_SIZE((*co).co_names) as usize,
                 n_localsplus: (*co).co_nlocalsplus as usize,
+                local_kinds: {
+                    let kinds = (*co).co_localspluskinds;
+                    let p = ffi::PyBytes_AsString(kinds) as *const u8;
+                    std::slice::from_raw_parts(p, ffi::PyBytes_Size(kinds) as usize).to_vec()
+                },
                 n_freevars: (*co).co_nfreevars as usize,
                 stacksize: (*co).co_stacksize.max(0) as usize,
                 resumable: (*co).co_flags & co_flags::RESUMABLE != 0,
                 first_instr: std::ptr::addr_of_mut!((*co).co_code_adaptive) as usize,
             }
         }
+    }
+}
+
+/// `co_localspluskinds` bits (Include/internal/pycore_code.h).
+const CO_FAST_CELL: u8 = 0x40;
+const CO_FAST_FREE: u8 = 0x80;
+
+impl CodeView {
+    /// Whether local slot `i` exists and is a cell or free variable.
+    pub fn is_cell_or_free(&self, i: usize) -> bool {
+        i < self.n_localsplus && self.local_kinds.get(i).is_some_and(|k| k & (CO_FAST_CELL | CO_FAST_FREE) != 0)
     }
 }
 
@@ -117,8 +135,9 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
             LOAD_CONST | KW_NAMES => a < view.consts.len(),
             LOAD_GLOBAL => a >> 1 < view.n_names,
             STORE_GLOBAL | DELETE_GLOBAL | LOAD_ATTR | STORE_ATTR | DELETE_ATTR | LOAD_METHOD => a < view.n_names,
-            LOAD_FAST | STORE_FAST | DELETE_FAST | LOAD_CLOSURE | MAKE_CELL | LOAD_DEREF | STORE_DEREF
-            | DELETE_DEREF => a < view.n_localsplus,
+            LOAD_FAST | STORE_FAST | DELETE_FAST => a < view.n_localsplus,
+            // Cell operations rely on the slot holding a cell: it must be a cell or free variable.
+            LOAD_CLOSURE | MAKE_CELL | LOAD_DEREF | STORE_DEREF | DELETE_DEREF => view.is_cell_or_free(a),
             BINARY_OP => a < 26,
             COMPARE_OP => a <= 5,
             COPY => a >= 1,

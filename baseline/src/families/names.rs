@@ -34,7 +34,7 @@ pub fn arg_in_range(opcode: u8, oparg: usize, view: &CodeView) -> Option<bool> {
     use op::*;
     match opcode {
         LOAD_NAME | STORE_NAME | DELETE_NAME | IMPORT_NAME | IMPORT_FROM => Some(oparg < view.n_names),
-        LOAD_CLASSDEREF => Some(oparg < view.n_localsplus),
+        LOAD_CLASSDEREF => Some(view.is_cell_or_free(oparg)),
         // IMPORT_STAR has no argument, but its helper relies on the code object having no fast
         // locals to synchronise with f_locals (true of all module-level code, the only place
         // Python's compiler emits it); anything else is refused and runs in the interpreter.

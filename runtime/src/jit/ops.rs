@@ -184,7 +184,8 @@ pub unsafe extern "C" fn pg_copy_free_vars(_t: *mut ThreadState, frame: *mut Int
 
 /// LOAD_DEREF
 pub unsafe extern "C" fn pg_load_deref(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
-    // SAFETY: GIL held; local `oparg` is a cell (the compiler checked it is a cell/free index).
+    // SAFETY: GIL held; local `oparg` is a cell or free variable (the compiler checked its kind in
+    // co_localspluskinds) and holds a cell once MAKE_CELL/COPY_FREE_VARS ran, as ceval assumes.
     unsafe {
         let cell = *local_slot(frame, oparg);
         let v = (*(cell as *mut CellObject)).ob_ref;
