@@ -144,7 +144,12 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
             SWAP => a >= 2,
             BUILD_SLICE => a == 2 || a == 3,
             COPY_FREE_VARS => a == view.n_freevars,
-            other => families::arg_in_range(other, a, view).unwrap_or(true),
+            other => {
+                if let Some(verdict) = families::check(other, a, view) {
+                    families::verdict_result(verdict, ins.name(), a, 2 * ins.index)?;
+                }
+                true
+            }
         };
         if !in_range {
             return malformed(ins, "argument out of range for this code object");

@@ -6,6 +6,7 @@
 //! the frame to the interpreter if ever reached.
 
 use crate::templates::Template;
+use super::Verdict;
 use crate::CodeView;
 use peregrine_runtime::bytecode::op;
 use peregrine_runtime::jit::gen as h;
@@ -28,6 +29,6 @@ pub fn template(opcode: u8) -> Option<Template> {
 }
 
 /// No opcode of this family indexes constants, names or locals.
-pub fn arg_in_range(_opcode: u8, _oparg: usize, _view: &CodeView) -> Option<bool> {
+pub fn check(_opcode: u8, _oparg: usize, _view: &CodeView) -> Option<Verdict> {
     None
 }

@@ -6,6 +6,7 @@
 //! `CallingHelper` even though several can run arbitrary code.
 
 use crate::templates::Template;
+use super::Verdict;
 use crate::CodeView;
 use peregrine_runtime::bytecode::op;
 use peregrine_runtime::jit::names as h;
@@ -29,16 +30,16 @@ pub fn template(opcode: u8) -> Option<Template> {
     })
 }
 
-/// Whether `oparg` indexes something that exists, for this family's opcodes.
-pub fn arg_in_range(opcode: u8, oparg: usize, view: &CodeView) -> Option<bool> {
+/// This family's verdict on an instruction (see `families::check`).
+pub fn check(opcode: u8, oparg: usize, view: &CodeView) -> Option<Verdict> {
     use op::*;
     match opcode {
-        LOAD_NAME | STORE_NAME | DELETE_NAME | IMPORT_NAME | IMPORT_FROM => Some(oparg < view.n_names),
-        LOAD_CLASSDEREF => Some(view.is_cell_or_free(oparg)),
-        // IMPORT_STAR has no argument, but its helper relies on the code object having no fast
-        // locals to synchronise with f_locals (true of all module-level code, the only place
-        // Python's compiler emits it); anything else is refused and runs in the interpreter.
-        IMPORT_STAR => Some(view.n_localsplus == 0),
+        LOAD_NAME | STORE_NAME | DELETE_NAME | IMPORT_NAME | IMPORT_FROM => Some(Verdict::from_range(oparg < view.n_names)),
+        LOAD_CLASSDEREF => Some(Verdict::from_range(view.is_cell_or_free(oparg))),
+        // IMPORT_STAR's helper relies on the code object having no fast locals to synchronise
+        // with f_locals (true of all module-level code, the only place Python's compiler emits
+        // it); anything else runs in the interpreter.
+        IMPORT_STAR if view.n_localsplus != 0 => Some(Verdict::NotSupported("in a code object with fast locals")),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@
 //! by ceval's eval-breaker check.
 
 use crate::templates::Template;
+use super::Verdict;
 use crate::CodeView;
 use peregrine_runtime::bytecode::op;
 use peregrine_runtime::jit::unpack as h;
@@ -29,14 +30,13 @@ pub fn template(opcode: u8) -> Option<Template> {
     })
 }
 
-/// Whether `oparg` is valid for this family's opcodes. The compiler only emits 0 and 1 for
-/// CALL_FUNCTION_EX (the helper's stack layout depends on it), and the container a
-/// LIST_EXTEND/SET_UPDATE/DICT_UPDATE/DICT_MERGE extends is at least one slot below the operand.
-pub fn arg_in_range(opcode: u8, oparg: usize, _view: &CodeView) -> Option<bool> {
+/// This family's verdict on an instruction (see `families::check`): the helpers' stack layouts
+/// depend on these arguments.
+pub fn check(opcode: u8, oparg: usize, _view: &CodeView) -> Option<Verdict> {
     use op::*;
     match opcode {
-        CALL_FUNCTION_EX => Some(oparg <= 1),
-        LIST_EXTEND | SET_UPDATE | DICT_UPDATE | DICT_MERGE => Some(oparg >= 1),
+        CALL_FUNCTION_EX => Some(Verdict::from_range(oparg <= 1)),
+        LIST_EXTEND | SET_UPDATE | DICT_UPDATE | DICT_MERGE => Some(Verdict::from_range(oparg >= 1)),
         _ => None,
     }
 }

@@ -963,27 +963,12 @@ pub unsafe extern "C" fn pg_unpack_sequence(_t: *mut ThreadState, _f: *mut Inter
             return base.add(n);
         }
         ffi::Py_DECREF(extra);
-        let ll = if ffi::PyList_CheckExact(seq) != 0 && ffi::PyList_GET_SIZE(seq) as usize > n {
-            ffi::PyList_GET_SIZE(seq)
-        } else if ffi::PyTuple_CheckExact(seq) != 0 && ffi::PyTuple_GET_SIZE(seq) as usize > n {
-            ffi::PyTuple_GET_SIZE(seq)
-        } else {
-            -1
-        };
-        if ll >= 0 {
-            ffi::PyErr_Format(
-                ffi::PyExc_ValueError,
-                b"too many values to unpack (expected %d, got %zd)\0".as_ptr() as *const c_char,
-                n as c_int,
-                ll,
-            );
-        } else {
-            ffi::PyErr_Format(
-                ffi::PyExc_ValueError,
-                b"too many values to unpack (expected %d)\0".as_ptr() as *const c_char,
-                n as c_int,
-            );
-        }
+        // 3.11 names only the expected count (3.12 added "got N" for lists and tuples).
+        ffi::PyErr_Format(
+            ffi::PyExc_ValueError,
+            b"too many values to unpack (expected %d)\0".as_ptr() as *const c_char,
+            n as c_int,
+        );
         release_unpacked(base, n, it, seq);
         error_at(base)
     }
