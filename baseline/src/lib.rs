@@ -197,6 +197,8 @@ fn emit(
     }
     let mut instr_offsets = Vec::with_capacity(instrs.len());
     let mut kwnames: *mut ffi::PyObject = std::ptr::null_mut();
+    // Start of the current KW_NAMES/PRECALL/CALL group (see `gen_instr`'s `resume_at`).
+    let mut call_group_start = 0;
     for ins in instrs {
         let label = labels(ins.start);
         e.bind(label);
@@ -208,8 +210,12 @@ fn emit(
         });
         if ins.opcode == op::KW_NAMES {
             kwnames = view.consts[ins.oparg as usize];
+            call_group_start = ins.start;
+        } else if ins.opcode == op::PRECALL && kwnames.is_null() {
+            call_group_start = ins.start;
         }
-        gen_instr(&mut e, ins, &labels, &view.consts, kwnames);
+        let resume_at = if matches!(ins.opcode, op::PRECALL | op::CALL) { call_group_start } else { ins.start };
+        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames);
         if ins.opcode == op::CALL {
             kwnames = std::ptr::null_mut();
         }

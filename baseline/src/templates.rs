@@ -103,9 +103,13 @@ fn core_template(opcode: u8) -> Option<Template> {
 
 /// Emits the code of one instruction. `labels[i]` is the label of the instruction starting at
 /// code unit `i`; `kwnames` is the constant named by a preceding KW_NAMES, for CALL.
+/// `resume_at` is where the interpreter must start when the frame is handed over before this
+/// instruction: its own start, except inside a KW_NAMES/PRECALL/CALL group, whose state (the
+/// keyword names) lives in compiled code only, so the interpreter re-runs the group from its start.
 pub fn gen_instr(
     e: &mut Emitter,
     ins: &Instr,
+    resume_at: usize,
     labels: &dyn Fn(usize) -> DynamicLabel,
     consts: &[*mut ffi::PyObject],
     kwnames: *mut ffi::PyObject,
@@ -119,7 +123,7 @@ pub fn gen_instr(
         x64!(e.ops ; jmp =>label);
         return;
     }
-    e.instr_prelude(ins.start, ins.index);
+    e.instr_prelude(resume_at, ins.index);
     match template {
         Template::Helper(helper) => {
             let error = e.error_exit(ins.index);
