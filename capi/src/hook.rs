@@ -5,6 +5,7 @@
 
 use crate::tier_up::compile_into;
 use peregrine_runtime::code_state::CodeState;
+use peregrine_runtime::cstack;
 use peregrine_runtime::cpython::{self, co_flags, ffi, EvalFrameFn, InterpreterFrame, ThreadState};
 use peregrine_runtime::options::{BASELINE_THRESHOLD, OPTIMIZE_THRESHOLD};
 use peregrine_runtime::stats::STATS;
@@ -36,6 +37,16 @@ pub unsafe extern "C" fn peregrine_eval_frame(
     frame: *mut InterpreterFrame,
     throwflag: c_int,
 ) -> *mut ffi::PyObject {
+    if cstack::nearly_exhausted() {
+        // SAFETY: GIL held; the caller (_PyEval_Vector) clears and pops the frame we decline.
+        unsafe {
+            ffi::PyErr_SetString(
+                ffi::PyExc_RecursionError,
+                c"maximum recursion depth exceeded: the C stack is nearly exhausted (with the JIT on, every Python call nests on the C stack; lower sys.setrecursionlimit)".as_ptr(),
+            );
+        }
+        return std::ptr::null_mut();
+    }
     if throwflag != 0 {
         STATS.count_fallback(FallbackReason::ThrowFlag);
         // SAFETY: forwarded unchanged.

@@ -1,7 +1,15 @@
 //! Per-code-object JIT state, kept in the code object's `co_extra` slot.
 //!
-//! The state is allocated the first time the hook sees a code object and freed by the `co_extra`
-//! free function when the code object dies, so compiled code lives exactly as long as its code.
+//! The state is allocated the first time the hook sees a code object; the `co_extra` free function
+//! releases it (and the compiled code it owns) when the code object dies.
+//!
+//! A released state is not returned to the allocator: CPython leaves our pointer in the dying code
+//! object's extras while it calls the *other* `co_extra` users' free functions, and those may run
+//! Python code on that very code object (test_code's ctypes free function does). So states live in
+//! a pool: a released one drops its compiled code, forgets its owner and waits on a free list to
+//! be reused, and every lookup checks that the state's owner is the code object asking. A stale
+//! pointer then reads "not yours" instead of freed memory. The pool is bounded by the peak number
+//! of live code objects.
 //! It is read and written only with the GIL held (the hook, the Python API, the free function),
 //! which is why it uses `Cell`/`RefCell` rather than atomics. The optimizer's background thread will
 //! never touch it directly: results come back through a GIL-side installation step.
@@ -40,11 +48,13 @@ impl Slot {
 
 /// The JIT's state for one code object.
 pub struct CodeState {
+    /// The code object this state belongs to; null while the state is on the free list.
+    owner: Cell<*mut ffi::PyObject>,
     /// Calls (and, once the baseline counts them, loop iterations) seen so far; saturates.
     entries: Cell<u32>,
     /// The code has a loop: it is compiled on its first entry, since the interpreter cannot count
     /// the iterations of a long loop in a function called once.
-    has_loop: bool,
+    has_loop: Cell<bool>,
     /// Entry of the best compiled tier and that tier, cached so the hook reads one field.
     entry: Cell<Option<(EvalFrameFn, Tier)>>,
     baseline: RefCell<Slot>,
@@ -52,14 +62,30 @@ pub struct CodeState {
 }
 
 impl CodeState {
-    fn new(has_loop: bool) -> Self {
+    fn new() -> Self {
         CodeState {
+            owner: Cell::new(std::ptr::null_mut()),
             entries: Cell::new(0),
-            has_loop,
+            has_loop: Cell::new(false),
             entry: Cell::new(None),
             baseline: RefCell::new(Slot::NotTried),
             optimized: RefCell::new(Slot::NotTried),
         }
+    }
+
+    /// Makes a pooled state new for `owner`.
+    fn claim(&self, owner: *mut ffi::PyObject, has_loop: bool) {
+        self.owner.set(owner);
+        self.entries.set(0);
+        self.has_loop.set(has_loop);
+    }
+
+    /// Drops everything the state owns (compiled code included) and forgets its owner.
+    fn release(&self) {
+        self.owner.set(std::ptr::null_mut());
+        self.entry.set(None);
+        self.baseline.replace(Slot::NotTried);
+        self.optimized.replace(Slot::NotTried);
     }
 
     /// Counts one entry and returns the count before it.
@@ -75,7 +101,7 @@ impl CodeState {
     }
 
     pub fn has_loop(&self) -> bool {
-        self.has_loop
+        self.has_loop.get()
     }
 
     /// The entry point of the best compiled tier and that tier, if any.
@@ -168,11 +194,22 @@ unsafe extern "C" fn free_code_state(ptr: *mut c_void) {
     }
     // A panic must not unwind into CPython; dropping compiled code does not panic, but be sure.
     let _ = std::panic::catch_unwind(|| {
-        // SAFETY: `ptr` was produced by `Box::into_raw` in `CodeState::get_or_create` and CPython
-        // calls this exactly once, when the code object is deallocated.
-        drop(unsafe { Box::from_raw(ptr as *mut CodeState) });
+        // SAFETY: a non-null extra at our index is a pooled `CodeState` (never deallocated).
+        let state = unsafe { &*(ptr as *const CodeState) };
+        if state.owner.get().is_null() {
+            return; // already released
+        }
+        state.release();
         STATS.live_code_states.add_with_gil(u64::MAX); // wrapping decrement
+        free_list().push(ptr as usize);
     });
+}
+
+/// Released states waiting to be reused (addresses of leaked `Box<CodeState>`s). Touched only
+/// with the GIL held; the mutex just makes the static sound.
+fn free_list() -> std::sync::MutexGuard<'static, Vec<usize>> {
+    static FREE: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+    FREE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Requests our `co_extra` slot. Called once at module initialisation with the GIL held; later
@@ -209,8 +246,11 @@ impl CodeState {
             unsafe { ffi::PyErr_Clear() };
             return None;
         }
-        // SAFETY: a non-null extra at our index is always a `CodeState` we allocated.
-        unsafe { (extra as *const CodeState).as_ref() }
+        // SAFETY: a non-null extra at our index is always a pooled `CodeState`, never freed.
+        let state = unsafe { (extra as *const CodeState).as_ref() }?;
+        // A state whose owner is not `code` is stale: `code` is being deallocated and its state
+        // was already released (and maybe reused by another code object).
+        (state.owner.get() == code).then_some(state)
     }
 
     /// The state of `code`, created on first use. `None` when CPython cannot store it (out of
@@ -219,25 +259,38 @@ impl CodeState {
     /// # Safety
     /// As for [`CodeState::existing`].
     pub unsafe fn get_or_create<'a>(code: *mut ffi::PyObject) -> Option<&'a CodeState> {
-        // SAFETY: forwarded from the caller.
-        if let Some(state) = unsafe { Self::existing(code) } {
-            return Some(state);
-        }
         let index = CODE_EXTRA_INDEX.load(Ordering::Relaxed);
         if index < 0 {
             return None;
         }
+        let mut extra: *mut c_void = std::ptr::null_mut();
+        // SAFETY: caller guarantees a live code object and the GIL.
+        if unsafe { cpython::_PyCode_GetExtra(code, index, &mut extra) } != 0 {
+            // SAFETY: GIL held.
+            unsafe { ffi::PyErr_Clear() };
+            return None;
+        }
+        if !extra.is_null() {
+            // SAFETY: as in `existing`: pooled, never freed. A stale one (code object being
+            // deallocated) gets no new state: setting one would make CPython free ours twice.
+            let state = unsafe { &*(extra as *const CodeState) };
+            return (state.owner.get() == code).then_some(state);
+        }
         // SAFETY: GIL held, live code object.
         let has_loop = unsafe { code_has_loop(code) };
-        let ptr = Box::into_raw(Box::new(CodeState::new(has_loop)));
+        let reused = free_list().pop();
+        let ptr = reused.map_or_else(|| Box::into_raw(Box::new(CodeState::new())), |p| p as *mut CodeState);
+        // SAFETY: `ptr` is a pooled state nobody owns.
+        unsafe { (*ptr).claim(code, has_loop) };
         // SAFETY: GIL held, live code object; on success CPython owns `ptr` until it calls
         // `free_code_state`.
         if unsafe { cpython::_PyCode_SetExtra(code, index, ptr as *mut c_void) } != 0 {
-            // SAFETY: CPython did not take `ptr`; reclaim it and drop the MemoryError.
+            // SAFETY: CPython did not take `ptr`: back to the pool; drop the MemoryError.
             unsafe {
-                drop(Box::from_raw(ptr));
+                (*ptr).release();
                 ffi::PyErr_Clear();
             }
+            free_list().push(ptr as usize);
             return None;
         }
         STATS.live_code_states.add_with_gil(1);

@@ -8,6 +8,7 @@ pub mod bytecode;
 pub mod code_state;
 pub mod compile_error;
 pub mod cpython;
+pub mod cstack;
 pub mod deopt;
 pub mod fallback;
 pub mod jit;
