@@ -1,0 +1,119 @@
+"""sys.settrace / sys.setprofile switched on in the middle of a compiled frame: the trace events
+must be the interpreter's (compiled code hands the frame to the interpreter when tracing goes on)."""
+
+import sys
+
+from difftest import run_both
+
+
+def helper(x):
+    y = x + 1
+    return y * 2
+
+
+def raiser():
+    raise ValueError("traced")
+
+
+def _rel(frame):
+    return frame.f_lineno - frame.f_code.co_firstlineno
+
+
+def test_settrace_midway():
+    def f():
+        events = []
+
+        def tracer(frame, event, arg):
+            events.append((event, frame.f_code.co_name, _rel(frame)))
+            return tracer
+
+        a = helper(1)
+        sys.settrace(tracer)
+        b = helper(2)
+        for i in range(2):
+            b += i
+        try:
+            raiser()
+        except ValueError:
+            b += 100
+        sys.settrace(None)
+        c = helper(3)
+        return a, b, c, events
+
+    run_both(f)
+
+
+def test_settrace_with_f_trace_on_current_frame():
+    def f():
+        events = []
+
+        def tracer(frame, event, arg):
+            events.append((event, frame.f_code.co_name, _rel(frame), repr(arg) if event != "call" else None))
+            return tracer
+
+        x = 0
+        sys._getframe().f_trace = tracer
+        sys.settrace(tracer)
+        x += 1
+        x = helper(x)
+        for i in range(3):
+            x += i
+        sys.settrace(None)
+        return x, events
+
+    run_both(f)
+
+
+def test_setprofile_midway():
+    def f():
+        events = []
+
+        def profiler(frame, event, arg):
+            name = getattr(arg, "__name__", None) if event.startswith("c_") else None
+            events.append((event, frame.f_code.co_name, name))
+
+        a = helper(1)
+        sys.setprofile(profiler)
+        b = helper(2)
+        c = len("abc") + abs(-1)
+        try:
+            int("x")
+        except ValueError:
+            pass
+        sys.setprofile(None)
+        return a, b, c, events
+
+    run_both(f)
+
+
+def test_settrace_set_in_callee():
+    def enable(tracer):
+        sys.settrace(tracer)
+
+    def f():
+        events = []
+
+        def tracer(frame, event, arg):
+            events.append((event, frame.f_code.co_name, _rel(frame)))
+            return tracer
+
+        enable(tracer)  # tracing goes on inside a callee; the compiled caller continues
+        x = helper(5)
+        sys.settrace(None)
+        return x, events
+
+    run_both(f)
+
+
+def test_f_lineno_of_compiled_frames():
+    def who():
+        f = sys._getframe(1)
+        return f.f_lineno - f.f_code.co_firstlineno
+
+    def f():
+        a = who()
+        b = [who(),
+             who()]
+        return a, b, sys._getframe().f_lineno - f.__code__.co_firstlineno
+
+    run_both(f)
