@@ -1,6 +1,0 @@
-"""The baseline differential tests import their harness from this directory."""
-
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
