@@ -83,6 +83,23 @@ def nested_containers(lst):
     return {"l": lst, "t": (lst, {1: lst}), "s": {len(lst)}}
 
 
+# More than 30 items (STACK_USE_GUIDELINE) make the compiler build big displays incrementally:
+# BUILD_LIST 0 + LIST_APPEND + LIST_TO_TUPLE for tuples, SET_ADD for sets (big dict displays use
+# DICT_UPDATE, which the baseline refuses).
+_N = 40
+_ns = {}
+exec(
+    "def big_tuple(a, b):\n    return (" + ", ".join("a" if i % 2 else "b" for i in range(_N)) + ")\n"
+    "def big_list(a, b):\n    return [" + ", ".join("a" if i % 2 else "b" for i in range(_N)) + "]\n"
+    "def big_set(a, b):\n    return {" + ", ".join(f"a + {i}" if i % 2 else "b" for i in range(_N)) + "}\n",
+    _ns,
+)
+for _name in ("big_tuple", "big_list", "big_set"):
+    case(1, 2)(_ns[_name])
+case(1, [])(_ns["big_set"])  # unhashable in SET_ADD
+case("x", 2)(_ns["big_set"])  # TypeError while computing an item
+
+
 @pytest.mark.parametrize("func,args,kwargs", case.params)
 def test_containers(func, args, kwargs):
     run_both(func, *args, **kwargs)

@@ -95,3 +95,33 @@ def test_recursion_through_builtin_call():
         run_both(f)
     finally:
         sys.setrecursionlimit(old)
+
+
+DEEP_SCRIPT = """
+import sys
+sys.setrecursionlimit(250000)
+def r(n):
+    if n == 0:
+        return 0
+    return r(n - 1) + 1
+print(r(60000))
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (frame hook, not only the baseline): with a high "
+                   "recursion limit, 60000 nested Python calls crash with SIGSEGV (C stack "
+                   "overflow: every call re-enters the hook and the baseline/interpreter on the C "
+                   "stack), where stock CPython 3.11 runs them without C recursion")
+def test_deep_python_recursion_with_high_limit_does_not_crash():
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PEREGRINE")}
+    env.update(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="0", PEREGRINE_OPTIMIZE_THRESHOLD="off")
+    stock = subprocess.run([sys.executable, "-c", DEEP_SCRIPT], capture_output=True, text=True,
+                           env={k: v for k, v in env.items() if not k.startswith("PEREGRINE")}, timeout=120)
+    assert stock.returncode == 0 and stock.stdout.strip() == "60000"
+    jit = subprocess.run([sys.executable, "-c", DEEP_SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert jit.returncode == 0, f"exit status {jit.returncode}: {jit.stderr[-500:]}"
+    assert jit.stdout.strip() == "60000"
