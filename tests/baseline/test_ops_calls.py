@@ -132,6 +132,17 @@ def call_class_init_raises():
     return class_(1, 2).args, int(object())
 
 
+# KW_NAMES whose constant index needs EXTENDED_ARG (more than 256 constants before it).
+_ns = {}
+exec(
+    "def many_consts_then_kw_call(x):\n"
+    "    y = (x + " + " + ".join(f"{i}.5" for i in range(300)) + ")\n"
+    "    return add(x, c=y), dict(alpha=1, beta=2), add(x, b=1, c='no')\n",
+    {**globals(), "__name__": __name__}, _ns,
+)
+case(1)(_ns["many_consts_then_kw_call"])
+
+
 @pytest.mark.parametrize("func,args,kwargs", case.params)
 def test_calls(func, args, kwargs):
     run_both(func, *args, **kwargs)

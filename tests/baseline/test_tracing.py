@@ -117,3 +117,76 @@ def test_f_lineno_of_compiled_frames():
         return a, b, sys._getframe().f_lineno - f.__code__.co_firstlineno
 
     run_both(f)
+
+
+def _enable_trace_and_raise(tracer):
+    sys.settrace(tracer)
+    raise KeyError("after settrace")
+
+
+def _enable_profile_and_raise(profiler):
+    sys.setprofile(profiler)
+    raise KeyError("after setprofile")
+
+
+def test_exception_handoff_right_after_settrace_in_callee():
+    # The failing CALL hands the caller to the interpreter with throwflag=1 while tracing is on:
+    # the interpreter's spurious 'call' event for the caller must not reach the tracer.
+    def f():
+        events = []
+
+        def tracer(frame, event, arg):
+            events.append((event, frame.f_code.co_name, _rel(frame)))
+            return tracer
+
+        try:
+            _enable_trace_and_raise(tracer)
+        except KeyError:
+            x = helper(1)
+        sys.settrace(None)
+        return x, events
+
+    run_both(f)
+
+
+def test_exception_handoff_right_after_setprofile_in_callee():
+    def f():
+        events = []
+
+        def profiler(frame, event, arg):
+            name = getattr(arg, "__name__", None) if event.startswith("c_") else None
+            events.append((event, frame.f_code.co_name, name))
+
+        try:
+            _enable_profile_and_raise(profiler)
+        except KeyError:
+            x = helper(1) + len("ab")
+        sys.setprofile(None)
+        return x, events
+
+    run_both(f)
+
+
+def test_exception_handoff_with_both_trace_and_profile():
+    def enable_both_and_raise(t):
+        sys.setprofile(t)
+        sys.settrace(t)
+        raise KeyError("both")
+
+    def f():
+        events = []
+
+        def t(frame, event, arg):
+            events.append((event, frame.f_code.co_name))
+            return t
+
+        try:
+            enable_both_and_raise(t)
+        except KeyError:
+            x = helper(2)
+        sys.settrace(None)
+        sys.setprofile(None)
+        y = helper(3)  # no events any more
+        return x, y, events
+
+    run_both(f)
