@@ -3,6 +3,8 @@ must be the interpreter's (compiled code hands the frame to the interpreter when
 
 import sys
 
+import pytest
+
 from difftest import run_both
 
 
@@ -188,5 +190,49 @@ def test_exception_handoff_with_both_trace_and_profile():
         sys.setprofile(None)
         y = helper(3)  # no events any more
         return x, y, events
+
+    run_both(f)
+
+
+def _kw_only(a, *, k):
+    return a, k
+
+
+def _enable_trace_returning(value):
+    sys.settrace(lambda *a: None)
+    return value
+
+
+def _enable_profile_returning(value):
+    sys.setprofile(lambda *a: None)
+    return value
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: tracing switched on while the last argument of a "
+                   "keyword call is evaluated hands the frame over before PRECALL, after KW_NAMES "
+                   "(which has no code); the interpreter never sees KW_NAMES, so CALL passes the "
+                   "keyword arguments positionally: g(1, k=x) -> 'g() takes 1 positional argument "
+                   "but 2 were given'")
+@pytest.mark.parametrize("enable", [_enable_trace_returning, _enable_profile_returning],
+                         ids=["settrace", "setprofile"])
+def test_tracing_on_while_evaluating_keyword_argument(enable):
+    def f():
+        try:
+            return _kw_only(1, k=enable("K"))
+        finally:
+            sys.settrace(None)
+            sys.setprofile(None)
+
+    run_both(f)
+
+
+def test_tracing_on_while_evaluating_positional_argument_of_keyword_call():
+    # The same hand-off, but the tracing call is not the last argument: KW_NAMES comes later and
+    # is run by the interpreter, so this one works.
+    def f():
+        try:
+            return _kw_only(_enable_trace_returning(1), k="K")
+        finally:
+            sys.settrace(None)
 
     run_both(f)
