@@ -34,10 +34,12 @@ HOOK_ONLY = dict(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="off", PEREGRINE_OP
 BASELINE = dict(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="0", PEREGRINE_OPTIMIZE_THRESHOLD="off")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (hook): the JIT's co_extra state makes CPython's "
-                   "code_dealloc call every other co_extra user's free function with NULL for each "
-                   "code object the hook saw; test_code's ctypes free callback then runs during the "
-                   "final GC and the process dies with SIGSEGV (test_code passes on stock)")
+@pytest.mark.xfail(strict=True, reason="LIMIT (co_extra design): CPython sizes a code object's extras "
+                   "for every registered co_extra user and calls every user's free function (with "
+                   "NULL) when it dies, so the JIT's state makes other users' free functions run "
+                   "for code objects they never touched. C free functions ignore NULL; test_code's "
+                   "Python-level one runs during its own function's teardown at exit and crashes. "
+                   "The JIT's own state survives such calls (pooled states, owner check).")
 @pytest.mark.parametrize("config", [HOOK_ONLY, BASELINE], ids=["hook-only", "baseline"])
 def test_other_co_extra_users_are_not_called_for_code_objects_they_never_touched(config):
     stock = subprocess.run([sys.executable, "-c", CO_EXTRA_SCRIPT], capture_output=True, text=True,

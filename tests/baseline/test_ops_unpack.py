@@ -82,9 +82,6 @@ def test_unpack(func, args, kwargs):
     run_both_copying(func, *args, **kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: UNPACK_SEQUENCE of a too-long list/tuple says "
-                   "'too many values to unpack (expected 2, got 3)' (3.12's message); "
-                   "CPython 3.11 says '(expected 2)'")
 @pytest.mark.parametrize("seq", [(1, 2, 3), [1, 2, 3]], ids=["tuple", "list"])
 def test_unpack_too_many_message_tuple_list(seq):
     def unpack(s):
@@ -94,8 +91,6 @@ def test_unpack_too_many_message_tuple_list(seq):
     run_both_copying(unpack, seq)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `() = [42]` says 'too many values to unpack "
-                   "(expected 0, got 1)'; CPython 3.11 says '(expected 0)' (test_unpack doctest)")
 def test_unpack_zero_targets_message():
     def f():
         () = [42]

@@ -208,11 +208,6 @@ def _enable_profile_returning(value):
     return value
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tracing switched on while the last argument of a "
-                   "keyword call is evaluated hands the frame over before PRECALL, after KW_NAMES "
-                   "(which has no code); the interpreter never sees KW_NAMES, so CALL passes the "
-                   "keyword arguments positionally: g(1, k=x) -> 'g() takes 1 positional argument "
-                   "but 2 were given'")
 @pytest.mark.parametrize("enable", [_enable_trace_returning, _enable_profile_returning],
                          ids=["settrace", "setprofile"])
 def test_tracing_on_while_evaluating_keyword_argument(enable):
