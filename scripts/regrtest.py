@@ -46,6 +46,8 @@ JIT_IGNORES = {
         # Frames that run compiled never execute the interpreter's quickening/specialization, so
         # dis(adaptive=True) shows the unspecialized instructions.
         "test_load_attr_specialize",
+        "test_binary_specialize",
+        "test_call_specialize",
         "test_super_instructions",
         "test_show_caches",
     ],
