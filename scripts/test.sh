@@ -29,6 +29,6 @@ echo "== cargo test"
 cargo test --workspace --quiet || status=1
 echo "== pytest"
 "$PY" -m pytest tests -q -p no:cacheprovider || status=1
-echo "== CPython regression-test modules with PEREGRINE=1"
-"$PY" scripts/regrtest.py --config default --modules-file tests/regrtest_modules.txt || status=1
+echo "== CPython regression-test modules with the JIT on (default thresholds; baseline forced), against stock"
+"$PY" scripts/regrtest.py --config default --config baseline --modules-file tests/regrtest_modules.txt || status=1
 exit $status
