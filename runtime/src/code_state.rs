@@ -187,6 +187,67 @@ unsafe fn code_has_loop(code: *mut ffi::PyObject) -> bool {
 /// The `co_extra` index requested from CPython, or -1 before [`init_code_extra_index`].
 static CODE_EXTRA_INDEX: AtomicIsize = AtomicIsize::new(-1);
 
+/// Whether the extras array of a code object may be trimmed to our slot (see `trim_extras`);
+/// set once the layout check at initialisation passed.
+static TRIM_EXTRAS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `_PyCodeObjectExtra` (Objects/codeobject.c; private, so not in the installed headers): the
+/// number of slots, then the slots. `verify_extras_layout` checks it on a live code object.
+#[repr(C)]
+struct CodeObjectExtra {
+    ce_size: ffi::Py_ssize_t,
+    ce_extras: [*mut c_void; 1],
+}
+
+/// CPython sizes a code object's extras array for every registered co_extra user and, when the
+/// code object dies, calls every user's free function for every slot, NULL or not. So merely
+/// attaching our state would make other users' free functions run for code objects they never
+/// touched (test_code's, a Python function, then runs during its own teardown and crashes).
+/// When we are the first to attach extras to a code object, the array is trimmed to end at our
+/// slot; CPython grows it again (filling with NULL) if another user attaches something later.
+///
+/// # Safety
+/// GIL held; `code` is a live code object whose extras array we just created.
+unsafe fn trim_extras(code: *mut ffi::PyObject, index: isize) {
+    // SAFETY: per the contract; the layout was verified at initialisation.
+    unsafe {
+        let extra = (*(code as *mut cpython::CodeObject)).co_extra as *mut CodeObjectExtra;
+        if !extra.is_null() && (*extra).ce_size > index + 1 {
+            (*extra).ce_size = index + 1;
+        }
+    }
+}
+
+/// Checks `CodeObjectExtra` against a real code object: after our state is attached, the array
+/// must hold it at our index within `ce_size`. Only then is trimming switched on.
+///
+/// # Safety
+/// GIL held, after the index was requested.
+unsafe fn verify_extras_layout(index: isize) -> bool {
+    // SAFETY: per the contract; the probe code object is ours and freed at the end.
+    unsafe {
+        let code = ffi::PyCode_NewEmpty(c"peregrine".as_ptr(), c"co_extra_layout_check".as_ptr(), 1);
+        if code.is_null() {
+            ffi::PyErr_Clear();
+            return false;
+        }
+        let codep = code as *mut ffi::PyObject;
+        let ok = match CodeState::get_or_create(codep) {
+            Some(state) => {
+                let extra = (*(code as *mut cpython::CodeObject)).co_extra as *const CodeObjectExtra;
+                !extra.is_null()
+                    && (*extra).ce_size > index
+                    && (*extra).ce_size < 256
+                    && *(std::ptr::addr_of!((*extra).ce_extras) as *const *mut c_void).offset(index)
+                        == state as *const CodeState as *mut c_void
+            }
+            None => false,
+        };
+        ffi::Py_DECREF(codep);
+        ok
+    }
+}
+
 /// Frees a [`CodeState`] when its code object dies (called by CPython with the GIL held).
 unsafe extern "C" fn free_code_state(ptr: *mut c_void) {
     if ptr.is_null() {
@@ -226,6 +287,12 @@ pub fn init_code_extra_index() -> Result<isize, String> {
         return Err("CPython has no free co_extra slot (more than 255 users)".to_string());
     }
     CODE_EXTRA_INDEX.store(index, Ordering::Relaxed);
+    // SAFETY: GIL held, index requested.
+    let layout_ok = unsafe { verify_extras_layout(index) };
+    TRIM_EXTRAS.store(layout_ok, Ordering::Relaxed);
+    if !layout_ok {
+        log::warn!("co_extra layout check failed: other co_extra users' free functions will be called for every code object the JIT sees");
+    }
     Ok(index)
 }
 
@@ -282,6 +349,8 @@ impl CodeState {
         let ptr = reused.map_or_else(|| Box::into_raw(Box::new(CodeState::new())), |p| p as *mut CodeState);
         // SAFETY: `ptr` is a pooled state nobody owns.
         unsafe { (*ptr).claim(code, has_loop) };
+        // SAFETY: GIL held, live code object.
+        let first_extras = unsafe { (*(code as *mut cpython::CodeObject)).co_extra.is_null() };
         // SAFETY: GIL held, live code object; on success CPython owns `ptr` until it calls
         // `free_code_state`.
         if unsafe { cpython::_PyCode_SetExtra(code, index, ptr as *mut c_void) } != 0 {
@@ -292,6 +361,10 @@ impl CodeState {
             }
             free_list().push(ptr as usize);
             return None;
+        }
+        if first_extras && TRIM_EXTRAS.load(Ordering::Relaxed) {
+            // SAFETY: we just created this code object's extras array.
+            unsafe { trim_extras(code, index) };
         }
         STATS.live_code_states.add_with_gil(1);
         // SAFETY: just stored; lives until the code object dies.

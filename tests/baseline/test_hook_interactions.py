@@ -1,5 +1,5 @@
-"""Problems found while testing the baseline that come from the frame hook itself (they show up
-under every JIT configuration, hook-only included), recorded here so they stay visible."""
+"""How the frame hook coexists with other users of CPython's hooks and per-code storage (these
+show up under every JIT configuration, hook-only included)."""
 
 import os
 import subprocess
@@ -34,12 +34,6 @@ HOOK_ONLY = dict(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="off", PEREGRINE_OP
 BASELINE = dict(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="0", PEREGRINE_OPTIMIZE_THRESHOLD="off")
 
 
-@pytest.mark.xfail(strict=True, reason="LIMIT (co_extra design): CPython sizes a code object's extras "
-                   "for every registered co_extra user and calls every user's free function (with "
-                   "NULL) when it dies, so the JIT's state makes other users' free functions run "
-                   "for code objects they never touched. C free functions ignore NULL; test_code's "
-                   "Python-level one runs during its own function's teardown at exit and crashes. "
-                   "The JIT's own state survives such calls (pooled states, owner check).")
 @pytest.mark.parametrize("config", [HOOK_ONLY, BASELINE], ids=["hook-only", "baseline"])
 def test_other_co_extra_users_are_not_called_for_code_objects_they_never_touched(config):
     stock = subprocess.run([sys.executable, "-c", CO_EXTRA_SCRIPT], capture_output=True, text=True,
