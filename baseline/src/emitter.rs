@@ -187,6 +187,29 @@ impl Emitter {
         );
     }
 
+    /// Calls a helper with three outcomes (FOR_ITER, SEND): the stack grew or stayed (go on), it
+    /// shrank (jump to `target`), or the result is tagged (raise through `error`).
+    pub fn call_op_helper_branching(&mut self, helper: OpHelper, error: DynamicLabel, target: DynamicLabel) {
+        x64!(self.ops
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; xor ecx, ecx
+            ; mov rax, QWORD helper as *const () as usize as i64
+            ; call rax
+            ; test al, 1
+            ; jnz >failed
+            ; cmp rax, r14
+            ; mov r14, rax
+            ; jb =>target
+            ; jmp >next
+            ; failed:
+            ; mov r14, rax
+            ; jmp =>error
+            ; next:
+        );
+    }
+
     /// `Py_INCREF(reg)` for `rax`.
     pub fn incref_rax(&mut self) {
         x64!(self.ops ; inc QWORD [rax]);

@@ -304,26 +304,9 @@ pub fn gen_instr(
             x64!(e.ops ; =>done);
         }
         FOR_ITER => {
-            let t = target();
-            let error = e.error_exit(ins.index);
-            x64!(e.ops
-                ; mov rdi, r13
-                ; mov rsi, r12
-                ; mov rdx, r14
-                ; xor ecx, ecx
-                ; mov rax, QWORD h::pg_for_iter as *const () as usize as i64
-                ; call rax
-                ; test al, 1
-                ; jnz >failed
-                ; cmp rax, r14
-                ; mov r14, rax
-                ; jb =>t              // the exhausted iterator was popped
-                ; jmp >next
-                ; failed:
-                ; mov r14, rax
-                ; jmp =>error
-                ; next:
-            );
+            // The exhausted iterator is popped (the stack shrinks) and the loop exits.
+            let (t, error) = (target(), e.error_exit(ins.index));
+            e.call_op_helper_branching(h::pg_for_iter, error, t);
         }
         CALL => {
             let error = e.error_exit(ins.index);
@@ -343,26 +326,9 @@ pub fn gen_instr(
         }
         YIELD_VALUE => e.yield_top(),
         SEND => {
-            let t = target();
-            let error = e.error_exit(ins.index);
-            x64!(e.ops
-                ; mov rdi, r13
-                ; mov rsi, r12
-                ; mov rdx, r14
-                ; xor ecx, ecx
-                ; mov rax, QWORD peregrine_runtime::jit::gen::pg_send as *const () as usize as i64
-                ; call rax
-                ; test al, 1
-                ; jnz >failed
-                ; cmp rax, r14
-                ; mov r14, rax
-                ; jb =>t              // the receiver returned: its result replaced it
-                ; jmp >next
-                ; failed:
-                ; mov r14, rax
-                ; jmp =>error
-                ; next:
-            );
+            // The receiver returned: its result replaced it (the stack shrinks) and we jump.
+            let (t, error) = (target(), e.error_exit(ins.index));
+            e.call_op_helper_branching(peregrine_runtime::jit::gen::pg_send, error, t);
         }
         other => unreachable!("opcode {other} has no inline template"),
     }

@@ -72,7 +72,7 @@ pub unsafe extern "C" fn peregrine_eval_frame(
             // SAFETY: GIL held, `code` is the state's live code object.
             unsafe { maybe_optimize(state, code, seen) };
         }
-        return unsafe { run_compiled(state, tstate, frame, throwflag, entry, tier) };
+        return unsafe { run_compiled(tstate, frame, throwflag, entry, tier) };
     }
     // Code with a loop compiles on its first entry: a function called once may loop for long.
     let due = BASELINE_THRESHOLD.get().is_some_and(|t| seen >= t || state.has_loop());
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn peregrine_eval_frame(
         // SAFETY: as above.
         unsafe { maybe_optimize(state, code, seen) };
         if let Some((entry, tier)) = state.entry() {
-            return unsafe { run_compiled(state, tstate, frame, throwflag, entry, tier) };
+            return unsafe { run_compiled(tstate, frame, throwflag, entry, tier) };
         }
         STATS.count_fallback(FallbackReason::Uncompilable);
     }
@@ -127,7 +127,6 @@ unsafe fn maybe_optimize(state: &CodeState, code: *mut ffi::PyObject, seen: u32)
 /// As for [`peregrine_eval_frame`]; `entry` is the installed entry of `state`'s code.
 #[inline(always)]
 unsafe fn run_compiled(
-    _state: &CodeState,
     tstate: *mut ThreadState,
     frame: *mut InterpreterFrame,
     throwflag: c_int,

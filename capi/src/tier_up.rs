@@ -43,7 +43,7 @@ pub unsafe fn compile_into(
     let elapsed = start.elapsed().as_nanos() as u64;
     let tier_stats = STATS.tier(tier).expect("compiled tiers have statistics");
     tier_stats.compile_ns.add_atomic(elapsed);
-    let outcome = match result {
+    match result {
         Ok(compiled) => {
             tier_stats.compiled.add_atomic(1);
             tier_stats.code_bytes.add_atomic(compiled.code_bytes() as u64);
@@ -65,8 +65,7 @@ pub unsafe fn compile_into(
             state.install(tier, Err(e.clone()));
             Err(e)
         }
-    };
-    outcome
+    }
 }
 
 /// `qualname (file:line)` of a code object, for messages.

@@ -165,6 +165,43 @@ impl CodeState {
     }
 }
 
+/// What our `co_extra` slot of a code object holds.
+enum Lookup<'a> {
+    /// The state of this code object.
+    Found(&'a CodeState),
+    /// Nothing yet.
+    Empty,
+    /// A released state: the code object is being deallocated.
+    Stale,
+    /// No index (not initialised) or not a code object.
+    Unavailable,
+}
+
+/// Reads our `co_extra` slot of `code`.
+///
+/// # Safety
+/// GIL held; `code` is a live (or being deallocated) code object.
+unsafe fn lookup<'a>(code: *mut ffi::PyObject) -> Lookup<'a> {
+    let index = CODE_EXTRA_INDEX.load(Ordering::Relaxed);
+    if index < 0 {
+        return Lookup::Unavailable;
+    }
+    let mut extra: *mut c_void = std::ptr::null_mut();
+    // SAFETY: caller guarantees the GIL and a code object.
+    if unsafe { cpython::_PyCode_GetExtra(code, index, &mut extra) } != 0 {
+        // SAFETY: GIL held; drop the error GetExtra raised (not a code object).
+        unsafe { ffi::PyErr_Clear() };
+        return Lookup::Unavailable;
+    }
+    // SAFETY: a non-null extra at our index is always a pooled `CodeState`, never freed.
+    match unsafe { (extra as *const CodeState).as_ref() } {
+        None => Lookup::Empty,
+        // A state whose owner is not `code` was released (and maybe reused by another code object).
+        Some(state) if state.owner.get() == code => Lookup::Found(state),
+        Some(_) => Lookup::Stale,
+    }
+}
+
 /// Whether `code`'s canonical bytecode has a loop.
 ///
 /// # Safety
@@ -302,22 +339,11 @@ impl CodeState {
     /// # Safety
     /// GIL held; `code` is a live code object. The reference is valid while the code object lives.
     pub unsafe fn existing<'a>(code: *mut ffi::PyObject) -> Option<&'a CodeState> {
-        let index = CODE_EXTRA_INDEX.load(Ordering::Relaxed);
-        if index < 0 {
-            return None;
+        // SAFETY: forwarded from the caller.
+        match unsafe { lookup(code) } {
+            Lookup::Found(state) => Some(state),
+            Lookup::Empty | Lookup::Stale | Lookup::Unavailable => None,
         }
-        let mut extra: *mut c_void = std::ptr::null_mut();
-        // SAFETY: caller guarantees a live code object and the GIL.
-        if unsafe { cpython::_PyCode_GetExtra(code, index, &mut extra) } != 0 {
-            // SAFETY: GIL held; drop the error GetExtra raised (not a code object).
-            unsafe { ffi::PyErr_Clear() };
-            return None;
-        }
-        // SAFETY: a non-null extra at our index is always a pooled `CodeState`, never freed.
-        let state = unsafe { (extra as *const CodeState).as_ref() }?;
-        // A state whose owner is not `code` is stale: `code` is being deallocated and its state
-        // was already released (and maybe reused by another code object).
-        (state.owner.get() == code).then_some(state)
     }
 
     /// The state of `code`, created on first use. `None` when CPython cannot store it (out of
@@ -326,23 +352,15 @@ impl CodeState {
     /// # Safety
     /// As for [`CodeState::existing`].
     pub unsafe fn get_or_create<'a>(code: *mut ffi::PyObject) -> Option<&'a CodeState> {
+        // SAFETY: forwarded from the caller.
+        match unsafe { lookup(code) } {
+            Lookup::Found(state) => return Some(state),
+            // A stale state (code object being deallocated) gets no new one: setting one would
+            // make CPython free ours twice.
+            Lookup::Stale | Lookup::Unavailable => return None,
+            Lookup::Empty => {}
+        }
         let index = CODE_EXTRA_INDEX.load(Ordering::Relaxed);
-        if index < 0 {
-            return None;
-        }
-        let mut extra: *mut c_void = std::ptr::null_mut();
-        // SAFETY: caller guarantees a live code object and the GIL.
-        if unsafe { cpython::_PyCode_GetExtra(code, index, &mut extra) } != 0 {
-            // SAFETY: GIL held.
-            unsafe { ffi::PyErr_Clear() };
-            return None;
-        }
-        if !extra.is_null() {
-            // SAFETY: as in `existing`: pooled, never freed. A stale one (code object being
-            // deallocated) gets no new state: setting one would make CPython free ours twice.
-            let state = unsafe { &*(extra as *const CodeState) };
-            return (state.owner.get() == code).then_some(state);
-        }
         // SAFETY: GIL held, live code object.
         let has_loop = unsafe { code_has_loop(code) };
         let reused = free_list().pop();

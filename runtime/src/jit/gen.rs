@@ -4,29 +4,13 @@
 //! from the frame); RETURN_GENERATOR always runs in the interpreter (it needs `_Py_MakeCoro`,
 //! which is not exported), so generator objects are created there and resumed in compiled code.
 
+use super::support::{enter_context, peek, put, type_name, Interned};
 use super::{error_at, Sp};
 use crate::cpython::{self, co_flags, ffi, AsyncGenWrappedValue, GenObject, InterpreterFrame, ThreadState};
 use crate::cpython::{frame_state, specialized};
 use crate::bytecode::op;
 use ffi::PyObject;
 use std::os::raw::c_char;
-
-#[inline(always)]
-unsafe fn peek(sp: Sp, n: usize) -> *mut PyObject {
-    // SAFETY: the compiler tracked the stack; `n` items are there.
-    unsafe { *sp.sub(n) }
-}
-
-#[inline(always)]
-unsafe fn put(sp: Sp, n: usize, v: *mut PyObject) {
-    // SAFETY: as for `peek`.
-    unsafe { *sp.sub(n) = v }
-}
-
-unsafe fn type_name(o: *mut PyObject) -> *const c_char {
-    // SAFETY: live object.
-    unsafe { (*ffi::Py_TYPE(o)).tp_name }
-}
 
 /// `gen_is_coroutine`: a generator made from a function decorated with @types.coroutine.
 unsafe fn gen_is_coroutine(o: *mut PyObject) -> bool {
@@ -294,54 +278,15 @@ pub unsafe extern "C" fn pg_async_gen_wrap(_t: *mut ThreadState, _f: *mut Interp
 pub unsafe extern "C" fn pg_before_async_with(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
     // SAFETY: one value on the stack and room for one more.
     unsafe {
-        let mgr = peek(sp, 1);
-        let enter = lookup_special(mgr, b"__aenter__\0");
-        if enter.is_null() {
-            if ffi::PyErr_Occurred().is_null() {
-                ffi::PyErr_Format(
-                    ffi::PyExc_TypeError,
-                    b"'%.200s' object does not support the asynchronous context manager protocol\0".as_ptr()
-                        as *const c_char,
-                    type_name(mgr),
-                );
-            }
-            return error_at(sp);
-        }
-        let exit = lookup_special(mgr, b"__aexit__\0");
-        if exit.is_null() {
-            if ffi::PyErr_Occurred().is_null() {
-                ffi::PyErr_Format(
-                    ffi::PyExc_TypeError,
-                    b"'%.200s' object does not support the asynchronous context manager protocol (missed __aexit__ method)\0"
-                        .as_ptr() as *const c_char,
-                    type_name(mgr),
-                );
-            }
-            ffi::Py_DECREF(enter);
-            return error_at(sp);
-        }
-        put(sp, 1, exit);
-        ffi::Py_DECREF(mgr);
-        let res = ffi::PyObject_CallNoArgs(enter);
-        ffi::Py_DECREF(enter);
-        if res.is_null() {
-            return error_at(sp);
-        }
-        put(sp, 0, res);
-        sp.add(1)
+        enter_context(
+            sp,
+            &STR_AENTER,
+            &STR_AEXIT,
+            b"'%.200s' object does not support the asynchronous context manager protocol\0",
+            b"'%.200s' object does not support the asynchronous context manager protocol (missed __aexit__ method)\0",
+        )
     }
 }
 
-/// `_PyObject_LookupSpecial(obj, name)` with a name given as a C string.
-unsafe fn lookup_special(obj: *mut PyObject, name: &[u8]) -> *mut PyObject {
-    // SAFETY: GIL held; `name` is NUL-terminated ASCII.
-    unsafe {
-        let n = ffi::PyUnicode_InternFromString(name.as_ptr() as *const c_char);
-        if n.is_null() {
-            return n;
-        }
-        let r = cpython::_PyObject_LookupSpecial(obj, n);
-        ffi::Py_DECREF(n);
-        r
-    }
-}
+static STR_AENTER: Interned = Interned::new(b"__aenter__\0");
+static STR_AEXIT: Interned = Interned::new(b"__aexit__\0");

@@ -9,6 +9,7 @@ pub mod frame;
 pub mod gen;
 pub mod names;
 pub mod ops;
+mod support;
 pub mod unpack;
 
 use crate::cpython::ffi::PyObject;

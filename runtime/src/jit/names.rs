@@ -14,12 +14,12 @@
 //! compiler only emits it at module level, where there are none).
 
 use super::ops::{format_exc_check_arg, NAME_ERROR_MSG, UNBOUNDFREE_ERROR_MSG, UNBOUNDLOCAL_ERROR_MSG};
+use super::support::{code, name_at, peek, put, Interned};
 use super::{error_at, Sp};
-use crate::cpython::{ffi, CellObject, CodeObject, InterpreterFrame, ThreadState};
+use crate::cpython::{ffi, CellObject, InterpreterFrame, ThreadState};
 use ffi::PyObject;
 use std::os::raw::{c_char, c_int};
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 // Exported from libpython3.11 (checked with `nm -D --defined-only`), not declared by pyo3-ffi.
 extern "C" {
@@ -36,69 +36,17 @@ extern "C" {
 // ---------------------------------------------------------------------------------------------
 // Interned identifiers (ceval's `&_Py_ID(...)`), created once and kept for the process.
 
-struct Ident {
-    text: &'static [u8],
-    obj: AtomicPtr<PyObject>,
-}
-
-impl Ident {
-    const fn new(text: &'static [u8]) -> Ident {
-        Ident { text, obj: AtomicPtr::new(null_mut()) }
-    }
-
-    /// The interned string, or null with an exception set.
-    ///
-    /// # Safety
-    /// GIL held (which also serialises the lazy initialisation).
-    unsafe fn get(&self) -> *mut PyObject {
-        let cached = self.obj.load(Ordering::Relaxed);
-        if !cached.is_null() {
-            return cached;
-        }
-        // SAFETY: GIL held; `text` is NUL-terminated. The new reference is kept forever.
-        let s = unsafe { ffi::PyUnicode_InternFromString(self.text.as_ptr() as *const c_char) };
-        if !s.is_null() {
-            self.obj.store(s, Ordering::Relaxed);
-        }
-        s
-    }
-}
-
-static ID_BUILD_CLASS: Ident = Ident::new(b"__build_class__\0");
-static ID_ANNOTATIONS: Ident = Ident::new(b"__annotations__\0");
-static ID_IMPORT: Ident = Ident::new(b"__import__\0");
-static ID_NAME: Ident = Ident::new(b"__name__\0");
-static ID_SPEC: Ident = Ident::new(b"__spec__\0");
-static ID_ALL: Ident = Ident::new(b"__all__\0");
-static ID_DICT: Ident = Ident::new(b"__dict__\0");
-static ID_DISPLAYHOOK: Ident = Ident::new(b"displayhook\0");
+static ID_BUILD_CLASS: Interned = Interned::new(b"__build_class__\0");
+static ID_ANNOTATIONS: Interned = Interned::new(b"__annotations__\0");
+static ID_IMPORT: Interned = Interned::new(b"__import__\0");
+static ID_NAME: Interned = Interned::new(b"__name__\0");
+static ID_SPEC: Interned = Interned::new(b"__spec__\0");
+static ID_ALL: Interned = Interned::new(b"__all__\0");
+static ID_DICT: Interned = Interned::new(b"__dict__\0");
+static ID_DISPLAYHOOK: Interned = Interned::new(b"displayhook\0");
 
 // ---------------------------------------------------------------------------------------------
 // Small accessors. All require the GIL and a live frame.
-
-#[inline(always)]
-unsafe fn code(frame: *mut InterpreterFrame) -> *mut CodeObject {
-    // SAFETY: a live frame holds its code object.
-    unsafe { (*frame).f_code }
-}
-
-#[inline(always)]
-unsafe fn name_at(frame: *mut InterpreterFrame, i: u32) -> *mut PyObject {
-    // SAFETY: the compiler checked `i < len(co_names)`.
-    unsafe { ffi::PyTuple_GET_ITEM((*code(frame)).co_names, i as ffi::Py_ssize_t) }
-}
-
-#[inline(always)]
-unsafe fn peek(sp: Sp, n: usize) -> *mut PyObject {
-    // SAFETY: the compiler tracked the stack depth; `n` items are on the stack.
-    unsafe { *sp.sub(n) }
-}
-
-#[inline(always)]
-unsafe fn put(sp: Sp, n: usize, v: *mut PyObject) {
-    // SAFETY: as for `peek`.
-    unsafe { *sp.sub(n) = v }
-}
 
 /// Raises `SystemError(format % name)` (ceval's "no locals ..." errors; `format` has one %R).
 unsafe fn no_locals(format: &[u8], name: *mut PyObject) {

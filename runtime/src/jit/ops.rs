@@ -7,9 +7,10 @@
 //! Bytecode arguments (`oparg`) were validated by the compiler against the code object (constant,
 //! name and local indices in range), so helpers index without further checks.
 
+use super::support::{code, local_name, local_slot, name_at, new_bool, peek, put};
 use super::{error_at, Sp};
 use crate::cpython::{
-    self, ffi, CellObject, CodeObject, FunctionObject, InterpreterFrame, MethodObject, ThreadState,
+    self, ffi, CellObject, FunctionObject, InterpreterFrame, MethodObject, ThreadState,
 };
 use ffi::PyObject;
 use std::os::raw::{c_char, c_int};
@@ -25,52 +26,6 @@ pub(crate) const UNBOUNDFREE_ERROR_MSG: &[u8] =
 
 // ---------------------------------------------------------------------------------------------
 // Small accessors. All require the GIL and a live frame.
-
-#[inline(always)]
-unsafe fn code(frame: *mut InterpreterFrame) -> *mut CodeObject {
-    // SAFETY: a live frame holds its code object.
-    unsafe { (*frame).f_code }
-}
-
-#[inline(always)]
-unsafe fn name_at(frame: *mut InterpreterFrame, i: u32) -> *mut PyObject {
-    // SAFETY: the compiler checked `i < len(co_names)`.
-    unsafe { ffi::PyTuple_GET_ITEM((*code(frame)).co_names, i as ffi::Py_ssize_t) }
-}
-
-#[inline(always)]
-unsafe fn local_name(frame: *mut InterpreterFrame, i: u32) -> *mut PyObject {
-    // SAFETY: the compiler checked `i < co_nlocalsplus`.
-    unsafe { ffi::PyTuple_GET_ITEM((*code(frame)).co_localsplusnames, i as ffi::Py_ssize_t) }
-}
-
-#[inline(always)]
-unsafe fn local_slot(frame: *mut InterpreterFrame, i: u32) -> *mut *mut PyObject {
-    // SAFETY: the compiler checked `i < co_nlocalsplus`.
-    unsafe { (std::ptr::addr_of_mut!((*frame).localsplus) as *mut *mut PyObject).add(i as usize) }
-}
-
-#[inline(always)]
-unsafe fn peek(sp: Sp, n: usize) -> *mut PyObject {
-    // SAFETY: the compiler tracked the stack depth; `n` items are on the stack.
-    unsafe { *sp.sub(n) }
-}
-
-#[inline(always)]
-unsafe fn put(sp: Sp, n: usize, v: *mut PyObject) {
-    // SAFETY: as for `peek`.
-    unsafe { *sp.sub(n) = v }
-}
-
-#[inline(always)]
-unsafe fn new_bool(b: bool) -> *mut PyObject {
-    // SAFETY: GIL held; True/False are static objects.
-    unsafe {
-        let v = if b { ffi::Py_True() } else { ffi::Py_False() };
-        ffi::Py_INCREF(v);
-        v
-    }
-}
 
 /// ceval's `format_exc_check_arg`: raises `exc(format % name)`; a NameError also records the
 /// name, which the traceback printer uses for "Did you mean" suggestions.

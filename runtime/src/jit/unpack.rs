@@ -13,12 +13,12 @@
 //! dict without releasing it when the `*` argument is not iterable), these helpers release it:
 //! the visible behaviour (exception, stack) is the same.
 
+use super::support::{enter_context, new_bool, peek, put, type_name, Interned};
 use super::{error_at, Sp};
 use crate::cpython::{ffi, InterpreterFrame, ThreadState};
 use ffi::PyObject;
 use std::os::raw::{c_char, c_int};
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 // Exported from libpython3.11 (checked with `nm -D --defined-only libpython3.11.so`) but private
 // API, so pyo3-ffi does not declare them. Kept here rather than in `cpython/mod.rs` because only
@@ -29,7 +29,6 @@ extern "C" {
     /// `"f()"`-style description of a callable for error messages.
     fn _PyObject_FunctionStr(x: *mut PyObject) -> *mut PyObject;
     /// Looks `attr` up on the type of `obj` (not the instance) and binds it.
-    fn _PyObject_LookupSpecial(obj: *mut PyObject, attr: *mut PyObject) -> *mut PyObject;
     /// `list.extend(iterable)`: a new reference to None, or null.
     fn _PyList_Extend(list: *mut PyObject, iterable: *mut PyObject) -> *mut PyObject;
     /// `set.update(iterable)` for a set: 0 or -1.
@@ -40,72 +39,9 @@ extern "C" {
 /// sub-pattern matches the subject itself.
 const TPFLAGS_MATCH_SELF: std::os::raw::c_ulong = 1 << 22;
 
-/// An interned string created on first use and kept for the life of the process (the
-/// interpreter's own `_Py_ID` strings are not exported).
-struct Interned {
-    ptr: AtomicPtr<PyObject>,
-    text: &'static [u8],
-}
-
-impl Interned {
-    const fn new(text: &'static [u8]) -> Self {
-        Interned { ptr: AtomicPtr::new(null_mut()), text }
-    }
-
-    /// The string (borrowed), or null with an exception set.
-    unsafe fn get(&self) -> *mut PyObject {
-        let p = self.ptr.load(Ordering::Acquire);
-        if !p.is_null() {
-            return p;
-        }
-        // SAFETY: GIL held; `text` is NUL-terminated.
-        unsafe {
-            let s = ffi::PyUnicode_InternFromString(self.text.as_ptr() as *const c_char);
-            if s.is_null() {
-                return null_mut();
-            }
-            match self.ptr.compare_exchange(null_mut(), s, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => s,
-                Err(existing) => {
-                    ffi::Py_DECREF(s);
-                    existing
-                }
-            }
-        }
-    }
-}
-
 static STR_ENTER: Interned = Interned::new(b"__enter__\0");
 static STR_EXIT: Interned = Interned::new(b"__exit__\0");
 static STR_GET: Interned = Interned::new(b"get\0");
-
-#[inline(always)]
-unsafe fn peek(sp: Sp, n: usize) -> *mut PyObject {
-    // SAFETY: the bytecode's stack effect guarantees `n` items below `sp`.
-    unsafe { *sp.sub(n) }
-}
-
-#[inline(always)]
-unsafe fn put(sp: Sp, n: usize, v: *mut PyObject) {
-    // SAFETY: as for `peek`.
-    unsafe { *sp.sub(n) = v }
-}
-
-#[inline(always)]
-unsafe fn type_name(o: *mut PyObject) -> *const c_char {
-    // SAFETY: a live object has a live type with a NUL-terminated name.
-    unsafe { (*ffi::Py_TYPE(o)).tp_name }
-}
-
-#[inline(always)]
-unsafe fn new_bool(b: bool) -> *mut PyObject {
-    // SAFETY: GIL held; True/False are static objects.
-    unsafe {
-        let v = if b { ffi::Py_True() } else { ffi::Py_False() };
-        ffi::Py_INCREF(v);
-        v
-    }
-}
 
 #[inline(always)]
 unsafe fn c(s: &'static [u8]) -> *const c_char {
@@ -441,43 +377,13 @@ pub unsafe extern "C" fn pg_unpack_ex(_t: *mut ThreadState, _f: *mut Interpreter
 pub unsafe extern "C" fn pg_before_with(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
     // SAFETY: one value on the stack and room for one more.
     unsafe {
-        let mgr = peek(sp, 1);
-        let (enter_name, exit_name) = (STR_ENTER.get(), STR_EXIT.get());
-        if enter_name.is_null() || exit_name.is_null() {
-            return error_at(sp);
-        }
-        let enter = _PyObject_LookupSpecial(mgr, enter_name);
-        if enter.is_null() {
-            if ffi::PyErr_Occurred().is_null() {
-                ffi::PyErr_Format(
-                    ffi::PyExc_TypeError,
-                    c(b"'%.200s' object does not support the context manager protocol\0"),
-                    type_name(mgr),
-                );
-            }
-            return error_at(sp);
-        }
-        let exit = _PyObject_LookupSpecial(mgr, exit_name);
-        if exit.is_null() {
-            if ffi::PyErr_Occurred().is_null() {
-                ffi::PyErr_Format(
-                    ffi::PyExc_TypeError,
-                    c(b"'%.200s' object does not support the context manager protocol (missed __exit__ method)\0"),
-                    type_name(mgr),
-                );
-            }
-            ffi::Py_DECREF(enter);
-            return error_at(sp);
-        }
-        put(sp, 1, exit);
-        ffi::Py_DECREF(mgr);
-        let res = ffi::PyObject_CallNoArgs(enter);
-        ffi::Py_DECREF(enter);
-        if res.is_null() {
-            return error_at(sp);
-        }
-        put(sp, 0, res);
-        sp.add(1)
+        enter_context(
+            sp,
+            &STR_ENTER,
+            &STR_EXIT,
+            b"'%.200s' object does not support the context manager protocol\0",
+            b"'%.200s' object does not support the context manager protocol (missed __exit__ method)\0",
+        )
     }
 }
 
