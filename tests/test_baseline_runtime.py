@@ -148,3 +148,20 @@ def test_recursion_error_in_compiled_code_matches_the_interpreter(jit):
     peregrine.compile(down)
     assert run() == expected
     assert peregrine.tier_of(down) == "baseline"
+
+
+def test_threads_with_a_small_stack_run_compiled_code(jit):
+    # threading.stack_size() can make thread stacks tiny; the C-stack guard must leave them usable.
+    def work(out):
+        out.append(sum(i for i in range(1000)))
+
+    peregrine.compile(work)
+    old = threading.stack_size(256 * 1024)
+    try:
+        out = []
+        t = threading.Thread(target=work, args=(out,))
+        t.start()
+        t.join(timeout=30)
+    finally:
+        threading.stack_size(old)
+    assert out == [sum(range(1000))]

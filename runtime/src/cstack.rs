@@ -6,11 +6,18 @@
 
 use std::cell::Cell;
 
-/// Stack to keep free for what runs below a frame (helpers, C extensions, signal handlers).
-pub const RESERVE: usize = 256 * 1024;
+/// Stack to keep free for what runs below a frame (helpers, C extensions, signal handlers): a
+/// quarter of the thread's stack, at most 256 KiB. A fixed reserve would leave no room at all on
+/// threads started with a small `threading.stack_size()` (test_threading uses 256 KiB).
+pub const MAX_RESERVE: usize = 256 * 1024;
+
+/// The reserve for a stack of `size` bytes.
+pub fn reserve_for(size: usize) -> usize {
+    (size / 4).min(MAX_RESERVE)
+}
 
 thread_local! {
-    /// The lowest usable address of this thread's stack plus `RESERVE`; 0 until computed.
+    /// The lowest usable address of this thread's stack plus its reserve; 0 until computed.
     static LIMIT: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -30,7 +37,7 @@ fn stack_bounds() -> Option<(usize, usize)> {
     }
 }
 
-/// Whether the calling thread is within `RESERVE` bytes of the end of its C stack.
+/// Whether the calling thread is within its reserve of the end of its C stack.
 #[inline]
 pub fn nearly_exhausted() -> bool {
     let marker = 0u8;
@@ -38,10 +45,29 @@ pub fn nearly_exhausted() -> bool {
     let limit = LIMIT.with(|l| {
         if l.get() == 0 {
             // Unknown bounds: never report exhaustion (usize::MAX would be wrong, 1 is "below").
-            let computed = stack_bounds().map_or(1, |(low, _)| low + RESERVE);
+            let computed = stack_bounds().map_or(1, |(low, size)| low + reserve_for(size));
             l.set(computed);
         }
         l.get()
     });
     here < limit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_scales_with_small_stacks() {
+        assert_eq!(reserve_for(8 << 20), MAX_RESERVE);
+        assert_eq!(reserve_for(256 << 10), 64 << 10);
+        assert_eq!(reserve_for(0), 0);
+    }
+
+    #[test]
+    fn a_fresh_thread_with_a_small_stack_is_not_exhausted() {
+        let t = std::thread::Builder::new().stack_size(256 << 10).spawn(nearly_exhausted).unwrap();
+        assert!(!t.join().unwrap());
+        assert!(!nearly_exhausted());
+    }
 }
