@@ -155,44 +155,30 @@ unsafe fn swallow_next_call_event(tstate: *mut ThreadState) {
         let profile = (*tstate).c_profilefunc as usize;
         SET_ASIDE.with(|s| s.set((trace, profile)));
         if trace != 0 {
-            (*tstate).c_tracefunc = swallow_trace_call as *mut std::ffi::c_void;
+            (*tstate).c_tracefunc = swallow_call::<false> as *mut std::ffi::c_void;
         }
         if profile != 0 {
-            (*tstate).c_profilefunc = swallow_profile_call as *mut std::ffi::c_void;
+            (*tstate).c_profilefunc = swallow_call::<true> as *mut std::ffi::c_void;
         }
     }
 }
 
-unsafe extern "C" fn swallow_trace_call(
+/// The one-shot shim: puts the real trace (`PROFILE` false) or profile function back, swallows
+/// the 'call' event and passes any other event on.
+unsafe extern "C" fn swallow_call<const PROFILE: bool>(
     obj: *mut ffi::PyObject,
     frame: *mut ffi::PyObject,
     what: c_int,
     arg: *mut ffi::PyObject,
 ) -> c_int {
-    let real = SET_ASIDE.with(|s| s.get().0);
-    // SAFETY: called by CPython on the thread that set the shim, GIL held; `real` is the trace
-    // function that was installed (non-null, or the shim would not be installed).
+    let (trace, profile) = SET_ASIDE.with(|s| s.get());
+    let real = if PROFILE { profile } else { trace };
+    // SAFETY: called by CPython on the thread that set the shim, GIL held; `real` is the function
+    // that was installed (non-null, or the shim would not be installed).
     unsafe {
         let tstate = ffi::PyThreadState_Get() as *mut ThreadState;
-        (*tstate).c_tracefunc = real as *mut std::ffi::c_void;
-        if what == PY_TRACE_CALL {
-            return 0;
-        }
-        std::mem::transmute::<usize, TraceFunc>(real)(obj, frame, what, arg)
-    }
-}
-
-unsafe extern "C" fn swallow_profile_call(
-    obj: *mut ffi::PyObject,
-    frame: *mut ffi::PyObject,
-    what: c_int,
-    arg: *mut ffi::PyObject,
-) -> c_int {
-    let real = SET_ASIDE.with(|s| s.get().1);
-    // SAFETY: as for `swallow_trace_call`, for the profile function.
-    unsafe {
-        let tstate = ffi::PyThreadState_Get() as *mut ThreadState;
-        (*tstate).c_profilefunc = real as *mut std::ffi::c_void;
+        let slot = if PROFILE { &mut (*tstate).c_profilefunc } else { &mut (*tstate).c_tracefunc };
+        *slot = real as *mut std::ffi::c_void;
         if what == PY_TRACE_CALL {
             return 0;
         }
