@@ -565,6 +565,25 @@ unsafe fn unpack_bound_method(sp: Sp, nargs: usize) -> bool {
     }
 }
 
+/// The C function of a builtin that ceval's PRECALL_NO_KW_BUILTIN_FAST would call directly: an
+/// exact builtin function whose flags are exactly METH_FASTCALL, called without keywords.
+#[inline(always)]
+unsafe fn fastcall_builtin(function: *mut PyObject, kwnames: *mut PyObject) -> Option<ffi::PyCFunctionFast> {
+    // SAFETY: GIL held; `function` is a live object; the flags say the C function has the
+    // METH_FASTCALL signature.
+    unsafe {
+        if !kwnames.is_null() || ffi::Py_TYPE(function) != std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+            return None;
+        }
+        const KINDS: i32 = ffi::METH_VARARGS | ffi::METH_FASTCALL | ffi::METH_NOARGS | ffi::METH_O | ffi::METH_KEYWORDS | ffi::METH_METHOD;
+        if ffi::PyCFunction_GetFlags(function) & KINDS != ffi::METH_FASTCALL {
+            return None;
+        }
+        let f = ffi::PyCFunction_GetFunction(function)?;
+        Some(std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFast>(f))
+    }
+}
+
 /// CALL with `kwnames` (the tuple of the preceding KW_NAMES, or null). Stack: (NULL or method,
 /// callable or self, args...) -> result.
 pub unsafe extern "C" fn pg_call(
@@ -582,12 +601,18 @@ pub unsafe extern "C" fn pg_call(
         let function = peek(sp, total + 1);
         let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
         let args = sp.sub(total);
-        let res = ffi::PyObject_Vectorcall(
-            function,
-            args,
-            (total - nkw) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
-            kwnames,
-        );
+        let res = match fastcall_builtin(function, kwnames) {
+            // As the specialized interpreter (PRECALL_NO_KW_BUILTIN_FAST) does for warm code: call
+            // the C function directly. The generic path would also count a recursion level for
+            // the C call, which warm stock code does not (test_support.test_recursion sees it).
+            Some(cfunc) => cfunc(ffi::PyCFunction_GetSelf(function), args, total as ffi::Py_ssize_t),
+            None => ffi::PyObject_Vectorcall(
+                function,
+                args,
+                (total - nkw) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+                kwnames,
+            ),
+        };
         ffi::Py_DECREF(function);
         for i in 0..total {
             ffi::Py_DECREF(*args.add(i));
