@@ -137,3 +137,179 @@ def test_deep_python_recursion_with_high_limit_runs_like_stock():
                          timeout=120)
     assert jit.returncode == 0, f"exit status {jit.returncode}: {jit.stderr[-500:]}"
     assert jit.stdout.strip() == "60000"
+
+
+# --- Recursion depth seen through calls of C functions -------------------------------------------
+# Warm interpreter code calls some C functions directly (the specialized PRECALL forms: builtins
+# with METH_FASTCALL flags, len, isinstance, str(x), FASTCALL methods of builtin types on their
+# exact type) and counts no recursion level for the C call; the generic path counts one. The
+# baseline must count as warm stock code does: test_support.test_recursion depends on it. Each
+# case loops so that the interpreter's copy specializes, and returns the depth a Python callback
+# saw, relative to its caller, on the last iteration.
+
+import _testinternalcapi
+
+_depth_now = _testinternalcapi.get_recursion_depth
+
+
+class _Probe:
+    seen = None
+
+    def __init__(self, v=0):
+        self.v = v
+
+    def __getattr__(self, name):
+        _Probe.seen = _depth_now()
+        return 0
+
+    def __len__(self):
+        _Probe.seen = _depth_now()
+        return 1
+
+    def __str__(self):
+        _Probe.seen = _depth_now()
+        return "probe"
+
+    def __lt__(self, other):
+        _Probe.seen = _depth_now()
+        return self.v < other.v
+
+    def __eq__(self, other):
+        _Probe.seen = _depth_now()
+        return True
+
+    __hash__ = object.__hash__
+
+
+class _Meta(type):
+    def __instancecheck__(cls, obj):
+        _Probe.seen = _depth_now()
+        return True
+
+
+class _Checked(metaclass=_Meta):
+    pass
+
+
+class _SubList(list):
+    pass
+
+
+def _key(x):
+    _Probe.seen = _depth_now()
+    return 0
+
+
+def depth_via_fastcall_builtin(n):  # getattr: METH_FASTCALL
+    p, out = _Probe(), None
+    for _ in range(n):
+        getattr(p, "x")
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_fastcall_keywords_builtin_with_keywords(n):  # sorted(..., key=): FASTCALL|KEYWORDS
+    out = None
+    for _ in range(n):
+        sorted([1], key=_key)
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_fastcall_keywords_builtin_without_keywords(n):
+    ps, out = [_Probe(2), _Probe(1)], None
+    for _ in range(n):
+        sorted(ps)
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_len(n):
+    p, out = _Probe(), None
+    for _ in range(n):
+        len(p)
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_isinstance(n):
+    out = None
+    for _ in range(n):
+        isinstance(1, _Checked)
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_str(n):
+    p, out = _Probe(), None
+    for _ in range(n):
+        str(p)
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_method_descriptor_fast(n):  # list.index: METH_FASTCALL
+    lst, p, out = [_Probe()], _Probe(), None
+    for _ in range(n):
+        lst.index(p)
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_method_descriptor_fast_keywords(n):  # list.sort(): FASTCALL|KEYWORDS, no keywords
+    lst, out = [_Probe(2), _Probe(1)], None
+    for _ in range(n):
+        lst.sort()
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_method_descriptor_with_keywords(n):  # not specialized: keywords
+    lst, out = [1, 2], None
+    for _ in range(n):
+        lst.sort(key=_key)
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_method_descriptor_o(n):  # list.count: METH_O, counted by both paths
+    lst, p, out = [_Probe()], _Probe(), None
+    for _ in range(n):
+        lst.count(p)
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_method_descriptor_on_subclass(n):  # not specialized: not the exact type
+    lst, p, out = _SubList([_Probe()]), _Probe(), None
+    for _ in range(n):
+        lst.index(p)
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+def depth_via_method_descriptor_unbound_fast(n):
+    lst, p, out = [_Probe()], _Probe(), None
+    for _ in range(n):
+        list.index(lst, p)
+        out = _Probe.seen - _depth_now()
+    return out
+
+
+@pytest.mark.parametrize("case", [
+    depth_via_fastcall_builtin,
+    depth_via_fastcall_keywords_builtin_with_keywords,
+    depth_via_fastcall_keywords_builtin_without_keywords,
+    depth_via_len,
+    depth_via_isinstance,
+    depth_via_str,
+    depth_via_method_descriptor_fast,
+    depth_via_method_descriptor_fast_keywords,
+    depth_via_method_descriptor_o,
+    depth_via_method_descriptor_with_keywords,
+    depth_via_method_descriptor_on_subclass,
+    depth_via_method_descriptor_unbound_fast,
+], ids=lambda f: f.__name__.removeprefix("depth_via_"))
+def test_depth_seen_through_c_calls_is_warm_interpreters(case):
+    out = run_both(case, 50)
+    assert out.kind == "return" and isinstance(out.value, int)

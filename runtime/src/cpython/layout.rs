@@ -5,7 +5,7 @@
 //! compiler's `offsetof` by `runtime/tests/layout.rs`, so a header change fails the tests instead of
 //! corrupting memory.
 
-use super::ffi::{PyObject, Py_ssize_t};
+use super::ffi::{self, PyObject, Py_ssize_t};
 use std::mem::offset_of;
 use std::os::raw::{c_char, c_int, c_void};
 use std::sync::atomic::AtomicI32;
@@ -147,6 +147,19 @@ pub struct MethodObject {
     pub im_self: *mut PyObject,
 }
 
+/// `PyMethodDescrObject` (Include/cpython/descrobject.h), up to `d_method`: a method of a
+/// builtin type such as `list.append`, as `LOAD_METHOD` finds it.
+#[repr(C)]
+pub struct MethodDescrObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    /// `d_common.d_type`: the type the method belongs to.
+    pub d_type: *mut ffi::PyTypeObject,
+    pub d_name: *mut PyObject,
+    pub d_qualname: *mut PyObject,
+    pub d_method: *mut ffi::PyMethodDef,
+}
+
 /// `PyFunctionObject` (Include/cpython/funcobject.h), up to `func_annotations`.
 #[repr(C)]
 pub struct FunctionObject {
@@ -226,6 +239,7 @@ pub const FIELDS: &[FieldCheck] = fields! {
         gi_iframe];
     "PyCellObject", CellObject => [ob_ref];
     "PyMethodObject", MethodObject => [im_func, im_self];
+    "PyMethodDescrObject", MethodDescrObject => [d_method];
     "PyFunctionObject", FunctionObject => [func_globals, func_builtins, func_name, func_qualname,
         func_code, func_defaults, func_kwdefaults, func_closure, func_doc, func_dict,
         func_weakreflist, func_module, func_annotations];
@@ -244,6 +258,9 @@ pub const SIZES: &[(&str, usize)] = &[
 pub const OFFSETS: &[(&str, &str, usize)] = &[
     ("PyInterpreterState", "ceval", INTERP_CEVAL_OFFSET),
     ("_PyRuntimeState", "ceval.signals_pending", RUNTIME_SIGNALS_PENDING_OFFSET),
+    ("PyMethodDescrObject", "d_common.d_type", offset_of!(MethodDescrObject, d_type)),
+    ("PyMethodDescrObject", "d_common.d_name", offset_of!(MethodDescrObject, d_name)),
+    ("PyMethodDescrObject", "d_common.d_qualname", offset_of!(MethodDescrObject, d_qualname)),
     ("struct _ceval_state", "pending.lock", offset_of!(CevalState, pending_lock)),
     ("struct _ceval_state", "pending.calls_to_do", offset_of!(CevalState, pending_calls_to_do)),
     ("struct _ceval_state", "pending.async_exc", offset_of!(CevalState, pending_async_exc)),

@@ -14,7 +14,7 @@ use std::os::raw::c_int;
 
 pub use layout::{
     CFrame, CellObject, CevalState, CodeObject, FunctionObject, GenObject, InterpreterFrame,
-    MethodObject, ThreadState,
+    MethodDescrObject, MethodObject, ThreadState,
 };
 
 /// `PyObject *f(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)`: the PEP 523

@@ -10,10 +10,11 @@
 use super::support::{code, local_name, local_slot, name_at, new_bool, peek, put};
 use super::{error_at, Sp};
 use crate::cpython::{
-    self, ffi, CellObject, FunctionObject, InterpreterFrame, MethodObject, ThreadState,
+    self, ffi, CellObject, FunctionObject, InterpreterFrame, MethodDescrObject, MethodObject, ThreadState,
 };
 use ffi::PyObject;
 use std::os::raw::{c_char, c_int};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// The uniform helper signature: `(tstate, frame, sp, oparg) -> sp` (tagged on error).
 pub type OpHelper = unsafe extern "C" fn(*mut ThreadState, *mut InterpreterFrame, Sp, u32) -> Sp;
@@ -565,22 +566,119 @@ unsafe fn unpack_bound_method(sp: Sp, nargs: usize) -> bool {
     }
 }
 
-/// The C function of a builtin that ceval's PRECALL_NO_KW_BUILTIN_FAST would call directly: an
-/// exact builtin function whose flags are exactly METH_FASTCALL, called without keywords.
-#[inline(always)]
-unsafe fn fastcall_builtin(function: *mut PyObject, kwnames: *mut PyObject) -> Option<ffi::PyCFunctionFast> {
-    // SAFETY: GIL held; `function` is a live object; the flags say the C function has the
-    // METH_FASTCALL signature.
+/// The builtins `len` and `isinstance` as the interpreter found them at start-up: ceval's
+/// `callable_cache`, which its PRECALL specializations compare callables against.
+static CALLABLE_LEN: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
+static CALLABLE_ISINSTANCE: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Fills the callable cache from the `builtins` module; the references are kept for the life of
+/// the process, as the interpreter keeps its own.
+pub fn init_callable_cache() -> Result<(), String> {
+    // SAFETY: called with the GIL held (module initialization).
     unsafe {
-        if !kwnames.is_null() || ffi::Py_TYPE(function) != std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
-            return None;
+        let builtins = ffi::PyImport_ImportModule(b"builtins\0".as_ptr() as *const c_char);
+        if builtins.is_null() {
+            ffi::PyErr_Clear();
+            return Err("cannot import builtins".into());
         }
-        const KINDS: i32 = ffi::METH_VARARGS | ffi::METH_FASTCALL | ffi::METH_NOARGS | ffi::METH_O | ffi::METH_KEYWORDS | ffi::METH_METHOD;
-        if ffi::PyCFunction_GetFlags(function) & KINDS != ffi::METH_FASTCALL {
-            return None;
+        for (slot, name) in [(&CALLABLE_LEN, &b"len\0"[..]), (&CALLABLE_ISINSTANCE, &b"isinstance\0"[..])] {
+            let obj = ffi::PyObject_GetAttrString(builtins, name.as_ptr() as *const c_char);
+            if obj.is_null() {
+                ffi::PyErr_Clear(); // never matched: those calls take the generic path
+            } else if slot.compare_exchange(std::ptr::null_mut(), obj, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+                ffi::Py_DECREF(obj); // initialized before (the module imported again)
+            }
         }
-        let f = ffi::PyCFunction_GetFunction(function)?;
-        Some(std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFast>(f))
+        ffi::Py_DECREF(builtins);
+        Ok(())
+    }
+}
+
+const CALL_KINDS: c_int =
+    ffi::METH_VARARGS | ffi::METH_FASTCALL | ffi::METH_NOARGS | ffi::METH_O | ffi::METH_KEYWORDS | ffi::METH_METHOD;
+
+/// Calls `function` the way one of ceval's specialized PRECALL instructions calls it in warm code,
+/// when one applies (same conditions as `Python/specialize.c`); `None` when none does and the
+/// caller must take the generic vectorcall path.
+///
+/// This is exactness, not only speed: the specialized forms call the C function directly, so they
+/// count no recursion level for the C call where the generic path counts one. Code that measures
+/// its depth (test_support.test_recursion, RecursionError near the limit) sees warm stock's
+/// numbers. `args` holds `total` arguments, the last `nkw` of them keyword values named by
+/// `kwnames`; `is_meth` says whether the first came from LOAD_METHOD.
+#[inline(always)]
+unsafe fn call_specialized(
+    function: *mut PyObject,
+    args: *mut *mut PyObject,
+    total: usize,
+    nkw: usize,
+    kwnames: *mut PyObject,
+    is_meth: bool,
+) -> Option<*mut PyObject> {
+    // SAFETY: GIL held; `function` and the `total` arguments are live objects; each C function is
+    // called with the signature its METH_* flags declare.
+    unsafe {
+        let ty = ffi::Py_TYPE(function);
+        if ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+            let meth = ffi::PyCFunction_GetFunction(function)?;
+            let slf = ffi::PyCFunction_GetSelf(function);
+            return match ffi::PyCFunction_GetFlags(function) & CALL_KINDS {
+                // PRECALL_NO_KW_LEN
+                ffi::METH_O if kwnames.is_null() && total == 1 && function == CALLABLE_LEN.load(Ordering::Relaxed) => {
+                    let n = ffi::PyObject_Length(*args);
+                    Some(if n < 0 { std::ptr::null_mut() } else { ffi::PyLong_FromSsize_t(n) })
+                }
+                // PRECALL_NO_KW_ISINSTANCE
+                ffi::METH_FASTCALL
+                    if kwnames.is_null() && total == 2 && function == CALLABLE_ISINSTANCE.load(Ordering::Relaxed) =>
+                {
+                    let r = ffi::PyObject_IsInstance(*args, *args.add(1));
+                    Some(if r < 0 { std::ptr::null_mut() } else { new_bool(r != 0) })
+                }
+                // PRECALL_NO_KW_BUILTIN_FAST
+                ffi::METH_FASTCALL if kwnames.is_null() => {
+                    let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFast>(meth);
+                    Some(fast(slf, args, total as ffi::Py_ssize_t))
+                }
+                // PRECALL_BUILTIN_FAST_WITH_KEYWORDS
+                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => {
+                    let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFastWithKeywords>(meth);
+                    Some(fast(slf, args, (total - nkw) as ffi::Py_ssize_t, kwnames))
+                }
+                _ => None,
+            };
+        }
+        if ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) && kwnames.is_null() && total >= 1 {
+            let descr = function as *mut MethodDescrObject;
+            let slf = *args;
+            if ffi::Py_TYPE(slf) != (*descr).d_type {
+                return None;
+            }
+            let def = (*descr).d_method;
+            return match (*def).ml_flags & CALL_KINDS {
+                // PRECALL_NO_KW_METHOD_DESCRIPTOR_FAST
+                ffi::METH_FASTCALL => {
+                    Some(((*def).ml_meth.PyCFunctionFast)(slf, args.add(1), (total - 1) as ffi::Py_ssize_t))
+                }
+                // PRECALL_METHOD_DESCRIPTOR_FAST_WITH_KEYWORDS
+                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => Some(((*def).ml_meth.PyCFunctionFastWithKeywords)(
+                    slf,
+                    args.add(1),
+                    (total - 1) as ffi::Py_ssize_t,
+                    std::ptr::null_mut(),
+                )),
+                _ => None,
+            };
+        }
+        // PRECALL_NO_KW_STR_1
+        if function == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut PyObject
+            && kwnames.is_null()
+            && total == 1
+            && !is_meth
+        {
+            return Some(ffi::PyObject_Str(*args));
+        }
+        None
     }
 }
 
@@ -601,11 +699,8 @@ pub unsafe extern "C" fn pg_call(
         let function = peek(sp, total + 1);
         let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
         let args = sp.sub(total);
-        let res = match fastcall_builtin(function, kwnames) {
-            // As the specialized interpreter (PRECALL_NO_KW_BUILTIN_FAST) does for warm code: call
-            // the C function directly. The generic path would also count a recursion level for
-            // the C call, which warm stock code does not (test_support.test_recursion sees it).
-            Some(cfunc) => cfunc(ffi::PyCFunction_GetSelf(function), args, total as ffi::Py_ssize_t),
+        let res = match call_specialized(function, args, total, nkw, kwnames, is_meth != 0) {
+            Some(res) => res,
             None => ffi::PyObject_Vectorcall(
                 function,
                 args,
