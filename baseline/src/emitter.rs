@@ -8,6 +8,7 @@
 //! stack frame holds our `_PyCFrame` at `[rbp - CFRAME]`.
 
 use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
+use peregrine_runtime::code_state::WARMUP_DELAY;
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
 use peregrine_runtime::cpython::{self, frame_state, CevalState, GenObject, InterpreterFrame, ThreadState};
 use peregrine_runtime::jit::frame;
@@ -58,15 +59,17 @@ pub struct Emitter {
     handoff: DynamicLabel,
     /// Address of `co_code_adaptive[0]` of the code object being compiled.
     first_instr: usize,
+    /// Address of the code state's warm-up count (a `u32`).
+    warmup_counter: usize,
 }
 
 impl Emitter {
-    pub fn new(first_instr: usize) -> std::io::Result<Self> {
+    pub fn new(first_instr: usize, warmup_counter: usize) -> std::io::Result<Self> {
         let mut ops = Assembler::new()?;
         let epilogue = ops.new_dynamic_label();
         let delegate = ops.new_dynamic_label();
         let handoff = ops.new_dynamic_label();
-        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, first_instr })
+        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, first_instr, warmup_counter })
     }
 
     pub fn label(&mut self) -> DynamicLabel {
@@ -153,6 +156,19 @@ impl Emitter {
             ; test eax, eax
             ; jnz =>stub
             ; =>resume
+        );
+    }
+
+    /// As JUMP_BACKWARD's `_PyCode_Warmup`: counts towards the code's warm-up, stopping at
+    /// `WARMUP_DELAY`.
+    pub fn count_warmup(&mut self) {
+        let skip = self.label();
+        x64!(self.ops
+            ; mov rax, QWORD self.warmup_counter as i64
+            ; cmp DWORD [rax], WARMUP_DELAY as i32
+            ; jae =>skip
+            ; add DWORD [rax], 1
+            ; =>skip
         );
     }
 

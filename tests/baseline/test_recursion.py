@@ -142,10 +142,12 @@ def test_deep_python_recursion_with_high_limit_runs_like_stock():
 # --- Recursion depth seen through calls of C functions -------------------------------------------
 # Warm interpreter code calls some C functions directly (the specialized PRECALL forms: builtins
 # with METH_FASTCALL flags, len, isinstance, str(x), FASTCALL methods of builtin types on their
-# exact type) and counts no recursion level for the C call; the generic path counts one. The
-# baseline must count as warm stock code does: test_support.test_recursion depends on it. Each
-# case loops so that the interpreter's copy specializes, and returns the depth a Python callback
-# saw, relative to its caller, on the last iteration.
+# exact type) and counts no recursion level for the C call; the generic path, which cold code
+# takes, counts one. The baseline must count as stock does, cold and warm:
+# test_support.test_recursion depends on the warm depth,
+# test_exceptions.test_recursion_normalizing_exception on the cold one. Each case loops (50
+# iterations warm the interpreter's copy up) and returns the depth a Python callback saw,
+# relative to its caller, on the last iteration.
 
 import _testinternalcapi
 
@@ -310,6 +312,9 @@ def depth_via_method_descriptor_unbound_fast(n):
     depth_via_method_descriptor_on_subclass,
     depth_via_method_descriptor_unbound_fast,
 ], ids=lambda f: f.__name__.removeprefix("depth_via_"))
-def test_depth_seen_through_c_calls_is_warm_interpreters(case):
-    out = run_both(case, 50)
+@pytest.mark.parametrize("iterations", [1, 50], ids=["cold", "warm"])
+def test_depth_seen_through_c_calls_is_the_interpreters(case, iterations):
+    # One iteration: the code is cold (not yet specialized by the interpreter), every C call is
+    # counted. Fifty: warm, the specialized forms count none.
+    out = run_both(case, iterations)
     assert out.kind == "return" and isinstance(out.value, int)

@@ -594,6 +594,21 @@ pub fn init_callable_cache() -> Result<(), String> {
     }
 }
 
+/// Whether the interpreter would have specialized the code of `frame` by now: its `co_warmup` ran
+/// out, or the JIT counted as many entries and backward jumps for it.
+///
+/// # Safety
+/// GIL held; `frame` is live.
+#[inline]
+unsafe fn frame_is_warm(frame: *mut InterpreterFrame) -> bool {
+    // SAFETY: a live frame holds its code object.
+    unsafe {
+        let code = (*frame).f_code;
+        (*code).co_warmup == 0
+            || crate::code_state::CodeState::existing(code as *mut PyObject).is_some_and(|s| s.is_warm())
+    }
+}
+
 const CALL_KINDS: c_int =
     ffi::METH_VARARGS | ffi::METH_FASTCALL | ffi::METH_NOARGS | ffi::METH_O | ffi::METH_KEYWORDS | ffi::METH_METHOD;
 
@@ -602,12 +617,15 @@ const CALL_KINDS: c_int =
 /// caller must take the generic vectorcall path.
 ///
 /// This is exactness, not only speed: the specialized forms call the C function directly, so they
-/// count no recursion level for the C call where the generic path counts one. Code that measures
-/// its depth (test_support.test_recursion, RecursionError near the limit) sees warm stock's
-/// numbers. `args` holds `total` arguments, the last `nkw` of them keyword values named by
-/// `kwnames`; `is_meth` says whether the first came from LOAD_METHOD.
+/// count no recursion level for the C call where the generic path counts one, and code that
+/// measures its depth sees it. Stock code specializes only once warm, so the direct forms are
+/// taken only when the frame's code is warm (`frame_is_warm`): test_support.test_recursion needs
+/// warm code's depth, test_exceptions.test_recursion_normalizing_exception cold code's. `args`
+/// holds `total` arguments, the last `nkw` of them keyword values named by `kwnames`; `is_meth`
+/// says whether the first came from LOAD_METHOD.
 #[inline(always)]
 unsafe fn call_specialized(
+    frame: *mut InterpreterFrame,
     function: *mut PyObject,
     args: *mut *mut PyObject,
     total: usize,
@@ -619,6 +637,12 @@ unsafe fn call_specialized(
     // called with the signature its METH_* flags declare.
     unsafe {
         let ty = ffi::Py_TYPE(function);
+        let candidate = ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
+            || ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type)
+            || function == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut PyObject;
+        if !candidate || !frame_is_warm(frame) {
+            return None;
+        }
         if ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
             let meth = ffi::PyCFunction_GetFunction(function)?;
             let slf = ffi::PyCFunction_GetSelf(function);
@@ -686,7 +710,7 @@ unsafe fn call_specialized(
 /// callable or self, args...) -> result.
 pub unsafe extern "C" fn pg_call(
     _t: *mut ThreadState,
-    _f: *mut InterpreterFrame,
+    frame: *mut InterpreterFrame,
     sp: Sp,
     oparg: u32,
     kwnames: *mut PyObject,
@@ -699,7 +723,7 @@ pub unsafe extern "C" fn pg_call(
         let function = peek(sp, total + 1);
         let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
         let args = sp.sub(total);
-        let res = match call_specialized(function, args, total, nkw, kwnames, is_meth != 0) {
+        let res = match call_specialized(frame, function, args, total, nkw, kwnames, is_meth != 0) {
             Some(res) => res,
             None => ffi::PyObject_Vectorcall(
                 function,
