@@ -143,6 +143,7 @@ pub fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     }
     d.set_item("compile_failures", failures)?;
     d.set_item("live_code_states", STATS.live_code_states.get())?;
+    d.set_item("stack_segments", STATS.stack_segments.get())?;
     Ok(d)
 }
 

@@ -10,6 +10,7 @@ use peregrine_runtime::cpython::{self, co_flags, ffi, EvalFrameFn, InterpreterFr
 use peregrine_runtime::options::{BASELINE_THRESHOLD, OPTIMIZE_THRESHOLD};
 use peregrine_runtime::stats::STATS;
 use peregrine_runtime::{FallbackReason, Tier};
+use std::ffi::c_void;
 use std::os::raw::c_int;
 
 /// Runs the frame in CPython's interpreter, counting it.
@@ -38,14 +39,8 @@ pub unsafe extern "C" fn peregrine_eval_frame(
     throwflag: c_int,
 ) -> *mut ffi::PyObject {
     if cstack::nearly_exhausted() {
-        // SAFETY: GIL held; the caller (_PyEval_Vector) clears and pops the frame we decline.
-        unsafe {
-            ffi::PyErr_SetString(
-                ffi::PyExc_RecursionError,
-                c"maximum recursion depth exceeded: the C stack is nearly exhausted (with the JIT on, every Python call nests on the C stack; lower sys.setrecursionlimit)".as_ptr(),
-            );
-        }
-        return std::ptr::null_mut();
+        // SAFETY: the arguments are those CPython passed us.
+        return unsafe { eval_frame_on_fresh_segment(tstate, frame, throwflag) };
     }
     if throwflag != 0 {
         STATS.count_fallback(FallbackReason::ThrowFlag);
@@ -90,6 +85,69 @@ pub unsafe extern "C" fn peregrine_eval_frame(
     }
     // SAFETY: forwarded unchanged.
     unsafe { run_in_interpreter(tstate, frame, throwflag) }
+}
+
+/// Runs the frame, through the hook again, on a fresh C stack segment: the thread's stack is
+/// nearly used up (deep recursion with a raised recursion limit, which stock CPython runs without
+/// C recursion). Raises RecursionError instead when no segment can be had, or while greenlet is
+/// loaded: greenlet copies C stacks between addresses and assumes one contiguous stack per thread.
+///
+/// # Safety
+/// As for [`peregrine_eval_frame`].
+#[cold]
+unsafe fn eval_frame_on_fresh_segment(
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    throwflag: c_int,
+) -> *mut ffi::PyObject {
+    unsafe extern "C" fn on_segment(t: *mut c_void, f: *mut c_void, throwflag: c_int) -> *mut c_void {
+        // SAFETY: the arguments are the hook's own, passed through unchanged.
+        unsafe { peregrine_eval_frame(t as *mut ThreadState, f as *mut InterpreterFrame, throwflag) as *mut c_void }
+    }
+    // SAFETY: GIL held (hook contract).
+    let why = if unsafe { greenlet_loaded() } {
+        "greenlet is loaded and needs one contiguous stack"
+    } else {
+        // SAFETY: on_segment does not unwind (peregrine_eval_frame is extern "C") and returns
+        // before the segment is reused; greenlet, the one stack switcher we know of, is not loaded.
+        match unsafe { cstack::call_on_fresh_segment(on_segment, tstate as _, frame as _, throwflag) } {
+            Ok(result) => {
+                STATS.stack_segments.add_with_gil(1);
+                return result as *mut ffi::PyObject;
+            }
+            Err(cstack::SegmentError::TooDeep) => "4 GiB of C stack segments are in use",
+            Err(cstack::SegmentError::NoMemory) => "no memory for a new C stack segment",
+        }
+    };
+    let msg = std::ffi::CString::new(format!("maximum recursion depth exceeded: the C stack is exhausted ({why})"))
+        .expect("no NUL in the message");
+    // SAFETY: GIL held; the caller (_PyEval_Vector) clears and pops the frame we decline.
+    unsafe { ffi::PyErr_SetString(ffi::PyExc_RecursionError, msg.as_ptr()) };
+    std::ptr::null_mut()
+}
+
+/// Whether greenlet's C module is imported.
+///
+/// # Safety
+/// GIL held.
+unsafe fn greenlet_loaded() -> bool {
+    // SAFETY: GIL held; PyImport_GetModule returns a new reference or null (without an error
+    // for a module that is simply not imported).
+    unsafe {
+        let name = ffi::PyUnicode_FromString(c"greenlet._greenlet".as_ptr());
+        if name.is_null() {
+            ffi::PyErr_Clear();
+            return true; // cannot tell: do not switch
+        }
+        let module = ffi::PyImport_GetModule(name);
+        ffi::Py_DECREF(name);
+        if module.is_null() {
+            ffi::PyErr_Clear();
+            return false;
+        }
+        ffi::Py_DECREF(module);
+        true
+    }
 }
 
 /// Whether this call only creates a generator or coroutine object: a fresh frame of resumable

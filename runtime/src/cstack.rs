@@ -1,10 +1,14 @@
-//! A guard against C stack overflow. With a PEP 523 hook installed, CPython 3.11 no longer runs
+//! The C stack under the hook. With a PEP 523 hook installed, CPython 3.11 no longer runs
 //! Python-to-Python calls inside one C frame of the interpreter: every call nests
 //! `_PyEval_Vector -> hook -> tier` on the C stack. With the default recursion limit that fits
-//! easily; with a high `sys.setrecursionlimit` the C stack would overflow where stock CPython
-//! succeeds, so the hook refuses to go deeper once little stack is left.
+//! easily; with a high `sys.setrecursionlimit` the thread's stack would overflow where stock
+//! CPython succeeds. So when a frame would start within the reserve at the end of the stack, the
+//! hook runs it on a fresh stack segment ([`call_on_fresh_segment`]), and the recursion limit
+//! stays what ends deep recursion, as in stock CPython.
 
 use std::cell::Cell;
+use std::ffi::c_void;
+use std::os::raw::c_int;
 
 /// Stack to keep free for what runs below a frame (helpers, C extensions, signal handlers): a
 /// quarter of the thread's stack, at most 256 KiB. A fixed reserve would leave no room at all on
@@ -17,8 +21,84 @@ pub fn reserve_for(size: usize) -> usize {
 }
 
 thread_local! {
-    /// The lowest usable address of this thread's stack plus its reserve; 0 until computed.
+    /// The lowest usable address of the stack in use (the thread's own or a segment) plus its
+    /// reserve; 0 until computed.
     static LIMIT: Cell<usize> = const { Cell::new(0) };
+    /// Segments not in use, kept for the next switch (a recursion that oscillates around a
+    /// segment boundary must not map and unmap memory on every call).
+    static SPARE: std::cell::RefCell<Spare> = const { std::cell::RefCell::new(Spare(Vec::new())) };
+    /// Bytes of segments mapped by this thread (in use or spare).
+    static MAPPED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Size of one stack segment: room for tens of thousands of nested calls. Memory is mapped
+/// lazily by the kernel, so only the part a recursion touches is committed.
+pub const SEGMENT_SIZE: usize = 64 << 20;
+
+/// Mapped segments per thread at most (4 GiB); past that the hook raises RecursionError.
+pub const MAX_MAPPED: usize = 64 * SEGMENT_SIZE;
+
+/// Segments kept after use, per thread.
+const MAX_SPARE: usize = 2;
+
+/// A stack segment: `size` bytes mapped at `base`, the lowest page a guard (no access), so an
+/// overflow faults instead of writing over other memory.
+struct Segment {
+    base: usize,
+    size: usize,
+}
+
+impl Segment {
+    fn map(size: usize) -> Option<Segment> {
+        // SAFETY: a fresh anonymous private mapping, owned by the returned Segment alone.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return None;
+            }
+            if libc::mprotect(p, page_size(), libc::PROT_NONE) != 0 {
+                libc::munmap(p, size);
+                return None;
+            }
+            Some(Segment { base: p as usize, size })
+        }
+    }
+
+    /// The first address above the segment, 16-byte aligned: the initial stack pointer.
+    fn top(&self) -> usize {
+        (self.base + self.size) & !15
+    }
+
+    /// The lowest address a frame may start at: above the guard page and the reserve.
+    fn limit(&self) -> usize {
+        self.base + page_size() + reserve_for(self.size)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: the segment is not in use (only spare segments are dropped) and was mapped by us.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.size);
+        }
+        let _ = MAPPED.try_with(|m| m.set(m.get().saturating_sub(self.size)));
+    }
+}
+
+/// The spare segments of a thread; unmapped when the thread ends.
+struct Spare(Vec<Segment>);
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as usize } else { 4096 }
 }
 
 /// The current thread's stack bounds (low address, size), if the C library can tell.
@@ -37,7 +117,7 @@ fn stack_bounds() -> Option<(usize, usize)> {
     }
 }
 
-/// Whether the calling thread is within its reserve of the end of its C stack.
+/// Whether the calling thread is within the reserve at the end of the stack in use.
 #[inline]
 pub fn nearly_exhausted() -> bool {
     let marker = 0u8;
@@ -53,6 +133,80 @@ pub fn nearly_exhausted() -> bool {
     here < limit
 }
 
+/// Why [`call_on_fresh_segment`] could not switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentError {
+    /// The thread already has [`MAX_MAPPED`] bytes of segments.
+    TooDeep,
+    /// mmap failed.
+    NoMemory,
+}
+
+/// The signature run on a segment: the eval-frame contract, with arguments passed through.
+pub type SegmentFn = unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> *mut c_void;
+
+/// Calls `f(a, b, c)` on a fresh stack segment and returns its result, the segment's limit in
+/// force for [`nearly_exhausted`] meanwhile.
+///
+/// # Safety
+/// `f` must be safe to call with these arguments, must not unwind, and must not switch stacks
+/// in a way that outlives the call (greenlet's stack copying assumes one contiguous stack per
+/// thread; the hook does not switch while greenlet is loaded).
+pub unsafe fn call_on_fresh_segment(
+    f: SegmentFn,
+    a: *mut c_void,
+    b: *mut c_void,
+    c: c_int,
+) -> Result<*mut c_void, SegmentError> {
+    let segment = match SPARE.with(|s| s.borrow_mut().0.pop()) {
+        Some(seg) => seg,
+        None => {
+            if MAPPED.with(|m| m.get()) + SEGMENT_SIZE > MAX_MAPPED {
+                return Err(SegmentError::TooDeep);
+            }
+            let seg = Segment::map(SEGMENT_SIZE).ok_or(SegmentError::NoMemory)?;
+            MAPPED.with(|m| m.set(m.get() + seg.size));
+            seg
+        }
+    };
+    log::debug!("running a frame on a fresh C stack segment at {:#x}", segment.base);
+    let outer_limit = LIMIT.with(|l| l.replace(segment.limit()));
+    // SAFETY: the segment is mapped, writable above its guard page, and used by this call alone;
+    // `top` is 16-byte aligned as the ABI requires before a call. The caller vouches for `f`.
+    let result = unsafe { call_with_stack(a, b, c, f, segment.top() as *mut u8) };
+    LIMIT.with(|l| l.set(outer_limit));
+    SPARE.with(|s| {
+        let mut spare = s.borrow_mut();
+        if spare.0.len() < MAX_SPARE {
+            spare.0.push(segment);
+        }
+        // else dropped here: unmapped
+    });
+    Ok(result)
+}
+
+/// Calls `f(a, b, c)` with the stack pointer set to `stack_top`, and restores the stack pointer
+/// afterwards. System V: a, b, c arrive in rdi, rsi, edx and stay there for `f`; `f` in rcx,
+/// `stack_top` in r8. rbp (callee-saved, so `f` preserves it) keeps the old stack pointer.
+#[unsafe(naked)]
+unsafe extern "C" fn call_with_stack(
+    a: *mut c_void,
+    b: *mut c_void,
+    c: c_int,
+    f: SegmentFn,
+    stack_top: *mut u8,
+) -> *mut c_void {
+    std::arch::naked_asm!(
+        "push rbp",
+        "mov rbp, rsp",
+        "mov rsp, r8",
+        "call rcx",
+        "mov rsp, rbp",
+        "pop rbp",
+        "ret",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +216,28 @@ mod tests {
         assert_eq!(reserve_for(8 << 20), MAX_RESERVE);
         assert_eq!(reserve_for(256 << 10), 64 << 10);
         assert_eq!(reserve_for(0), 0);
+    }
+
+    unsafe extern "C" fn where_am_i(a: *mut c_void, b: *mut c_void, c: c_int) -> *mut c_void {
+        let marker = 0u8;
+        let here = std::hint::black_box(&marker) as *const u8 as usize;
+        assert!(!nearly_exhausted());
+        (here ^ (a as usize) ^ (b as usize) ^ (c as usize)) as *mut c_void
+    }
+
+    #[test]
+    fn a_call_on_a_fresh_segment_runs_on_that_segment_and_returns() {
+        let marker = 0u8;
+        let outer = std::hint::black_box(&marker) as *const u8 as usize;
+        let limit_before = LIMIT.with(|l| l.get());
+        // SAFETY: where_am_i is a plain function that does not unwind.
+        let r = unsafe { call_on_fresh_segment(where_am_i, 8 as _, 16 as _, 32) }.unwrap() as usize;
+        let inner = r ^ 8 ^ 16 ^ 32;
+        assert!(inner.abs_diff(outer) > SEGMENT_SIZE / 2, "ran at {inner:#x}, caller at {outer:#x}");
+        assert_eq!(LIMIT.with(|l| l.get()), limit_before);
+        // The segment is kept and reused.
+        let again = unsafe { call_on_fresh_segment(where_am_i, 8 as _, 16 as _, 32) }.unwrap() as usize;
+        assert!((again ^ 56).abs_diff(inner) < 4096);
     }
 
     #[test]

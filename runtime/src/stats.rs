@@ -96,6 +96,8 @@ pub struct Stats {
     compile_failures: Mutex<BTreeMap<(&'static str, String), u64>>,
     /// Per-code states alive now (allocated in `co_extra`, freed with their code object).
     pub live_code_states: Counter,
+    /// Frames the hook ran on a fresh C stack segment because the stack in use was nearly full.
+    pub stack_segments: Counter,
 }
 
 pub static STATS: Stats = Stats {
@@ -106,6 +108,7 @@ pub static STATS: Stats = Stats {
     deopts: [const { Counter::new() }; DeoptReason::COUNT],
     compile_failures: Mutex::new(BTreeMap::new()),
     live_code_states: Counter::new(),
+    stack_segments: Counter::new(),
 };
 
 impl Stats {
@@ -155,6 +158,7 @@ impl Stats {
     /// Zeroes every statistic except the count of live code states, which is a gauge.
     pub fn reset(&self) {
         self.interpreter_entries.reset();
+        self.stack_segments.reset();
         self.baseline.reset();
         self.optimized.reset();
         for c in self.fallbacks.iter().chain(&self.deopts) {
@@ -188,6 +192,7 @@ mod tests {
             deopts: [const { Counter::new() }; DeoptReason::COUNT],
             compile_failures: Mutex::new(BTreeMap::new()),
             live_code_states: Counter::new(),
+            stack_segments: Counter::new(),
         };
         s.count_compile_failure(Tier::Baseline, "x".into());
         s.count_compile_failure(Tier::Baseline, "x".into());

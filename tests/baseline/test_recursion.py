@@ -97,6 +97,12 @@ def test_recursion_through_builtin_call():
         sys.setrecursionlimit(old)
 
 
+# --- Deep recursion under a raised recursion limit ---------------------------------------------
+# With any PEP 523 hook every Python call nests on the C stack; past what the thread's stack holds
+# the hook continues on fresh stack segments, so these programs behave as on stock CPython. Each
+# runs in a subprocess, on stock and with every code object forced into the baseline, and must
+# print the same and exit the same way.
+
 DEEP_SCRIPT = """
 import sys
 sys.setrecursionlimit(250000)
@@ -107,36 +113,127 @@ def r(n):
 print(r(60000))
 """
 
+DEEPER_SCRIPT = """
+import sys
+sys.setrecursionlimit(1000000)
+def r(n):
+    return 0 if n == 0 else r(n - 1) + 1
+def down(n):  # calls through C code (map, list) and a method on the way
+    return 0 if n == 0 else sum(map(down, [n - 1])) + 1
+class A:
+    def m(self, n):
+        return 0 if n == 0 else self.m(n - 1) + 1
+print(r(300000), down(10000), A().m(200000))
+"""
 
-def test_deep_python_recursion_with_high_limit_raises_instead_of_crashing():
+INFINITE_SCRIPT = """
+import sys
+sys.setrecursionlimit(200000)
+def r(n):
+    return r(n + 1) + 1
+try:
+    r(0)
+except RecursionError as e:
+    print(type(e).__name__, e)
+def depth(n):
+    try:
+        return depth(n + 1)
+    except RecursionError:
+        return n
+d = depth(0)
+print(d > 199000)
+r(0)
+"""
+
+ACROSS_SEGMENTS_SCRIPT = """
+import sys, traceback
+sys.setrecursionlimit(300000)
+def gen_at(n):  # a generator created deep, resumed at the top
+    if n == 0:
+        def g():
+            x = yield 1
+            yield x * 2
+        return g()
+    return gen_at(n - 1)
+it = gen_at(100000)
+print(next(it), it.send(21))
+def fail_at(n):
+    if n == 0:
+        raise ValueError("deep")
+    return fail_at(n - 1)
+try:
+    fail_at(120000)
+except ValueError as e:
+    print("caught", e, len(traceback.extract_tb(e.__traceback__)))
+def consume(n, it):  # a generator created at the top, resumed deep
+    return next(it) if n == 0 else consume(n - 1, it)
+def count():
+    i = 0
+    while True:
+        yield i
+        i += 1
+c = count()
+print([consume(k, c) for k in (0, 90000, 5, 110000)])
+"""
+
+THREAD_SCRIPT = """
+import sys, threading
+sys.setrecursionlimit(100000)
+threading.stack_size(256 * 1024)
+def r(n):
+    return 0 if n == 0 else r(n - 1) + 1
+out = []
+t = threading.Thread(target=lambda: out.append(r(50000)))
+t.start(); t.join()
+print(out)
+"""
+
+
+def _run(script, jit, extra=""):
     import os
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEREGRINE")}
-    env.update(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="0", PEREGRINE_OPTIMIZE_THRESHOLD="off")
-    jit = subprocess.run([sys.executable, "-c", DEEP_SCRIPT], capture_output=True, text=True, env=env,
-                         timeout=120)
-    assert jit.returncode == 1, f"exit status {jit.returncode}: {jit.stderr[-500:]}"
-    assert "RecursionError: maximum recursion depth exceeded: the C stack is nearly exhausted" in jit.stderr
+    if jit:
+        env.update(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="0", PEREGRINE_OPTIMIZE_THRESHOLD="off")
+    return subprocess.run([sys.executable, "-c", script + extra], capture_output=True, text=True,
+                          env=env, timeout=300)
 
 
-@pytest.mark.xfail(strict=True, reason="LIMIT (frame hook): with a hook installed every Python call "
-                   "nests on the C stack, so beyond what the thread's C stack holds the hook raises "
-                   "RecursionError where stock CPython 3.11 (no C recursion) succeeds; running deep "
-                   "frames on a fresh stack segment would lift it")
-def test_deep_python_recursion_with_high_limit_runs_like_stock():
-    import os
-    import subprocess
+SEGMENTS_USED = """
+import peregrine
+print("segments used:", peregrine.stats()["stack_segments"] > 0)
+"""
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PEREGRINE")}
-    env.update(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="0", PEREGRINE_OPTIMIZE_THRESHOLD="off")
-    stock = subprocess.run([sys.executable, "-c", DEEP_SCRIPT], capture_output=True, text=True,
-                           env={k: v for k, v in env.items() if not k.startswith("PEREGRINE")}, timeout=120)
-    assert stock.returncode == 0 and stock.stdout.strip() == "60000"
-    jit = subprocess.run([sys.executable, "-c", DEEP_SCRIPT], capture_output=True, text=True, env=env,
-                         timeout=120)
+
+@pytest.mark.parametrize("script", [DEEP_SCRIPT, DEEPER_SCRIPT, ACROSS_SEGMENTS_SCRIPT, THREAD_SCRIPT],
+                         ids=["deep", "deeper", "across_segments", "small_thread_stack"])
+def test_deep_recursion_with_high_limit_runs_like_stock(script):
+    stock = _run(script, jit=False)
+    assert stock.returncode == 0, stock.stderr[-500:]
+    jit = _run(script, jit=True, extra=SEGMENTS_USED)
     assert jit.returncode == 0, f"exit status {jit.returncode}: {jit.stderr[-500:]}"
-    assert jit.stdout.strip() == "60000"
+    assert jit.stdout == stock.stdout + "segments used: True\n"
+    assert jit.stderr == stock.stderr
+
+
+def test_infinite_recursion_with_high_limit_ends_in_recursion_error_like_stock():
+    stock = _run(INFINITE_SCRIPT, jit=False)
+    jit = _run(INFINITE_SCRIPT, jit=True)
+    assert stock.returncode == 1 and stock.stdout.splitlines() == [
+        "RecursionError maximum recursion depth exceeded", "True"]
+    assert (jit.returncode, jit.stdout) == (stock.returncode, stock.stdout), jit.stderr[-500:]
+    assert jit.stderr.splitlines()[-1] == stock.stderr.splitlines()[-1]
+
+
+def test_with_greenlet_loaded_deep_recursion_raises_instead_of_switching_stacks():
+    # greenlet copies C stacks and assumes one contiguous stack per thread; stand in a module of
+    # its name, as the hook only checks sys.modules.
+    script = "import sys, types\nsys.modules['greenlet._greenlet'] = types.ModuleType('g')\n" + DEEP_SCRIPT
+    jit = _run(script, jit=True)
+    assert jit.returncode == 1, f"exit status {jit.returncode}: {jit.stderr[-500:]}"
+    assert ("RecursionError: maximum recursion depth exceeded: the C stack is exhausted "
+            "(greenlet is loaded and needs one contiguous stack)") in jit.stderr
 
 
 # --- Recursion depth seen through calls of C functions -------------------------------------------
