@@ -8,6 +8,7 @@ fails under a configuration. Prints a Markdown table, writes it with --output, e
 
     python3 scripts/regrtest.py --config hook test_generators test_sys
     python3 scripts/regrtest.py --config baseline --modules-file tests/regrtest_modules.txt
+    python3 scripts/regrtest.py --config baseline --all -x test__xxsubinterpreters --output table.md
 """
 
 import argparse
@@ -86,6 +87,8 @@ def run_module(module, config, timeout):
         status = "OK" if ok else f"FAIL({proc.returncode})"
         if ok and "Total test files: run=1/1 skipped=1" in proc.stdout:
             status = "SKIP"
+        elif "Result: NO TESTS RAN" in proc.stdout and "resource_denied=1" in proc.stdout:
+            status = "DENIED"  # needs a resource (-u gui, network, audio...) not enabled here
         tail = (proc.stdout + proc.stderr)[-3000:]
     except subprocess.TimeoutExpired as exc:
         status, tail = "TIMEOUT", str(exc)
@@ -96,6 +99,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("modules", nargs="*", help="test modules, e.g. test_generators")
     ap.add_argument("--modules-file", help="file with one module per line (# comments allowed)")
+    ap.add_argument("--all", action="store_true",
+                    help="every module of CPython's test suite (`python3 -m test --list-tests`)")
+    ap.add_argument("-x", "--exclude", action="append", default=[], metavar="MODULE",
+                    help="leave this module out (repeatable)")
     ap.add_argument("--config", action="append", choices=sorted(set(CONFIGS) - {"stock"}), required=True,
                     help="JIT configuration(s) to compare with stock")
     ap.add_argument("--no-stock", action="store_true",
@@ -109,6 +116,11 @@ def main():
     if args.modules_file:
         with open(args.modules_file) as f:
             modules += [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
+    if args.all:
+        listed = subprocess.run([sys.executable, "-m", "test", "--list-tests"], capture_output=True,
+                                text=True, check=True).stdout.split()
+        modules += [m for m in listed if m not in modules]
+    modules = [m for m in modules if m not in args.exclude]
     if not modules:
         ap.error("no test modules given")
     configs = ([] if args.no_stock else ["stock"]) + args.config
@@ -130,9 +142,9 @@ def main():
     for m in modules:
         cells = [f"{results[m, c][0]} ({results[m, c][1]:.0f}s)" for c in configs]
         rows.append(f"| {m} | " + " | ".join(cells) + " |")
-        stock_ok = args.no_stock or results[m, "stock"][0] in ("OK", "SKIP")
+        stock_ok = args.no_stock or results[m, "stock"][0] in ("OK", "SKIP", "DENIED")
         for c in args.config:
-            ok = results[m, c][0] in ("OK", "SKIP")
+            ok = results[m, c][0] in ("OK", "SKIP", "DENIED")
             if ok or not stock_ok:
                 passed += 1
             else:
