@@ -1,11 +1,9 @@
 """How the frame hook coexists with other users of CPython's hooks and per-code storage (these
 show up under every JIT configuration, hook-only included)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
+
+from conftest import run_python
 
 CO_EXTRA_SCRIPT = r"""
 import ctypes
@@ -24,21 +22,13 @@ print(len(SEEN))
 """
 
 
-def _env(**jit):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PEREGRINE")}
-    env.update(jit)
-    return env
-
-
 HOOK_ONLY = dict(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="off", PEREGRINE_OPTIMIZE_THRESHOLD="off")
 BASELINE = dict(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="0", PEREGRINE_OPTIMIZE_THRESHOLD="off")
 
 
 @pytest.mark.parametrize("config", [HOOK_ONLY, BASELINE], ids=["hook-only", "baseline"])
 def test_other_co_extra_users_are_not_called_for_code_objects_they_never_touched(config):
-    stock = subprocess.run([sys.executable, "-c", CO_EXTRA_SCRIPT], capture_output=True, text=True,
-                           env=_env(), timeout=60)
+    stock = run_python("-c", CO_EXTRA_SCRIPT, timeout=60)
     assert stock.returncode == 0 and stock.stdout.strip() == "0"
-    jit = subprocess.run([sys.executable, "-c", CO_EXTRA_SCRIPT], capture_output=True, text=True,
-                         env=_env(**config), timeout=60)
+    jit = run_python("-c", CO_EXTRA_SCRIPT, env=config, timeout=60)
     assert (jit.returncode, jit.stdout.strip()) == (0, "0"), (jit.returncode, jit.stdout, jit.stderr[-300:])

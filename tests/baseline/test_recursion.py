@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from conftest import run_python
 from difftest import run_both
 
 
@@ -189,15 +190,11 @@ print(out)
 """
 
 
-def _run(script, jit, extra=""):
-    import os
-    import subprocess
+FORCED_BASELINE = dict(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="0", PEREGRINE_OPTIMIZE_THRESHOLD="off")
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PEREGRINE")}
-    if jit:
-        env.update(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="0", PEREGRINE_OPTIMIZE_THRESHOLD="off")
-    return subprocess.run([sys.executable, "-c", script + extra], capture_output=True, text=True,
-                          env=env, timeout=300)
+
+def _run(script, jit, extra=""):
+    return run_python("-c", script + extra, env=FORCED_BASELINE if jit else None, timeout=300)
 
 
 SEGMENTS_USED = """
