@@ -13,8 +13,8 @@
 //! object without fast locals; the compiler refuses IMPORT_STAR in any other code object (Python's
 //! compiler only emits it at module level, where there are none).
 
-use super::ops::{format_exc_check_arg, NAME_ERROR_MSG, UNBOUNDFREE_ERROR_MSG, UNBOUNDLOCAL_ERROR_MSG};
-use super::support::{code, name_at, peek, put, Interned};
+use super::ops::{format_exc_check_arg, unbound_deref, NAME_ERROR_MSG};
+use super::support::{local_name, local_slot, name_at, peek, put, Interned};
 use super::{error_at, Sp};
 use crate::cpython::{ffi, CellObject, InterpreterFrame, ThreadState};
 use ffi::PyObject;
@@ -175,8 +175,7 @@ pub unsafe extern "C" fn pg_delete_name(_t: *mut ThreadState, frame: *mut Interp
 pub unsafe extern "C" fn pg_load_classderef(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
     // SAFETY: GIL held, live frame, `oparg < co_nlocalsplus` validated, room for one value.
     unsafe {
-        let co = code(frame);
-        let name = ffi::PyTuple_GET_ITEM((*co).co_localsplusnames, oparg as ffi::Py_ssize_t);
+        let name = local_name(frame, oparg);
         let locals = (*frame).f_locals;
         if locals.is_null() {
             // ceval only asserts this; never true for code the compiler emits.
@@ -188,8 +187,7 @@ pub unsafe extern "C" fn pg_load_classderef(_t: *mut ThreadState, frame: *mut In
             if !ffi::PyErr_Occurred().is_null() {
                 return error_at(sp);
             }
-            let slot = (std::ptr::addr_of_mut!((*frame).localsplus) as *mut *mut PyObject).add(oparg as usize);
-            let cell = *slot;
+            let cell = *local_slot(frame, oparg);
             // ceval trusts the slot to hold a cell; check it so malformed code cannot crash us.
             if cell.is_null() || ffi::PyCell_Check(cell) == 0 {
                 ffi::PyErr_SetString(ffi::PyExc_SystemError, b"LOAD_CLASSDEREF of a non-cell\0".as_ptr() as *const c_char);
@@ -197,12 +195,7 @@ pub unsafe extern "C" fn pg_load_classderef(_t: *mut ThreadState, frame: *mut In
             }
             value = (*(cell as *mut CellObject)).ob_ref;
             if value.is_null() {
-                // ceval's format_exc_unbound (no exception is pending here).
-                if oparg < ((*co).co_nplaincellvars + (*co).co_nlocals) as u32 {
-                    format_exc_check_arg(ffi::PyExc_UnboundLocalError, UNBOUNDLOCAL_ERROR_MSG, name);
-                } else {
-                    format_exc_check_arg(ffi::PyExc_NameError, UNBOUNDFREE_ERROR_MSG, name);
-                }
+                unbound_deref(frame, oparg);
                 return error_at(sp);
             }
             ffi::Py_INCREF(value);

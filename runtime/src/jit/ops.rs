@@ -88,7 +88,7 @@ pub unsafe extern "C" fn pg_delete_fast(t: *mut ThreadState, frame: *mut Interpr
 
 /// Raises the error of a free or cell variable read before assignment (ceval's
 /// `format_exc_unbound`).
-unsafe fn unbound_deref(frame: *mut InterpreterFrame, oparg: u32) {
+pub(crate) unsafe fn unbound_deref(frame: *mut InterpreterFrame, oparg: u32) {
     // SAFETY: GIL held, live frame.
     unsafe {
         if !ffi::PyErr_Occurred().is_null() {
