@@ -59,17 +59,17 @@ pub struct Emitter {
     handoff: DynamicLabel,
     /// Address of `co_code_adaptive[0]` of the code object being compiled.
     first_instr: usize,
-    /// Address of the code state's warm-up count (a `u32`).
-    warmup_counter: usize,
+    /// Address of the code state's count of backward jumps (a `u32`).
+    backward_jumps: usize,
 }
 
 impl Emitter {
-    pub fn new(first_instr: usize, warmup_counter: usize) -> std::io::Result<Self> {
+    pub fn new(first_instr: usize, backward_jumps: usize) -> std::io::Result<Self> {
         let mut ops = Assembler::new()?;
         let epilogue = ops.new_dynamic_label();
         let delegate = ops.new_dynamic_label();
         let handoff = ops.new_dynamic_label();
-        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, first_instr, warmup_counter })
+        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, first_instr, backward_jumps })
     }
 
     pub fn label(&mut self) -> DynamicLabel {
@@ -159,12 +159,12 @@ impl Emitter {
         );
     }
 
-    /// As JUMP_BACKWARD's `_PyCode_Warmup`: counts towards the code's warm-up, stopping at
-    /// `WARMUP_DELAY`.
-    pub fn count_warmup(&mut self) {
+    /// As JUMP_BACKWARD's `_PyCode_Warmup`: counts the backward jump towards the code's
+    /// warm-up, stopping at `WARMUP_DELAY`.
+    pub fn count_backward_jump(&mut self) {
         let skip = self.label();
         x64!(self.ops
-            ; mov rax, QWORD self.warmup_counter as i64
+            ; mov rax, QWORD self.backward_jumps as i64
             ; cmp DWORD [rax], WARMUP_DELAY as i32
             ; jae =>skip
             ; add DWORD [rax], 1

@@ -24,13 +24,13 @@ use peregrine_runtime::cpython::{self, co_flags, ffi, CodeObject};
 use peregrine_runtime::CompileError;
 use templates::{gen_instr, template};
 
-/// Compiles `code` for the baseline tier. `warmup_counter` is the code state's warm-up count
-/// (`CodeState::warmup_counter`), which the code bumps at backward jumps as ceval does
+/// Compiles `code` for the baseline tier. `backward_jumps` is the code state's count
+/// (`CodeState::backward_jump_counter`), which the code bumps at JUMP_BACKWARD as ceval bumps
 /// `co_warmup`.
 ///
 /// # Safety
-/// GIL held; `code` is a live code object; `warmup_counter` stays valid as long as the code.
-pub unsafe fn compile(code: *mut ffi::PyObject, warmup_counter: *mut u32) -> Result<Box<dyn CompiledCode>, CompileError> {
+/// GIL held; `code` is a live code object; `backward_jumps` stays valid as long as the code.
+pub unsafe fn compile(code: *mut ffi::PyObject, backward_jumps: *mut u32) -> Result<Box<dyn CompiledCode>, CompileError> {
     let co = code as *mut CodeObject;
     // SAFETY: `code` is a live code object (caller).
     let bytes = unsafe { canonical_bytecode(co) }?;
@@ -38,7 +38,7 @@ pub unsafe fn compile(code: *mut ffi::PyObject, warmup_counter: *mut u32) -> Res
     // SAFETY: as above.
     let view = unsafe { CodeView::new(co) };
     check(&instrs, &view)?;
-    emit(&instrs, &view, bytes.len() / 2, view.resumable, warmup_counter)
+    emit(&instrs, &view, bytes.len() / 2, view.resumable, backward_jumps)
 }
 
 /// What the compiler reads from the code object, copied out once.
@@ -179,10 +179,10 @@ fn emit(
     view: &CodeView,
     n_units: usize,
     resumable: bool,
-    warmup_counter: *mut u32,
+    backward_jumps: *mut u32,
 ) -> Result<Box<dyn CompiledCode>, CompileError> {
     let io_error = |e: std::io::Error| CompileError::NotSupported(format!("code memory: {e}"));
-    let mut e = Emitter::new(view.first_instr, warmup_counter as usize).map_err(io_error)?;
+    let mut e = Emitter::new(view.first_instr, backward_jumps as usize).map_err(io_error)?;
     let mut starts = vec![None; n_units + 1];
     for ins in instrs {
         starts[ins.start] = Some(e.label());

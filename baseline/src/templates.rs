@@ -197,7 +197,7 @@ pub fn gen_instr(
             x64!(e.ops ; jmp =>t);
         }
         JUMP_BACKWARD => {
-            e.count_warmup();
+            e.count_backward_jump();
             // Before the jump: the interpreter re-runs JUMP_BACKWARD (and its own check) when
             // anything but a GIL drop is pending.
             e.check_eval_breaker(ins.start);

@@ -56,11 +56,12 @@ pub struct CodeState {
     owner: Cell<*mut ffi::PyObject>,
     /// Calls (and, once the baseline counts them, loop iterations) seen so far; saturates.
     entries: Cell<u32>,
-    /// Entries plus backward jumps executed in compiled code, up to [`WARMUP_DELAY`]: the
-    /// interpreter's `co_warmup`, which decides when ceval specializes this code's instructions.
-    /// Compiled code follows the specialized forms' observable behaviour only once warm (see
-    /// `jit::ops::call_specialized`). A `u32` so compiled code can bump it in place.
-    warmup: Cell<u32>,
+    /// Backward jumps executed in compiled code, counted up to [`WARMUP_DELAY`]. With `entries`
+    /// it stands for the interpreter's `co_warmup`, which decides when ceval specializes this
+    /// code's instructions; compiled code follows the specialized forms' observable behaviour
+    /// only once warm (see `jit::ops::call_specialized`). A `u32` so compiled code can bump it
+    /// in place.
+    backward_jumps: Cell<u32>,
     /// The code has a loop: it is compiled on its first entry, since the interpreter cannot count
     /// the iterations of a long loop in a function called once.
     has_loop: Cell<bool>,
@@ -75,7 +76,7 @@ impl CodeState {
         CodeState {
             owner: Cell::new(std::ptr::null_mut()),
             entries: Cell::new(0),
-            warmup: Cell::new(0),
+            backward_jumps: Cell::new(0),
             has_loop: Cell::new(false),
             entry: Cell::new(None),
             baseline: RefCell::new(Slot::NotTried),
@@ -87,7 +88,7 @@ impl CodeState {
     fn claim(&self, owner: *mut ffi::PyObject, has_loop: bool) {
         self.owner.set(owner);
         self.entries.set(0);
-        self.warmup.set(0);
+        self.backward_jumps.set(0);
         self.has_loop.set(has_loop);
     }
 
@@ -104,22 +105,20 @@ impl CodeState {
     pub fn count_entry(&self) -> u32 {
         let n = self.entries.get();
         self.entries.set(n.saturating_add(1));
-        // As ceval's RESUME does for co_warmup.
-        self.warmup.set((self.warmup.get() + 1).min(WARMUP_DELAY));
         n
     }
 
-    /// Whether the interpreter would have specialized this code by now: as many entries and
-    /// backward jumps as `QUICKENING_WARMUP_DELAY`.
+    /// Whether the interpreter would have specialized this code by now: as many entries (each
+    /// runs RESUME) and backward jumps as `QUICKENING_WARMUP_DELAY`.
     #[inline]
     pub fn is_warm(&self) -> bool {
-        self.warmup.get() >= WARMUP_DELAY
+        self.entries.get().saturating_add(self.backward_jumps.get()) >= WARMUP_DELAY
     }
 
     /// Where compiled code counts backward jumps (it stops at [`WARMUP_DELAY`]). Valid as long as
     /// the state: states are pooled, never freed.
-    pub fn warmup_counter(&self) -> *mut u32 {
-        self.warmup.as_ptr()
+    pub fn backward_jump_counter(&self) -> *mut u32 {
+        self.backward_jumps.as_ptr()
     }
 
     pub fn entries(&self) -> u32 {

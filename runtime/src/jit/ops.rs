@@ -637,13 +637,14 @@ unsafe fn call_specialized(
     // called with the signature its METH_* flags declare.
     unsafe {
         let ty = ffi::Py_TYPE(function);
-        let candidate = ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
-            || ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type)
-            || function == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut PyObject;
-        if !candidate || !frame_is_warm(frame) {
+        let is_builtin = ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type);
+        let is_method_descr = ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type);
+        let is_str = function == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut PyObject;
+        // The warmth lookup last: most calls are of Python functions.
+        if !(is_builtin || is_method_descr || is_str) || !frame_is_warm(frame) {
             return None;
         }
-        if ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+        if is_builtin {
             let meth = ffi::PyCFunction_GetFunction(function)?;
             let slf = ffi::PyCFunction_GetSelf(function);
             return match ffi::PyCFunction_GetFlags(function) & CALL_KINDS {
@@ -672,7 +673,7 @@ unsafe fn call_specialized(
                 _ => None,
             };
         }
-        if ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) && kwnames.is_null() && total >= 1 {
+        if is_method_descr && kwnames.is_null() && total >= 1 {
             let descr = function as *mut MethodDescrObject;
             let slf = *args;
             if ffi::Py_TYPE(slf) != (*descr).d_type {
@@ -695,11 +696,7 @@ unsafe fn call_specialized(
             };
         }
         // PRECALL_NO_KW_STR_1
-        if function == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut PyObject
-            && kwnames.is_null()
-            && total == 1
-            && !is_meth
-        {
+        if is_str && kwnames.is_null() && total == 1 && !is_meth {
             return Some(ffi::PyObject_Str(*args));
         }
         None
