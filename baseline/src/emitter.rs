@@ -10,7 +10,7 @@
 use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::code_state::WARMUP_DELAY;
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
-use peregrine_runtime::cpython::{self, frame_state, CevalState, GenObject, InterpreterFrame, ThreadState};
+use peregrine_runtime::cpython::{self, frame_state, ref_debug, CevalState, GenObject, InterpreterFrame, ThreadState};
 use peregrine_runtime::jit::frame;
 use peregrine_runtime::jit::ops::{self, OpHelper};
 use peregrine_runtime::DeoptReason;
@@ -226,13 +226,29 @@ impl Emitter {
         );
     }
 
-    /// `Py_INCREF(reg)` for `rax`.
+    /// `Py_INCREF(rax)`. Against a debug interpreter it also counts `_Py_RefTotal`, as the
+    /// header's `Py_INCREF` does there; that form clobbers `r11`.
     pub fn incref_rax(&mut self) {
         x64!(self.ops ; inc QWORD [rax]);
+        if ref_debug::ENABLED {
+            x64!(self.ops
+                ; mov r11, QWORD ref_debug::total_addr() as i64
+                ; inc QWORD [r11]
+            );
+        }
     }
 
     /// `Py_DECREF(rdi)`: may run a destructor (any Python code), so `prev_instr` must be set.
+    /// Clobbers the caller-saved registers in every case: callers may not rely on the fast path.
     pub fn decref_rdi(&mut self) {
+        if ref_debug::ENABLED {
+            // The interpreter's own function: moves the total, checks for a negative count.
+            x64!(self.ops
+                ; mov rax, QWORD ref_debug::decref_fn() as i64
+                ; call rax
+            );
+            return;
+        }
         x64!(self.ops
             ; dec QWORD [rdi]
             ; jnz >alive
@@ -240,6 +256,19 @@ impl Emitter {
             ; call rax
             ; alive:
         );
+    }
+
+    /// `Py_DECREF(rdi)` of an object that is never deallocated here (`True`, `False`): no
+    /// destructor can run. Against a debug interpreter it also counts `_Py_RefTotal` (clobbers
+    /// `r11`).
+    pub fn decref_immortal_rdi(&mut self) {
+        x64!(self.ops ; dec QWORD [rdi]);
+        if ref_debug::ENABLED {
+            x64!(self.ops
+                ; mov r11, QWORD ref_debug::total_addr() as i64
+                ; dec QWORD [r11]
+            );
+        }
     }
 
     /// `Py_XDECREF(rdi)`.

@@ -232,13 +232,13 @@ pub fn gen_instr(
                 ; js =>error
                 ; jnz =>on_true
                 ; jmp =>on_false
-                ; is_true:
-                ; dec QWORD [rdi]      // True/False are never deallocated
-                ; jmp =>on_true
-                ; is_false:
-                ; dec QWORD [rdi]
-                ; jmp =>on_false
             );
+            // True and False are never deallocated.
+            x64!(e.ops ; is_true:);
+            e.decref_immortal_rdi();
+            x64!(e.ops ; jmp =>on_true ; is_false:);
+            e.decref_immortal_rdi();
+            x64!(e.ops ; jmp =>on_false);
             let fallthrough = e.label();
             if jump_if_true {
                 x64!(e.ops ; =>on_true ; jmp =>t ; =>on_false ; =>fallthrough);

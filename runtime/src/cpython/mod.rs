@@ -50,6 +50,9 @@ extern "C" {
     pub fn _Py_Dealloc(op: *mut ffi::PyObject);
     /// The canonical bytecode (`co.co_code`): a new reference to a bytes object.
     pub fn PyCode_GetCode(code: *mut CodeObject) -> *mut ffi::PyObject;
+    /// Equality of two str objects (no error for exact strs).
+    pub fn _PyUnicode_Equal(a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> c_int;
+    pub fn _PyLong_AsInt(obj: *mut ffi::PyObject) -> c_int;
     pub fn _PyDict_NewPresized(minused: ffi::Py_ssize_t) -> *mut ffi::PyObject;
     pub fn _PyObject_GetMethod(
         obj: *mut ffi::PyObject,
@@ -71,6 +74,41 @@ extern "C" {
         index: ffi::Py_ssize_t,
         extra: *mut std::ffi::c_void,
     ) -> c_int;
+}
+
+/// Reference accounting of a `Py_REF_DEBUG` interpreter (a `Py_DEBUG` build such as Debian's
+/// `python3.11d`): there every `Py_INCREF`/`Py_DECREF` also moves the global `_Py_RefTotal`,
+/// which `sys.gettotalrefcount()` reports and `python -m test -R` uses to find leaks. Rust code
+/// gets this from pyo3-ffi; machine code that adjusts reference counts inline must do the same,
+/// or C code and compiled code disagree about the total. Decided when the extension is built
+/// (`build.rs`), because a debug interpreter only loads extensions built for it.
+pub mod ref_debug {
+    /// Whether the interpreter this extension is built for keeps `_Py_RefTotal`.
+    pub const ENABLED: bool = cfg!(py_sys_config = "Py_REF_DEBUG");
+
+    #[cfg(py_sys_config = "Py_REF_DEBUG")]
+    extern "C" {
+        static mut _Py_RefTotal: super::ffi::Py_ssize_t;
+    }
+
+    /// The address of `_Py_RefTotal`, or 0 when the interpreter does not keep it.
+    pub fn total_addr() -> usize {
+        #[cfg(py_sys_config = "Py_REF_DEBUG")]
+        {
+            // SAFETY: only the address is taken; libpython defines the variable in debug builds.
+            unsafe { std::ptr::addr_of_mut!(_Py_RefTotal) as usize }
+        }
+        #[cfg(not(py_sys_config = "Py_REF_DEBUG"))]
+        {
+            0
+        }
+    }
+
+    /// `Py_DECREF` as a function (`Py_DecRef`, part of the stable ABI): in a debug build it also
+    /// moves the total and checks for a negative count, as the header's inline form does there.
+    pub fn decref_fn() -> usize {
+        super::ffi::Py_DecRef as *const () as usize
+    }
 }
 
 /// Code flags this project reads (Include/cpython/code.h).
