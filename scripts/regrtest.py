@@ -9,6 +9,14 @@ fails under a configuration. Prints a Markdown table, writes it with --output, e
     python3 scripts/regrtest.py --config hook test_generators test_sys
     python3 scripts/regrtest.py --config baseline --modules-file tests/regrtest_modules.txt
     python3 scripts/regrtest.py --config baseline --all -x test__xxsubinterpreters --output table.md
+
+With --huntrleaks (`-m test -R`) under a debug interpreter (--python python3.11d with Peregrine
+built for it, as scripts/test.sh sets up) it is the leak check: a module that leaks references or
+memory blocks reads LEAK, one that crashes or fails a C assertion CRASH, and the summary line is
+`leakcheck: N passed, N failed`.
+
+    python3 scripts/regrtest.py --python build/debug-venv/bin/python --huntrleaks 3:3 \
+        --config baseline --no-stock --modules-file tests/leakcheck_modules.txt
 """
 
 import argparse
@@ -61,34 +69,44 @@ def config_env(name):
     return env
 
 
+# The interpreter the modules run on (--python); this script's own by default.
+PYTHON = sys.executable
+
+
 def check_config_is_live(name):
     """Fails fast if a JIT configuration would silently run without the JIT."""
     if name == "stock":
         return
     probe = subprocess.run(
-        [sys.executable, "-c", "import peregrine, sys; sys.exit(0 if peregrine.is_enabled() else 1)"],
+        [PYTHON, "-c", "import peregrine, sys; sys.exit(0 if peregrine.is_enabled() else 1)"],
         env=config_env(name), capture_output=True, text=True,
     )
     if probe.returncode != 0:
         sys.exit(f"regrtest: configuration {name!r} does not enable the JIT: {probe.stderr.strip()}")
 
 
-def run_module(module, config, timeout):
+def run_module(module, config, timeout, huntrleaks=None):
     """Runs one test module; returns (status, seconds, tail of output)."""
     start = time.monotonic()
     try:
         patterns = MACHINE_IGNORES.get(module, []) + (JIT_IGNORES.get(module, []) if config != "stock" else [])
         ignores = [arg for pat in patterns for arg in ("-i", pat)]
+        leaks = ["-R", huntrleaks] if huntrleaks else []
         proc = subprocess.run(
-            [sys.executable, "-m", "test", "--timeout", str(timeout), *ignores, module],
+            [PYTHON, "-m", "test", "--timeout", str(timeout), *leaks, *ignores, module],
             env=config_env(config), capture_output=True, text=True, timeout=timeout + 60,
         )
-        ok = proc.returncode == 0 and "Result: SUCCESS" in proc.stdout
+        # "Result: SUCCESS" (3.11.7) or "Tests result: SUCCESS" (Debian's 3.11.2 debug build).
+        ok = proc.returncode == 0 and "result: success" in proc.stdout.lower()
         status = "OK" if ok else f"FAIL({proc.returncode})"
         if ok and "Total test files: run=1/1 skipped=1" in proc.stdout:
             status = "SKIP"
         elif "Result: NO TESTS RAN" in proc.stdout and "resource_denied=1" in proc.stdout:
             status = "DENIED"  # needs a resource (-u gui, network, audio...) not enabled here
+        elif proc.returncode < 0 or "Assertion" in proc.stderr or "Fatal Python error" in proc.stderr:
+            status = f"CRASH({proc.returncode})"  # a signal, a failed C assertion, a fatal error
+        elif " leaked [" in proc.stdout:
+            status = "LEAK"  # `-R`: references or memory blocks leaked in every repetition
         tail = (proc.stdout + proc.stderr)[-3000:]
     except subprocess.TimeoutExpired as exc:
         status, tail = "TIMEOUT", str(exc)
@@ -110,14 +128,20 @@ def main():
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=600, help="seconds per module")
     ap.add_argument("--output", help="also write the Markdown table here")
+    ap.add_argument("--python", default=sys.executable,
+                    help="the interpreter to run the modules on (default: this one)")
+    ap.add_argument("-R", "--huntrleaks", metavar="WARMUPS:RUNS",
+                    help="hunt reference and memory-block leaks (`python -m test -R`); needs a debug build")
     args = ap.parse_args()
+    global PYTHON
+    PYTHON = args.python
 
     modules = list(args.modules)
     if args.modules_file:
         with open(args.modules_file) as f:
             modules += [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
     if args.all:
-        listed = subprocess.run([sys.executable, "-m", "test", "--list-tests"], capture_output=True,
+        listed = subprocess.run([PYTHON, "-m", "test", "--list-tests"], capture_output=True,
                                 text=True, check=True).stdout.split()
         modules += [m for m in listed if m not in modules]
     modules = [m for m in modules if m not in args.exclude]
@@ -129,7 +153,7 @@ def main():
 
     results = {}
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(run_module, m, c, args.timeout): (m, c) for m in modules for c in configs}
+        futures = {pool.submit(run_module, m, c, args.timeout, args.huntrleaks): (m, c) for m in modules for c in configs}
         for fut in concurrent.futures.as_completed(futures):
             m, c = futures[fut]
             results[m, c] = fut.result()
@@ -163,7 +187,7 @@ def main():
     if args.output:
         with open(args.output, "w") as f:
             f.write(table + "\n")
-    print(f"regrtest: {passed} passed, {failed} failed")
+    print(f"{'leakcheck' if args.huntrleaks else 'regrtest'}: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
 
