@@ -202,7 +202,7 @@ fn emit(
     let mut kwnames: *mut ffi::PyObject = std::ptr::null_mut();
     // Start of the current KW_NAMES/PRECALL/CALL group (see `gen_instr`'s `resume_at`).
     let mut call_group_start = 0;
-    for ins in instrs {
+    for (k, ins) in instrs.iter().enumerate() {
         let label = labels(ins.start);
         e.bind(label);
         instr_offsets.push(InstrOffset {
@@ -218,7 +218,7 @@ fn emit(
             call_group_start = ins.start;
         }
         let resume_at = if matches!(ins.opcode, op::PRECALL | op::CALL) { call_group_start } else { ins.start };
-        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames);
+        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, instrs.get(k + 1));
         if ins.opcode == op::CALL {
             kwnames = std::ptr::null_mut();
         }

@@ -101,8 +101,21 @@ fn core_template(opcode: u8) -> Option<Template> {
     })
 }
 
+/// Whether `next`, the instruction after a COMPARE_OP, is one ceval's specializer combines with
+/// it (`_Py_Specialize_CompareOp`): a POP_JUMP_*_IF_TRUE/FALSE in the very next code unit, so
+/// not one with an EXTENDED_ARG prefix.
+fn combines_with_compare(next: &Instr) -> bool {
+    use op::*;
+    next.start == next.index
+        && matches!(
+            next.opcode,
+            POP_JUMP_FORWARD_IF_FALSE | POP_JUMP_BACKWARD_IF_FALSE | POP_JUMP_FORWARD_IF_TRUE | POP_JUMP_BACKWARD_IF_TRUE
+        )
+}
+
 /// Emits the code of one instruction. `labels[i]` is the label of the instruction starting at
-/// code unit `i`; `kwnames` is the constant named by a preceding KW_NAMES, for CALL.
+/// code unit `i`; `kwnames` is the constant named by a preceding KW_NAMES, for CALL; `next` is
+/// the instruction after this one.
 /// `resume_at` is where the interpreter must start when the frame is handed over before this
 /// instruction: its own start, except inside a KW_NAMES/PRECALL/CALL group, whose state (the
 /// keyword names) lives in compiled code only, so the interpreter re-runs the group from its start.
@@ -113,8 +126,12 @@ pub fn gen_instr(
     labels: &dyn Fn(usize) -> DynamicLabel,
     consts: &[*mut ffi::PyObject],
     kwnames: *mut ffi::PyObject,
+    next: Option<&Instr>,
 ) {
-    let template = template(ins.opcode).expect("checked before emitting");
+    let mut template = template(ins.opcode).expect("checked before emitting");
+    if ins.opcode == op::COMPARE_OP && next.is_some_and(combines_with_compare) {
+        template = Template::Helper(h::pg_compare_op_jump);
+    }
     if let Template::Nothing = template {
         return;
     }

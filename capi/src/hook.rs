@@ -61,13 +61,18 @@ pub unsafe extern "C" fn peregrine_eval_frame(
         return unsafe { run_in_interpreter(tstate, frame, throwflag) };
     };
     let seen = state.count_entry();
+    // SAFETY: live frame and code object.
+    let creating = unsafe { creates_generator(frame) };
+    if creating {
+        state.count_generator_creation();
+    }
     if let Some((entry, tier)) = state.entry() {
         // Tier 2 may also be due while baseline code runs.
         if tier == Tier::Baseline {
             // SAFETY: GIL held, `code` is the state's live code object.
             unsafe { maybe_optimize(state, code, seen) };
         }
-        return unsafe { run_compiled(tstate, frame, throwflag, entry, tier) };
+        return unsafe { run_compiled(tstate, frame, throwflag, entry, tier, creating) };
     }
     // Code with a loop compiles on its first entry: a function called once may loop for long.
     let due = BASELINE_THRESHOLD.get().is_some_and(|t| seen >= t || state.has_loop());
@@ -79,7 +84,7 @@ pub unsafe extern "C" fn peregrine_eval_frame(
         // SAFETY: as above.
         unsafe { maybe_optimize(state, code, seen) };
         if let Some((entry, tier)) = state.entry() {
-            return unsafe { run_compiled(tstate, frame, throwflag, entry, tier) };
+            return unsafe { run_compiled(tstate, frame, throwflag, entry, tier, creating) };
         }
         STATS.count_fallback(FallbackReason::Uncompilable);
     }
@@ -179,7 +184,8 @@ unsafe fn maybe_optimize(state: &CodeState, code: *mut ffi::PyObject, seen: u32)
     }
 }
 
-/// Runs compiled code for the frame.
+/// Runs compiled code for the frame (or the interpreter, for a call that only creates a
+/// generator: `creating`, from `creates_generator`).
 ///
 /// # Safety
 /// As for [`peregrine_eval_frame`]; `entry` is the installed entry of `state`'s code.
@@ -190,9 +196,9 @@ unsafe fn run_compiled(
     throwflag: c_int,
     entry: EvalFrameFn,
     tier: Tier,
+    creating: bool,
 ) -> *mut ffi::PyObject {
-    // SAFETY: live frame and code object.
-    if unsafe { creates_generator(frame) } {
+    if creating {
         STATS.count_fallback(FallbackReason::GeneratorCreation);
         // SAFETY: forwarded unchanged.
         return unsafe { run_in_interpreter(tstate, frame, throwflag) };

@@ -62,6 +62,10 @@ pub struct CodeState {
     /// only once warm (see `jit::ops::call_specialized`). A `u32` so compiled code can bump it
     /// in place.
     backward_jumps: Cell<u32>,
+    /// Entries that only created a generator or coroutine (counted up to [`WARMUP_DELAY`]): they
+    /// count towards the tier thresholds but not towards warm-up, since creating one runs
+    /// RETURN_GENERATOR and no RESUME, which is what `co_warmup` counts.
+    generator_creations: Cell<u32>,
     /// The code has a loop: it is compiled on its first entry, since the interpreter cannot count
     /// the iterations of a long loop in a function called once.
     has_loop: Cell<bool>,
@@ -77,6 +81,7 @@ impl CodeState {
             owner: Cell::new(std::ptr::null_mut()),
             entries: Cell::new(0),
             backward_jumps: Cell::new(0),
+            generator_creations: Cell::new(0),
             has_loop: Cell::new(false),
             entry: Cell::new(None),
             baseline: RefCell::new(Slot::NotTried),
@@ -89,6 +94,7 @@ impl CodeState {
         self.owner.set(owner);
         self.entries.set(0);
         self.backward_jumps.set(0);
+        self.generator_creations.set(0);
         self.has_loop.set(has_loop);
     }
 
@@ -108,11 +114,21 @@ impl CodeState {
         n
     }
 
-    /// Whether the interpreter would have specialized this code by now: as many entries (each
-    /// runs RESUME) and backward jumps as `QUICKENING_WARMUP_DELAY`.
+    /// Counts an entry that only creates a generator or coroutine (see `generator_creations`).
+    #[inline]
+    pub fn count_generator_creation(&self) {
+        let n = self.generator_creations.get();
+        if n < WARMUP_DELAY {
+            self.generator_creations.set(n + 1);
+        }
+    }
+
+    /// Whether the interpreter would have specialized this code by now: as many RESUMEs (entries
+    /// other than generator creations) and backward jumps as `QUICKENING_WARMUP_DELAY`.
     #[inline]
     pub fn is_warm(&self) -> bool {
-        self.entries.get().saturating_add(self.backward_jumps.get()) >= WARMUP_DELAY
+        let resumes = self.entries.get().saturating_sub(self.generator_creations.get());
+        resumes.saturating_add(self.backward_jumps.get()) >= WARMUP_DELAY
     }
 
     /// Where compiled code counts backward jumps (it stops at [`WARMUP_DELAY`]). Valid as long as

@@ -199,6 +199,10 @@ pub struct CevalState {
 /// so only this offset is kept (checked like the fields).
 pub const INTERP_CEVAL_OFFSET: usize = 96;
 
+/// `offsetof(PyInterpreterState, import_func)`: the original `builtins.__import__`, which
+/// IMPORT_NAME bypasses when the frame's builtins still hold it.
+pub const INTERP_IMPORT_FUNC_OFFSET: usize = 1416;
+
 /// `offsetof(_PyRuntimeState, ceval.signals_pending)`: set when a signal arrived and its Python
 /// handler has not run yet.
 pub const RUNTIME_SIGNALS_PENDING_OFFSET: usize = 352;
@@ -257,6 +261,7 @@ pub const SIZES: &[(&str, usize)] = &[
 /// Extra offsets that are not fields of a struct declared here.
 pub const OFFSETS: &[(&str, &str, usize)] = &[
     ("PyInterpreterState", "ceval", INTERP_CEVAL_OFFSET),
+    ("PyInterpreterState", "import_func", INTERP_IMPORT_FUNC_OFFSET),
     ("_PyRuntimeState", "ceval.signals_pending", RUNTIME_SIGNALS_PENDING_OFFSET),
     ("PyMethodDescrObject", "d_common.d_type", offset_of!(MethodDescrObject, d_type)),
     ("PyMethodDescrObject", "d_common.d_name", offset_of!(MethodDescrObject, d_name)),

@@ -16,7 +16,8 @@
 use super::ops::{format_exc_check_arg, unbound_deref, NAME_ERROR_MSG};
 use super::support::{local_name, local_slot, name_at, peek, put, Interned};
 use super::{error_at, Sp};
-use crate::cpython::{ffi, CellObject, InterpreterFrame, ThreadState};
+use crate::cpython::layout::INTERP_IMPORT_FUNC_OFFSET;
+use crate::cpython::{self, ffi, CellObject, InterpreterFrame, ThreadState};
 use ffi::PyObject;
 use std::os::raw::{c_char, c_int};
 use std::ptr::null_mut;
@@ -299,16 +300,17 @@ pub unsafe extern "C" fn pg_setup_annotations(_t: *mut ThreadState, frame: *mut 
 // Imports
 
 /// IMPORT_NAME: stack (level, fromlist) -> module. Calls `__import__` from the frame's builtins
-/// with (name, globals, locals or None, fromlist, level); ceval's shortcut when that is the
-/// original `builtins.__import__` calls `PyImport_ImportModuleLevelObject` with the same
-/// arguments, which is what the original does when called.
-pub unsafe extern "C" fn pg_import_name(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+/// with (name, globals, locals or None, fromlist, level), except that, as in ceval, when that is
+/// the interpreter's original `builtins.__import__` it calls `PyImport_ImportModuleLevelObject`
+/// directly. The result is the same; the recursion depth is not: calling the builtin counts a
+/// recursion level, the direct call does not, and code near the limit observes the difference.
+pub unsafe extern "C" fn pg_import_name(t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
     // SAFETY: GIL held, live frame, name index validated, two values on the stack.
     unsafe {
         let name = name_at(frame, oparg);
         let fromlist = peek(sp, 1);
         let level = peek(sp, 2);
-        let res = import_name(frame, name, fromlist, level);
+        let res = import_name(t, frame, name, fromlist, level);
         ffi::Py_DECREF(level);
         ffi::Py_DECREF(fromlist);
         put(sp, 2, res);
@@ -321,12 +323,14 @@ pub unsafe extern "C" fn pg_import_name(_t: *mut ThreadState, frame: *mut Interp
 }
 
 unsafe fn import_name(
+    t: *mut ThreadState,
     frame: *mut InterpreterFrame,
     name: *mut PyObject,
     fromlist: *mut PyObject,
     level: *mut PyObject,
 ) -> *mut PyObject {
-    // SAFETY: GIL held; live frame and objects.
+    // SAFETY: GIL held; live thread state, frame and objects; `import_func` is a field of the
+    // interpreter state at a checked offset (layout.rs).
     unsafe {
         let id = ID_IMPORT.get();
         if id.is_null() {
@@ -341,15 +345,18 @@ unsafe fn import_name(
             }
             return null_mut();
         }
-        ffi::Py_INCREF(import_func);
         let locals = (*frame).f_locals;
-        let mut args: [*mut PyObject; 5] = [
-            name,
-            (*frame).f_globals,
-            if locals.is_null() { ffi::Py_None() } else { locals },
-            fromlist,
-            level,
-        ];
+        let locals = if locals.is_null() { ffi::Py_None() } else { locals };
+        let original = *(((*t).interp as *const u8).add(INTERP_IMPORT_FUNC_OFFSET) as *const *mut PyObject);
+        if import_func == original {
+            let ilevel = cpython::_PyLong_AsInt(level);
+            if ilevel == -1 && !ffi::PyErr_Occurred().is_null() {
+                return null_mut();
+            }
+            return ffi::PyImport_ImportModuleLevelObject(name, (*frame).f_globals, locals, fromlist, ilevel);
+        }
+        ffi::Py_INCREF(import_func);
+        let mut args: [*mut PyObject; 5] = [name, (*frame).f_globals, locals, fromlist, level];
         let res = ffi::PyObject_Vectorcall(import_func, args.as_mut_ptr(), 5, null_mut());
         ffi::Py_DECREF(import_func);
         res

@@ -265,6 +265,67 @@ pub unsafe extern "C" fn pg_compare_op(_t: *mut ThreadState, _f: *mut Interprete
     }
 }
 
+/// COMPARE_OP followed by a conditional jump (POP_JUMP_{FORWARD,BACKWARD}_IF_{TRUE,FALSE} with no
+/// EXTENDED_ARG), which ceval combines into COMPARE_OP_{INT,FLOAT,STR}_JUMP in warm code. Those
+/// compare without `PyObject_RichCompare`, so they count no recursion level ("in comparison"),
+/// and a comparison at the recursion limit succeeds where the generic one raises RecursionError:
+/// compiled code takes the same direct path under the same conditions, the generic path
+/// otherwise. The bool it pushes is consumed by the jump, as the combined instruction would.
+pub unsafe extern "C" fn pg_compare_op_jump(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
+    // SAFETY: two values on the stack; oparg <= Py_GE checked by the compiler; a live frame.
+    unsafe {
+        let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
+        if let Some(truth) = compare_specialized(lhs, rhs, oparg as c_int) {
+            // The warmth lookup last: it costs more than the type checks.
+            if frame_is_warm(frame) {
+                return binary_result(sp, lhs, rhs, new_bool(truth));
+            }
+        }
+        pg_compare_op(_t, frame, sp, oparg)
+    }
+}
+
+/// The result of `lhs <op> rhs` where ceval's combined compare-and-jump forms compute it
+/// directly: two exact floats, neither NaN; two exact ints of at most one digit; two exact strs
+/// compared with == or !=. `None` elsewhere (the generic path).
+///
+/// # Safety
+/// GIL held; live objects.
+unsafe fn compare_specialized(lhs: *mut PyObject, rhs: *mut PyObject, op: c_int) -> Option<bool> {
+    // SAFETY: exact-type checks come before each type's accessor.
+    unsafe {
+        let ord = if ffi::PyFloat_CheckExact(lhs) != 0 && ffi::PyFloat_CheckExact(rhs) != 0 {
+            // A NaN operand has no ordering: ceval bails out to the generic compare too.
+            ffi::PyFloat_AS_DOUBLE(lhs).partial_cmp(&ffi::PyFloat_AS_DOUBLE(rhs))?
+        } else if ffi::PyLong_CheckExact(lhs) != 0 && ffi::PyLong_CheckExact(rhs) != 0 {
+            // ceval's test: Py_SIZE in -1..=1, so the value fits one digit and converts without
+            // an error.
+            if ffi::Py_SIZE(lhs).unsigned_abs() > 1 || ffi::Py_SIZE(rhs).unsigned_abs() > 1 {
+                return None;
+            }
+            ffi::PyLong_AsLongLong(lhs).cmp(&ffi::PyLong_AsLongLong(rhs))
+        } else if ffi::PyUnicode_CheckExact(lhs) != 0 && ffi::PyUnicode_CheckExact(rhs) != 0 {
+            let equal = cpython::_PyUnicode_Equal(lhs, rhs) != 0;
+            return match op {
+                ffi::Py_EQ => Some(equal),
+                ffi::Py_NE => Some(!equal),
+                _ => None,
+            };
+        } else {
+            return None;
+        };
+        use std::cmp::Ordering::*;
+        Some(match op {
+            ffi::Py_LT => ord == Less,
+            ffi::Py_LE => ord != Greater,
+            ffi::Py_EQ => ord == Equal,
+            ffi::Py_NE => ord != Equal,
+            ffi::Py_GT => ord == Greater,
+            _ => ord != Less, // Py_GE
+        })
+    }
+}
+
 /// IS_OP
 pub unsafe extern "C" fn pg_is_op(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
     // SAFETY: two values on the stack.
