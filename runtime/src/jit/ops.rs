@@ -795,28 +795,31 @@ unsafe fn replace_top(sp: Sp, n: usize, res: *mut PyObject) -> Sp {
 
 /// BUILD_SET
 pub unsafe extern "C" fn pg_build_set(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
-    // SAFETY: oparg values on the stack.
+    // SAFETY: oparg owned values on the stack.
     unsafe {
         let n = oparg as usize;
         let set = ffi::PySet_New(std::ptr::null_mut());
         if set.is_null() {
             return error_at(sp);
         }
-        // ceval adds every item, remembering only whether one failed.
+        // As ceval: first item to last, each released right after it is added, so an item equal
+        // to one already in the set dies before the next one is hashed. After a failure the rest
+        // are released without being added, and the set (holding the ones added) last.
         let mut err = 0;
         for i in (1..=n).rev() {
+            let item = peek(sp, i);
             if err == 0 {
-                err = ffi::PySet_Add(set, peek(sp, i));
+                err = ffi::PySet_Add(set, item);
             }
+            ffi::Py_DECREF(item);
         }
+        let base = sp.sub(n);
         if err != 0 {
             ffi::Py_DECREF(set);
-            for i in 1..=n {
-                ffi::Py_DECREF(peek(sp, i));
-            }
-            return error_at(sp.sub(n));
+            return error_at(base);
         }
-        replace_top(sp, n, set)
+        put(base, 0, set);
+        base.add(1)
     }
 }
 
