@@ -122,6 +122,100 @@ def build_set_duplicates_then_unhashable():
     return _outcome(log, body)
 
 
+# ---------------------------------------------------------------------------------------------
+# UNPACK_SEQUENCE and UNPACK_EX: on an error, ceval releases the values already unpacked from
+# the last one unpacked to the first, then the iterator, then the sequence.
+
+
+def items(log, n, fail_after=None):
+    """A generator (not a list or tuple: those take another path) of n logging items; raises
+    RuntimeError after `fail_after` items if given."""
+    for i in range(n):
+        if i == fail_after:
+            raise RuntimeError(f"stopped after {i}")
+        yield Item(f"i{i}", i, log)
+    log.append(("exhausted",))
+
+
+@case()
+def unpack_sequence_not_enough():
+    log = []
+
+    def body():
+        a, b, c, d = items(log, 3)
+
+    return _outcome(log, body)
+
+
+@case()
+def unpack_sequence_iterator_raises():
+    log = []
+
+    def body():
+        a, b, c, d = items(log, 4, fail_after=2)
+
+    return _outcome(log, body)
+
+
+@case()
+def unpack_sequence_too_many():
+    log = []
+
+    def body():
+        a, b, c = items(log, 4)
+
+    return _outcome(log, body)
+
+
+@case()
+def unpack_sequence_ok():
+    log = []
+    a, b, c = items(log, 3)
+    log.append(("unpacked",))
+    del b, a, c
+    return log
+
+
+@case()
+def unpack_ex_not_enough_before_star():
+    log = []
+
+    def body():
+        a, b, c, *rest = items(log, 2)
+
+    return _outcome(log, body)
+
+
+@case()
+def unpack_ex_not_enough_after_star():
+    log = []
+
+    def body():
+        a, b, *rest, c, d, e = items(log, 4)
+
+    return _outcome(log, body)
+
+
+@case()
+def unpack_ex_iterator_raises_in_star():
+    log = []
+
+    def body():
+        a, b, *rest, c = items(log, 5, fail_after=3)
+
+    return _outcome(log, body)
+
+
+@case()
+def unpack_ex_iterator_raises_before_star():
+    log = []
+
+    def body():
+        a, b, c, *rest = items(log, 5, fail_after=2)
+
+    return _outcome(log, body)
+
+
 @pytest.mark.parametrize("func, args, kwargs", case.params)
 def test_release_order(func, args, kwargs):
     out = run_both(func, *args, **kwargs)

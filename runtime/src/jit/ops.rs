@@ -1041,11 +1041,9 @@ pub unsafe extern "C" fn pg_unpack_sequence(_t: *mut ThreadState, _f: *mut Inter
                         i as c_int,
                     );
                 }
-                for j in 0..i {
-                    ffi::Py_DECREF(*base.add(n - 1 - j));
-                }
-                ffi::Py_DECREF(it);
-                ffi::Py_DECREF(seq);
+                // The i items unpacked so far sit at base + n - i .. base + n, the last one
+                // unpacked lowest.
+                release_unpacked(base.add(n - i), i, it, seq);
                 return error_at(base);
             }
             *base.add(n - 1 - i) = w;
@@ -1073,11 +1071,14 @@ pub unsafe extern "C" fn pg_unpack_sequence(_t: *mut ThreadState, _f: *mut Inter
     }
 }
 
-unsafe fn release_unpacked(base: Sp, n: usize, it: *mut PyObject, seq: *mut PyObject) {
-    // SAFETY: n items were written at base..base+n.
+/// The error exit of ceval's `unpack_iterable` and then UNPACK_SEQUENCE: releases the `n` values
+/// unpacked so far, stored downwards from `low + n`, starting at `low` (the last one unpacked, so
+/// the first one unpacked dies last), then the iterator, then the sequence.
+unsafe fn release_unpacked(low: Sp, n: usize, it: *mut PyObject, seq: *mut PyObject) {
+    // SAFETY: n owned items at low..low+n; `it` and `seq` owned.
     unsafe {
         for j in 0..n {
-            ffi::Py_DECREF(*base.add(j));
+            ffi::Py_DECREF(*low.add(j));
         }
         ffi::Py_DECREF(it);
         ffi::Py_DECREF(seq);
