@@ -368,3 +368,132 @@ def call_ex_raw_duplicate_keyword():
 def test_release_order(func, args, kwargs):
     out = run_both(func, *args, **kwargs)
     assert out.kind == "return", out
+
+
+# ---------------------------------------------------------------------------------------------
+# Dict displays: ceval builds BUILD_MAP and BUILD_CONST_KEY_MAP dicts with _PyDict_FromItems,
+# presized for the number of pairs (more than five) with a str-only key table when every key is
+# an exact str. sys.getsizeof shows the table.
+
+
+def _make(src, name):
+    ns = {}
+    exec(src, ns)
+    return ns[name]
+
+
+def _const_key_display(n, key):
+    return _make("def f(v):\n    return {" + ", ".join(f"{key(i)}: v" for i in range(n)) + "}\n", "f")
+
+
+def _var_key_display(n):
+    params = ", ".join(f"k{i}" for i in range(n))
+    return _make(f"def g({params}):\n    return {{" + ", ".join(f"k{i}: {i}" for i in range(n)) + "}\n", "g")
+
+
+def _sizes_of(funcs_and_args):
+    return [sys.getsizeof(f(*a)) for f, a in funcs_and_args]
+
+
+KEYS = {
+    "str": lambda i: repr(f"k{i}"),
+    "int": lambda i: str(i),
+    "mixed-str-first": lambda i: repr(f"k{i}") if i % 3 else str(i),
+    "mixed-int-last": lambda i: str(i) if i == 0 else repr(f"k{i}"),
+    "float": lambda i: f"{i}.5",
+    "tuple": lambda i: f"({i},)",
+}
+
+
+def sizes_const_keys(kind):
+    return _sizes_of([(_const_key_display(n, KEYS[kind]), (None,)) for n in range(21)])
+
+
+@pytest.mark.parametrize("kind", list(KEYS))
+def test_dict_display_sizes_constant_keys(kind):
+    out = run_both(sizes_const_keys, kind)
+    assert out.kind == "return", out
+
+
+VAR_KEYS = {
+    "str": lambda n: [f"k{i}" for i in range(n)],
+    "int": lambda n: list(range(n)),
+    "str-then-int": lambda n: ([f"k{i}" for i in range(n - 1)] + [0])[:n],
+    "int-then-str": lambda n: ([0] + [f"k{i}" for i in range(n - 1)])[:n],
+    "str-subclass": lambda n: [type("S", (str,), {})(f"k{i}") for i in range(n)],
+    "same-str": lambda n: ["k"] * n,
+    "some-duplicates": lambda n: [f"k{i % 3}" for i in range(n)],
+}
+
+
+def sizes_var_keys(kind):
+    return _sizes_of([(_var_key_display(n), VAR_KEYS[kind](n)) for n in range(21)])
+
+
+@pytest.mark.parametrize("kind", list(VAR_KEYS))
+def test_dict_display_sizes_variable_keys(kind):
+    out = run_both(sizes_var_keys, kind)
+    assert out.kind == "return", out
+
+
+def sizes_mixed_displays():
+    v = 1
+    a, b = "a", "b"
+    return [
+        sys.getsizeof({"a": v, "b": v, "c": v, "d": v, "e": v, "f": v, **{}}),
+        sys.getsizeof({a: 1, b: 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7}),
+        sys.getsizeof({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "a": 7}),  # noqa: F601
+        sys.getsizeof(dict(a=1, b=2, c=3, d=4, e=5, f=6)),
+    ]
+
+
+def test_dict_display_sizes_mixed():
+    out = run_both(sizes_mixed_displays)
+    assert out.kind == "return", out
+
+
+def test_sizes_are_stock_values():
+    # The figures of a 64-bit CPython 3.11: a six-key str display is 272 bytes, not 352.
+    out = run_both(sizes_const_keys, "str")
+    assert out.value[6] == 272, out.value
+
+
+def _hand_written_map(npairs, const_keys):
+    """A function of 2 * npairs (or npairs) arguments returning a dict built by one BUILD_MAP
+    (or BUILD_CONST_KEY_MAP) of npairs, more than the compiler ever puts in one instruction."""
+    op = dis.opmap
+    nargs = npairs if const_keys else 2 * npairs
+    code = [op["RESUME"], 0]
+    for i in range(nargs):
+        code += [op["LOAD_FAST"], i]
+    if const_keys:
+        code += [op["LOAD_CONST"], 1, op["BUILD_CONST_KEY_MAP"], npairs]
+    else:
+        code += [op["BUILD_MAP"], npairs]
+    code += [op["RETURN_VALUE"], 0]
+    names = tuple(f"a{i}" for i in range(nargs))
+    template = _make("def h():\n    return None\n", "h").__code__
+    co = template.replace(co_code=bytes(code), co_argcount=nargs, co_nlocals=nargs, co_varnames=names,
+                          co_stacksize=nargs + 1, co_linetable=b"", co_exceptiontable=b"",
+                          co_consts=(None, tuple(f"k{i}" for i in range(npairs))))
+    return types.FunctionType(co, globals(), f"map{npairs}")
+
+
+def sizes_hand_written_maps(kind):
+    out = []
+    for n in (5, 6, 15, 16, 17, 20, 40, 100):
+        if kind == "const-str":
+            out.append(sys.getsizeof(_hand_written_map(n, True)(*range(n))))
+            continue
+        keys = {"str": [f"k{i}" for i in range(n)], "same-str": ["k"] * n,
+                "str-then-int": [f"k{i}" for i in range(n - 1)] + [0]}[kind]
+        args = [x for k in keys for x in (k, 1)]
+        out.append(sys.getsizeof(_hand_written_map(n, False)(*args)))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["const-str", "str", "same-str", "str-then-int"])
+def test_dict_sizes_hand_written_large_maps(kind):
+    # More pairs than the helper's on-stack keys buffer holds.
+    out = run_both(sizes_hand_written_maps, kind)
+    assert out.kind == "return", out
