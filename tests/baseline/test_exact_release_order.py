@@ -364,6 +364,38 @@ def call_ex_raw_duplicate_keyword():
         return str(e)
 
 
+# ---------------------------------------------------------------------------------------------
+# BUILD_STRING
+
+
+@case()
+def build_string_starts_no_collection():
+    # ceval joins the parts where they lie on the stack. With a GC threshold of 1, any GC
+    # allocation there (a tuple of more than 20 parts comes from the allocator, not a free list)
+    # would start a collection, which gc.callbacks report.
+    import gc
+
+    started = []
+
+    def cb(phase, info):
+        if phase == "start":
+            started.append(info["generation"])
+
+    a = "x"
+    old = gc.get_threshold()
+    gc.collect()
+    gc.callbacks.append(cb)
+    gc.set_threshold(1)
+    try:
+        s1 = f"{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}"
+        s2 = f"{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}"
+        s3 = f"{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}{a}"
+    finally:
+        gc.set_threshold(*old)
+        gc.callbacks.remove(cb)
+    return started, s1 + s2 + s3
+
+
 @pytest.mark.parametrize("func, args, kwargs", case.params)
 def test_release_order(func, args, kwargs):
     out = run_both(func, *args, **kwargs)

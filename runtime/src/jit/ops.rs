@@ -943,18 +943,9 @@ pub unsafe extern "C" fn pg_build_string(_t: *mut ThreadState, _f: *mut Interpre
         if empty.is_null() {
             return error_at(sp);
         }
-        let items = ffi::PyTuple_New(n as ffi::Py_ssize_t);
-        if items.is_null() {
-            ffi::Py_DECREF(empty);
-            return error_at(sp);
-        }
-        for i in 0..n {
-            let s = peek(sp, n - i);
-            ffi::Py_INCREF(s);
-            ffi::PyTuple_SET_ITEM(items, i as ffi::Py_ssize_t, s);
-        }
-        let res = ffi::PyUnicode_Join(empty, items);
-        ffi::Py_DECREF(items);
+        // Joined in place, as ceval does: a temporary tuple of the parts would be a GC
+        // allocation, which can start a collection ceval does not (gc.callbacks see it).
+        let res = cpython::_PyUnicode_JoinArray(empty, sp.sub(n), n as ffi::Py_ssize_t);
         ffi::Py_DECREF(empty);
         replace_top(sp, n, res)
     }
