@@ -365,6 +365,154 @@ def call_ex_raw_duplicate_keyword():
 
 
 # ---------------------------------------------------------------------------------------------
+# BUILD_TUPLE/LIST, BUILD_SLICE, LIST_EXTEND, SET_UPDATE, DICT_UPDATE, DICT_MERGE, BUILD_MAP:
+# the order their operands die in, on success and on error.
+
+
+@case()
+def build_tuple_list_release():
+    log = []
+    t = (Item("a", 1, log), Item("b", 2, log), Item("c", 3, log))
+    log.append(("built",))
+    del t
+    lst = [Item("x", 1, log), Item("y", 2, log)]
+    del lst
+    return log
+
+
+class Sink:
+    def __getitem__(self, key):
+        return type(key).__name__
+
+
+@case()
+def build_slice_release():
+    log = []
+    r = Sink()[Item("a", 1, log):Item("b", 2, log):Item("c", 3, log)]
+    log.append(("sliced", r))
+    r = Sink()[Item("d", 1, log):Item("e", 2, log)]
+    log.append(("sliced", r))
+    return log
+
+
+@case()
+def build_slice_no_memory():
+    # Only when the slice cannot be allocated can an operand die in BUILD_SLICE: ceval releases
+    # start, stop, then step.
+    try:
+        import _testcapi
+    except ImportError:  # pragma: no cover - a build without the test modules
+        return None
+    log = []
+    keep = slice(0)  # takes the interpreter's one cached slice, so BUILD_SLICE must allocate
+    # Popped from a list with room to spare (popping reallocates nothing), each operand is
+    # referenced by the value stack alone.
+    items = [None] * 64 + [Item("step", 3, log), Item("stop", 2, log), Item("start", 1, log)]
+    s = Sink()
+    try:
+        _testcapi.set_nomemory(0, 1)  # the next allocation fails, the ones after it succeed
+        try:
+            s[items.pop():items.pop():items.pop()]
+        finally:
+            _testcapi.remove_mem_hooks()
+    except MemoryError:
+        log.append(("MemoryError",))
+    return log, keep
+
+
+class BadIterable:
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def __iter__(self):
+        self.log.append(("iter", self.name))
+        raise ValueError(self.name)
+
+    def __del__(self):
+        self.log.append(("del", self.name))
+
+
+class NotMapping:
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def __del__(self):
+        self.log.append(("del", self.name))
+
+
+@case()
+def list_extend_error():
+    log = []
+
+    def body():
+        [Item("a", 1, log), *BadIterable("it", log), Item("b", 2, log)]
+
+    return _outcome(log, body)
+
+
+@case()
+def list_extend_not_iterable():
+    log = []
+
+    def body():
+        [Item("a", 1, log), *NotMapping("x", log)]
+
+    return _outcome(log, body)
+
+
+@case()
+def set_update_error():
+    log = []
+
+    def body():
+        {Item("a", 1, log), *[Item("b", 2, log), Unhashable("u", log)], Item("c", 3, log)}
+
+    return _outcome(log, body)
+
+
+@case()
+def dict_update_not_mapping():
+    log = []
+
+    def body():
+        {"a": Item("a", 1, log), **NotMapping("m", log)}
+
+    return _outcome(log, body)
+
+
+@case()
+def dict_merge_not_mapping():
+    log = []
+
+    def body():
+        callee(Item("p", 1, log), k=Item("k", 2, log), **NotMapping("m", log))
+
+    return _outcome(log, body)
+
+
+@case()
+def dict_merge_duplicate():
+    log = []
+
+    def body():
+        callee(k=Item("k", 2, log), **{"k": Item("k2", 3, log)})
+
+    return _outcome(log, body)
+
+
+@case()
+def build_map_error_release():
+    log = []
+
+    def body():
+        k = "s"
+        {k: Item("v1", 1, log), Item("k2", 2, log): Item("v2", 2, log), Unhashable("k3", log): Item("v3", 3, log),
+         Item("k4", 4, log): Item("v4", 4, log)}
+
+    return _outcome(log, body)
+
+
+# ---------------------------------------------------------------------------------------------
 # BUILD_STRING
 
 

@@ -959,15 +959,15 @@ pub unsafe extern "C" fn pg_build_slice(_t: *mut ThreadState, _f: *mut Interpret
         let step = if n == 3 { peek(sp, 1) } else { std::ptr::null_mut() };
         let (start, stop) = (peek(sp, n), peek(sp, n - 1));
         let res = ffi::PySlice_New(start, stop, step);
-        if res.is_null() {
-            // ceval releases the operands and leaves the slot null.
-            for i in 1..=n {
-                ffi::Py_DECREF(peek(sp, i));
-            }
-            put(sp, n, std::ptr::null_mut());
-            return error_at(sp.sub(n).add(1));
-        }
-        replace_top(sp, n, res)
+        // As ceval, on both paths: start, stop, then step. (Only when the slice cannot be
+        // allocated can one of them die here; a new slice holds all three.)
+        ffi::Py_DECREF(start);
+        ffi::Py_DECREF(stop);
+        ffi::Py_XDECREF(step);
+        // The slot of `start` takes the slice, or null on error as ceval's SET_TOP leaves it.
+        put(sp, n, res);
+        let sp = sp.sub(n).add(1);
+        if res.is_null() { error_at(sp) } else { sp }
     }
 }
 
