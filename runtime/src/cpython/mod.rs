@@ -54,6 +54,18 @@ extern "C" {
     pub fn _PyUnicode_Equal(a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> c_int;
     pub fn _PyLong_AsInt(obj: *mut ffi::PyObject) -> c_int;
     pub fn _PyDict_NewPresized(minused: ffi::Py_ssize_t) -> *mut ffi::PyObject;
+    /// `_PyDict_FromItems(&kwnames[0], 1, values, 1, len(kwnames))` (Objects/call.c): the
+    /// only exported way to ceval's BUILD_MAP/BUILD_CONST_KEY_MAP dict constructor. It reads
+    /// `kwnames`'s `ob_size` and the address of `ob_item`, nothing else (the 3.11 source, and
+    /// the 3.11.7 binary's six instructions); a new reference, or null with an exception set.
+    pub fn _PyStack_AsDict(values: *const *mut ffi::PyObject, kwnames: *mut ffi::PyObject) -> *mut ffi::PyObject;
+    /// `separator.join(items[:seqlen])` straight from an array (what ceval's BUILD_STRING
+    /// calls): a new reference, or null with an exception set.
+    pub fn _PyUnicode_JoinArray(
+        separator: *mut ffi::PyObject,
+        items: *const *mut ffi::PyObject,
+        seqlen: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject;
     pub fn _PyObject_GetMethod(
         obj: *mut ffi::PyObject,
         name: *mut ffi::PyObject,

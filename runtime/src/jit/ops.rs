@@ -856,28 +856,31 @@ unsafe fn replace_top(sp: Sp, n: usize, res: *mut PyObject) -> Sp {
 
 /// BUILD_SET
 pub unsafe extern "C" fn pg_build_set(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
-    // SAFETY: oparg values on the stack.
+    // SAFETY: oparg owned values on the stack.
     unsafe {
         let n = oparg as usize;
         let set = ffi::PySet_New(std::ptr::null_mut());
         if set.is_null() {
             return error_at(sp);
         }
-        // ceval adds every item, remembering only whether one failed.
+        // As ceval: first item to last, each released right after it is added, so an item equal
+        // to one already in the set dies before the next one is hashed. After a failure the rest
+        // are released without being added, and the set (holding the ones added) last.
         let mut err = 0;
         for i in (1..=n).rev() {
+            let item = peek(sp, i);
             if err == 0 {
-                err = ffi::PySet_Add(set, peek(sp, i));
+                err = ffi::PySet_Add(set, item);
             }
+            ffi::Py_DECREF(item);
         }
+        let base = sp.sub(n);
         if err != 0 {
             ffi::Py_DECREF(set);
-            for i in 1..=n {
-                ffi::Py_DECREF(peek(sp, i));
-            }
-            return error_at(sp.sub(n));
+            return error_at(base);
         }
-        replace_top(sp, n, set)
+        put(base, 0, set);
+        base.add(1)
     }
 }
 
@@ -886,17 +889,92 @@ pub unsafe extern "C" fn pg_build_map(_t: *mut ThreadState, _f: *mut Interpreter
     // SAFETY: 2 * oparg values on the stack.
     unsafe {
         let n = oparg as usize;
-        let map = cpython::_PyDict_NewPresized(n as ffi::Py_ssize_t);
-        if map.is_null() {
-            return error_at(sp);
-        }
-        for i in (1..=n).rev() {
-            if ffi::PyDict_SetItem(map, peek(sp, 2 * i), peek(sp, 2 * i - 1)) != 0 {
-                ffi::Py_DECREF(map);
-                return error_at(sp);
-            }
-        }
+        let map = dict_from_pairs(sp.sub(2 * n), n);
+        // On error every pair stays on the stack, as in ceval.
         replace_top(sp, 2 * n, map)
+    }
+}
+
+/// `USABLE_FRACTION(PyDict_MINSIZE)` (Objects/dictobject.c): `dict_new_presized` returns a plain
+/// `PyDict_New()` for this many items or fewer, whatever the keys.
+const DICT_UNPRESIZED_MAX: usize = 5;
+
+/// BUILD_MAP pairs this many or fewer (the compiler emits at most 15) build their keys tuple
+/// stand-in on the C stack.
+const SMALL_MAP: usize = 16;
+
+/// Words of a tuple's header, before `ob_item`.
+const TUPLE_HEAD_WORDS: usize = std::mem::offset_of!(ffi::PyTupleObject, ob_item) / std::mem::size_of::<usize>();
+
+/// ceval's `_PyDict_FromItems(keys, 2, values, 2, n)` for the `n` key/value pairs at `pairs`
+/// (not exported): presized for `n` items, with a str-only key table when every key is an exact
+/// str, then filled pair by pair with PyDict_SetItem. The table shows in `sys.getsizeof`.
+unsafe fn dict_from_pairs(pairs: *const *mut PyObject, n: usize) -> *mut PyObject {
+    // SAFETY: 2n owned values at `pairs`, keys at the even positions; GIL held.
+    unsafe {
+        let all_str = (0..n).all(|i| ffi::PyUnicode_CheckExact(*pairs.add(2 * i)) != 0);
+        if n <= DICT_UNPRESIZED_MAX || !all_str {
+            // `_PyDict_NewPresized` is `dict_new_presized(n, unicode = false)`, which is exactly
+            // what _PyDict_FromItems asks for unless every key is a str (and n is larger).
+            let map = cpython::_PyDict_NewPresized(n as ffi::Py_ssize_t);
+            if map.is_null() {
+                return map;
+            }
+            for i in 0..n {
+                if ffi::PyDict_SetItem(map, *pairs.add(2 * i), *pairs.add(2 * i + 1)) != 0 {
+                    ffi::Py_DECREF(map);
+                    return std::ptr::null_mut();
+                }
+            }
+            return map;
+        }
+        // The str-only presized table is reachable only through `_PyStack_AsDict`, which wants
+        // the keys as a tuple and the values contiguous. A real tuple would be a GC allocation
+        // and new references ceval does not make (both observable, from a GC callback say), so
+        // the keys go into a tuple-shaped buffer of our own, which `_PyStack_AsDict` only reads
+        // (`PyTuple_GET_SIZE`, `&PyTuple_GET_ITEM(t, 0)`) and which no Python code can reach:
+        // nothing refers to it, and with exact str keys the only Python code that can run
+        // meanwhile is a collection triggered by allocating the dict, as in ceval.
+        let words = TUPLE_HEAD_WORDS + 2 * n;
+        let mut small = [std::ptr::null_mut::<PyObject>(); TUPLE_HEAD_WORDS + 2 * SMALL_MAP];
+        let heap_layout = if n <= SMALL_MAP {
+            None
+        } else {
+            match std::alloc::Layout::array::<*mut PyObject>(words) {
+                Ok(l) => Some(l),
+                Err(_) => {
+                    ffi::PyErr_NoMemory();
+                    return std::ptr::null_mut();
+                }
+            }
+        };
+        let buf: *mut *mut PyObject = match heap_layout {
+            None => small.as_mut_ptr(),
+            Some(l) => {
+                let p = std::alloc::alloc(l) as *mut *mut PyObject;
+                if p.is_null() {
+                    ffi::PyErr_NoMemory();
+                    return std::ptr::null_mut();
+                }
+                p
+            }
+        };
+        // The buffer is pointer-aligned, as PyTupleObject (words only) is.
+        let keys_tuple = buf as *mut ffi::PyTupleObject;
+        (*keys_tuple).ob_base.ob_base = ffi::PyObject_HEAD_INIT;
+        (*keys_tuple).ob_base.ob_base.ob_type = std::ptr::addr_of_mut!(ffi::PyTuple_Type);
+        (*keys_tuple).ob_base.ob_size = n as ffi::Py_ssize_t;
+        let keys = buf.add(TUPLE_HEAD_WORDS);
+        let values = keys.add(n);
+        for i in 0..n {
+            *keys.add(i) = *pairs.add(2 * i);
+            *values.add(i) = *pairs.add(2 * i + 1);
+        }
+        let map = cpython::_PyStack_AsDict(values, keys_tuple as *mut PyObject);
+        if let Some(l) = heap_layout {
+            std::alloc::dealloc(buf as *mut u8, l);
+        }
+        map
     }
 }
 
@@ -910,17 +988,9 @@ pub unsafe extern "C" fn pg_build_const_key_map(_t: *mut ThreadState, _f: *mut I
             ffi::PyErr_SetString(ffi::PyExc_SystemError, b"bad BUILD_CONST_KEY_MAP keys argument\0".as_ptr() as *const c_char);
             return error_at(sp);
         }
-        let map = cpython::_PyDict_NewPresized(n as ffi::Py_ssize_t);
-        if map.is_null() {
-            return error_at(sp);
-        }
-        for i in 0..n {
-            let key = ffi::PyTuple_GET_ITEM(keys, i as ffi::Py_ssize_t);
-            if ffi::PyDict_SetItem(map, key, peek(sp, n + 1 - i)) != 0 {
-                ffi::Py_DECREF(map);
-                return error_at(sp);
-            }
-        }
+        // ceval's `_PyDict_FromItems(&keys[0], 1, values, 1, n)`, which is what `_PyStack_AsDict`
+        // calls: the values lie contiguously below the keys tuple.
+        let map = cpython::_PyStack_AsDict(sp.sub(n + 1), keys);
         replace_top(sp, n + 1, map)
     }
 }
@@ -934,18 +1004,9 @@ pub unsafe extern "C" fn pg_build_string(_t: *mut ThreadState, _f: *mut Interpre
         if empty.is_null() {
             return error_at(sp);
         }
-        let items = ffi::PyTuple_New(n as ffi::Py_ssize_t);
-        if items.is_null() {
-            ffi::Py_DECREF(empty);
-            return error_at(sp);
-        }
-        for i in 0..n {
-            let s = peek(sp, n - i);
-            ffi::Py_INCREF(s);
-            ffi::PyTuple_SET_ITEM(items, i as ffi::Py_ssize_t, s);
-        }
-        let res = ffi::PyUnicode_Join(empty, items);
-        ffi::Py_DECREF(items);
+        // Joined in place, as ceval does: a temporary tuple of the parts would be a GC
+        // allocation, which can start a collection ceval does not (gc.callbacks see it).
+        let res = cpython::_PyUnicode_JoinArray(empty, sp.sub(n), n as ffi::Py_ssize_t);
         ffi::Py_DECREF(empty);
         replace_top(sp, n, res)
     }
@@ -959,15 +1020,15 @@ pub unsafe extern "C" fn pg_build_slice(_t: *mut ThreadState, _f: *mut Interpret
         let step = if n == 3 { peek(sp, 1) } else { std::ptr::null_mut() };
         let (start, stop) = (peek(sp, n), peek(sp, n - 1));
         let res = ffi::PySlice_New(start, stop, step);
-        if res.is_null() {
-            // ceval releases the operands and leaves the slot null.
-            for i in 1..=n {
-                ffi::Py_DECREF(peek(sp, i));
-            }
-            put(sp, n, std::ptr::null_mut());
-            return error_at(sp.sub(n).add(1));
-        }
-        replace_top(sp, n, res)
+        // As ceval, on both paths: start, stop, then step. (Only when the slice cannot be
+        // allocated can one of them die here; a new slice holds all three.)
+        ffi::Py_DECREF(start);
+        ffi::Py_DECREF(stop);
+        ffi::Py_XDECREF(step);
+        // The slot of `start` takes the slice, or null on error as ceval's SET_TOP leaves it.
+        put(sp, n, res);
+        let sp = sp.sub(n).add(1);
+        if res.is_null() { error_at(sp) } else { sp }
     }
 }
 
@@ -1099,11 +1160,9 @@ pub unsafe extern "C" fn pg_unpack_sequence(_t: *mut ThreadState, _f: *mut Inter
                         i as c_int,
                     );
                 }
-                for j in 0..i {
-                    ffi::Py_DECREF(*base.add(n - 1 - j));
-                }
-                ffi::Py_DECREF(it);
-                ffi::Py_DECREF(seq);
+                // The i items unpacked so far sit at base + n - i .. base + n, the last one
+                // unpacked lowest.
+                release_unpacked(base.add(n - i), i, it, seq);
                 return error_at(base);
             }
             *base.add(n - 1 - i) = w;
@@ -1131,11 +1190,14 @@ pub unsafe extern "C" fn pg_unpack_sequence(_t: *mut ThreadState, _f: *mut Inter
     }
 }
 
-unsafe fn release_unpacked(base: Sp, n: usize, it: *mut PyObject, seq: *mut PyObject) {
-    // SAFETY: n items were written at base..base+n.
+/// The error exit of ceval's `unpack_iterable` and then UNPACK_SEQUENCE: releases the `n` values
+/// unpacked so far, stored downwards from `low + n`, starting at `low` (the last one unpacked, so
+/// the first one unpacked dies last), then the iterator, then the sequence.
+unsafe fn release_unpacked(low: Sp, n: usize, it: *mut PyObject, seq: *mut PyObject) {
+    // SAFETY: n owned items at low..low+n; `it` and `seq` owned.
     unsafe {
         for j in 0..n {
-            ffi::Py_DECREF(*base.add(j));
+            ffi::Py_DECREF(*low.add(j));
         }
         ffi::Py_DECREF(it);
         ffi::Py_DECREF(seq);
