@@ -105,7 +105,7 @@ def run_module(module, config, timeout, huntrleaks=None):
             status = "DENIED"  # needs a resource (-u gui, network, audio...) not enabled here
         elif proc.returncode < 0 or "Assertion" in proc.stderr or "Fatal Python error" in proc.stderr:
             status = f"CRASH({proc.returncode})"  # a signal, a failed C assertion, a fatal error
-        elif " leaked [" in proc.stdout:
+        elif " leaked [" in proc.stdout + proc.stderr:
             status = "LEAK"  # `-R`: references or memory blocks leaked in every repetition
         tail = (proc.stdout + proc.stderr)[-3000:]
     except subprocess.TimeoutExpired as exc:

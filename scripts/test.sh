@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything on a fresh machine and runs every test: the Rust unit and layout tests
-# (cargo test), the behaviour tests (pytest) against the installed package, and CPython's own
-# regression-test modules with the JIT on, compared with stock CPython.
+# (cargo test), the behaviour tests (pytest) against the installed package, CPython's own
+# regression-test modules with the JIT on, compared with stock CPython, and the leak check:
+# regression-test modules with `-R 3:3` on Debian's debug CPython (installed with apt when
+# missing, see scripts/debug_python.sh) with every code object forced into the baseline.
 # Prints each runner's summary line and exits non-zero if any runner failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,4 +33,12 @@ echo "== pytest"
 "$PY" -m pytest tests -q -p no:cacheprovider || status=1
 echo "== CPython regression-test modules with the JIT on (default thresholds; baseline forced), against stock"
 "$PY" scripts/regrtest.py --config default --config baseline --modules-file tests/regrtest_modules.txt || status=1
+echo "== leak check: CPython regression-test modules with -R 3:3 on a debug CPython (python3.11d), baseline forced"
+if DEBUG_PY=$(bash scripts/debug_python.sh | tail -n 1); then
+  "$PY" scripts/regrtest.py --python "$DEBUG_PY" --huntrleaks 3:3 --config baseline --no-stock \
+    --timeout 1200 --modules-file tests/leakcheck_modules.txt || status=1
+else
+  echo "test.sh: could not set up the debug CPython (scripts/debug_python.sh)" >&2
+  status=1
+fi
 exit $status

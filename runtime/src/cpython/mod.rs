@@ -107,8 +107,9 @@ pub mod ref_debug {
     pub fn total_addr() -> usize {
         #[cfg(py_sys_config = "Py_REF_DEBUG")]
         {
-            // SAFETY: only the address is taken; libpython defines the variable in debug builds.
-            unsafe { std::ptr::addr_of_mut!(_Py_RefTotal) as usize }
+            // Only the address is taken (no unsafe needed); libpython defines the variable in
+            // debug builds.
+            std::ptr::addr_of_mut!(_Py_RefTotal) as usize
         }
         #[cfg(not(py_sys_config = "Py_REF_DEBUG"))]
         {
