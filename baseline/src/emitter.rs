@@ -36,9 +36,6 @@ pub const CFRAME: i32 = 80;
 
 /// A slow path emitted after the function body.
 enum Stub {
-    /// Hands the frame to the interpreter with the exception set, at the failing instruction.
-    /// Expects `r14` = the stack (tag bit allowed).
-    Error { label: DynamicLabel, prev_instr: usize },
     /// Hands the frame to the interpreter before an instruction (`prev_instr` = the unit before
     /// it), with `r14` the exact stack.
     HandOff { label: DynamicLabel, prev_instr: usize, reason: DeoptReason },
@@ -57,6 +54,8 @@ pub struct Emitter {
     delegate: DynamicLabel,
     /// Shared tail of every hand-off: expects `r8` = prev_instr, `r9d` = reason, `r14` = stack.
     handoff: DynamicLabel,
+    /// The error exit every instruction shares (see [`Emitter::error_exit`]).
+    error: DynamicLabel,
     /// Address of `co_code_adaptive[0]` of the code object being compiled.
     first_instr: usize,
     /// Address of the code state's count of backward jumps (a `u32`).
@@ -69,7 +68,8 @@ impl Emitter {
         let epilogue = ops.new_dynamic_label();
         let delegate = ops.new_dynamic_label();
         let handoff = ops.new_dynamic_label();
-        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, first_instr, backward_jumps })
+        let error = ops.new_dynamic_label();
+        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, first_instr, backward_jumps })
     }
 
     pub fn label(&mut self) -> DynamicLabel {
@@ -128,12 +128,15 @@ impl Emitter {
         );
     }
 
-    /// The error exit of the instruction whose own code unit is `index`: the interpreter raises
-    /// the pending exception there. Expects the stack in `r14` (tag bit allowed).
-    pub fn error_exit(&mut self, index: usize) -> DynamicLabel {
-        let label = self.label();
-        self.stubs.push(Stub::Error { label, prev_instr: self.unit_addr(index as isize) });
-        label
+    /// The error exit of an instruction: the interpreter raises the pending exception at the
+    /// frame's `prev_instr`, as ceval's `goto error` uses it for the traceback entry and the
+    /// exception table. That is the instruction's own unit (set by the prelude) unless the
+    /// instruction moved it as ceval would: a Python callee's frame was pushed (CALL's last cache
+    /// unit), a specialized PRECALL form called out (PRECALL), or the instruction ran as the second
+    /// half of a superinstruction (the first half's unit). Expects the stack in `r14` (tag bit
+    /// allowed).
+    pub fn error_exit(&mut self) -> DynamicLabel {
+        self.error
     }
 
     /// A label that hands the frame to the interpreter before the instruction at `start`.
@@ -324,8 +327,12 @@ impl Emitter {
     /// Emits the shared tails and every stub, and returns the offset where cold code begins.
     pub fn finish(&mut self) -> usize {
         let cold_start = self.offset();
-        let (epilogue, delegate, handoff) = (self.epilogue, self.delegate, self.handoff);
+        let (epilogue, delegate, handoff, error) = (self.epilogue, self.delegate, self.handoff, self.error);
         x64!(self.ops
+            ; =>error
+            ; and r14, -2
+            ; mov r8, [r12 + FRAME_PREV_INSTR]
+            ; mov r9d, DeoptReason::Exception as u32 as i32
             ; =>handoff
             ; mov rdi, r13
             ; mov rsi, r12
@@ -353,10 +360,6 @@ impl Emitter {
         );
         for stub in std::mem::take(&mut self.stubs) {
             match stub {
-                Stub::Error { label, prev_instr } => {
-                    x64!(self.ops ; =>label ; and r14, -2);
-                    self.emit_handoff(prev_instr, DeoptReason::Exception);
-                }
                 Stub::HandOff { label, prev_instr, reason } => {
                     x64!(self.ops ; =>label);
                     self.emit_handoff(prev_instr, reason);

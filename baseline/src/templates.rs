@@ -126,12 +126,12 @@ pub fn gen_instr(
     e.instr_prelude(resume_at, ins.index);
     match template {
         Template::Helper(helper) => {
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             e.call_op_helper(helper, ins.oparg, error);
             return;
         }
         Template::CallingHelper(helper) => {
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             e.call_op_helper(helper, ins.oparg, error);
             e.check_pending_after_call(error);
             return;
@@ -152,7 +152,7 @@ pub fn gen_instr(
             }
         }
         LOAD_FAST | LOAD_CLOSURE => {
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             e.load_local_checked(oparg, error);
             e.incref_rax();
             e.push_rax();
@@ -213,7 +213,7 @@ pub fn gen_instr(
                 e.check_eval_breaker(ins.start);
             }
             let t = target();
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             let (on_true, on_false) = (e.label(), e.label());
             x64!(e.ops
                 ; sub r14, 8
@@ -273,7 +273,7 @@ pub fn gen_instr(
             // Jump keeping the value when its truth is `keep_if`; otherwise pop it.
             let keep_if = ins.opcode == JUMP_IF_TRUE_OR_POP;
             let t = target();
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             let (on_true, on_false, pop) = (e.label(), e.label(), e.label());
             x64!(e.ops
                 ; mov rdi, [r14 - 8]
@@ -306,11 +306,11 @@ pub fn gen_instr(
         }
         FOR_ITER => {
             // The exhausted iterator is popped (the stack shrinks) and the loop exits.
-            let (t, error) = (target(), e.error_exit(ins.index));
+            let (t, error) = (target(), e.error_exit());
             e.call_op_helper_branching(h::pg_for_iter, error, t);
         }
         CALL => {
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             x64!(e.ops
                 ; mov rdi, r13
                 ; mov rsi, r12
@@ -328,7 +328,7 @@ pub fn gen_instr(
         YIELD_VALUE => e.yield_top(),
         SEND => {
             // The receiver returned: its result replaced it (the stack shrinks) and we jump.
-            let (t, error) = (target(), e.error_exit(ins.index));
+            let (t, error) = (target(), e.error_exit());
             e.call_op_helper_branching(peregrine_runtime::jit::gen::pg_send, error, t);
         }
         other => unreachable!("opcode {other} has no inline template"),
