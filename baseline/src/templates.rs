@@ -311,12 +311,16 @@ pub fn gen_instr(
         }
         CALL => {
             let error = e.error_exit();
+            // The pair's PRECALL unit: CALL (and any EXTENDED_ARG of it) follows PRECALL's one
+            // cache entry.
+            let precall = e.unit_addr(ins.start as isize - 2) as i64;
             x64!(e.ops
                 ; mov rdi, r13
                 ; mov rsi, r12
                 ; mov rdx, r14
                 ; mov ecx, oparg as i32
                 ; mov r8, QWORD kwnames as i64
+                ; mov r9, QWORD precall
                 ; mov rax, QWORD h::pg_call as *const () as usize as i64
                 ; call rax
                 ; mov r14, rax

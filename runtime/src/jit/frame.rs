@@ -256,3 +256,74 @@ pub unsafe extern "C" fn pg_handle_pending(tstate: *mut ThreadState) -> c_int {
         0
     }
 }
+
+/// A Python frame that ceval would push inline for the call compiled code is making: CALL of a
+/// Python function, or BINARY_SUBSCR_GETITEM in warm code. Once ceval has pushed such a frame it
+/// leaves the caller's `prev_instr` on the instruction's last cache unit (`JUMPBY(caches);
+/// frame->prev_instr = next_instr - 1`), which the callee sees as `f_back.f_lasti` and the caller's
+/// traceback entry as `tb_lasti`. Before the push (the arguments do not bind) it is still the
+/// instruction's own unit. Compiled code calls through `PyObject_Vectorcall` and the hook, so
+/// the hook moves `prev_instr` when the callee's frame is entered.
+#[derive(Clone, Copy)]
+struct InlinedCall {
+    caller: *mut InterpreterFrame,
+    func: *mut ffi::PyObject,
+    last_unit: *mut u16,
+}
+
+const NO_INLINED_CALL: InlinedCall =
+    InlinedCall { caller: std::ptr::null_mut(), func: std::ptr::null_mut(), last_unit: std::ptr::null_mut() };
+
+thread_local! {
+    /// The call whose callee frame the hook is waiting for (at most one: it is set just before
+    /// the call and the hook takes it at the callee's entry).
+    static INLINED_CALL: Cell<InlinedCall> = const { Cell::new(NO_INLINED_CALL) };
+}
+
+/// Puts back the expectation that was pending before, when the call is over (the callee was
+/// never entered, or a nested call set its own).
+pub struct InlinedCallGuard(InlinedCall);
+
+impl Drop for InlinedCallGuard {
+    fn drop(&mut self) {
+        INLINED_CALL.with(|c| c.set(self.0));
+    }
+}
+
+/// Announces that `caller` is about to call `func`, a Python function whose frame ceval would
+/// push inline; when the hook enters that frame it points `caller.prev_instr` at `last_unit`.
+///
+/// # Safety
+/// GIL held; `caller` is the running frame of compiled code and `last_unit` is in its code.
+#[inline]
+pub unsafe fn expect_inlined_frame(
+    caller: *mut InterpreterFrame,
+    func: *mut ffi::PyObject,
+    last_unit: *mut u16,
+) -> InlinedCallGuard {
+    let saved = INLINED_CALL.with(|c| c.replace(InlinedCall { caller, func, last_unit }));
+    InlinedCallGuard(saved)
+}
+
+/// Called by the hook for every frame it is asked to evaluate, before anything else: if it is
+/// the frame of an announced call, moves the caller's `prev_instr` as ceval's inline push does.
+/// Matching the function and the current frame keeps out any other frame entered in between
+/// (a finalizer run by a collection while the arguments are bound).
+///
+/// # Safety
+/// GIL held; the arguments are those CPython passed to the hook.
+#[inline(always)]
+pub unsafe fn note_frame_entry(tstate: *mut ThreadState, frame: *mut InterpreterFrame) {
+    let pending = INLINED_CALL.with(|c| c.get());
+    if pending.caller.is_null() {
+        return;
+    }
+    // SAFETY: per the contract, `frame` is initialised and the thread has a current cframe; an
+    // announced caller is running (it is the current frame when it matches).
+    unsafe {
+        if (*frame).f_func == pending.func && (*(*tstate).cframe).current_frame == pending.caller {
+            (*pending.caller).prev_instr = pending.last_unit;
+            INLINED_CALL.with(|c| c.set(NO_INLINED_CALL));
+        }
+    }
+}

@@ -360,11 +360,24 @@ pub unsafe extern "C" fn pg_peek_truth(sp: Sp) -> c_int {
 // Subscripts
 
 /// BINARY_SUBSCR
-pub unsafe extern "C" fn pg_binary_subscr(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
-    // SAFETY: two values on the stack.
+///
+/// In warm code a Python `__getitem__` is called the way BINARY_SUBSCR_GETITEM calls it, with
+/// its frame pushed inline: the caller's `prev_instr` is then the instruction's last cache unit.
+pub unsafe extern "C" fn pg_binary_subscr(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: two values on the stack; `prev_instr` is this instruction's unit.
     unsafe {
         let (container, sub) = (peek(sp, 2), peek(sp, 1));
+        let getitem = if ffi::PyType_HasFeature(ffi::Py_TYPE(container), ffi::Py_TPFLAGS_HEAPTYPE) != 0
+            && frame_is_warm(frame)
+        {
+            inlined_getitem(container)
+        } else {
+            None
+        };
+        let inlined =
+            getitem.map(|f| super::frame::expect_inlined_frame(frame, f, (*frame).prev_instr.add(BINARY_SUBSCR_CACHES)));
         let res = ffi::PyObject_GetItem(container, sub);
+        drop(inlined);
         binary_result(sp, container, sub, res)
     }
 }
@@ -566,13 +579,15 @@ unsafe fn unpack_bound_method(sp: Sp, nargs: usize) -> bool {
     }
 }
 
-/// The builtins `len` and `isinstance` as the interpreter found them at start-up: ceval's
-/// `callable_cache`, which its PRECALL specializations compare callables against.
+/// The builtins `len` and `isinstance` and the method descriptor `list.append` as the
+/// interpreter found them at start-up: ceval's `callable_cache`, which its PRECALL
+/// specializations compare callables against.
 static CALLABLE_LEN: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
 static CALLABLE_ISINSTANCE: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
+static CALLABLE_LIST_APPEND: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Fills the callable cache from the `builtins` module; the references are kept for the life of
-/// the process, as the interpreter keeps its own.
+/// Fills the callable cache from the `builtins` module and the `list` type; the references are
+/// kept for the life of the process, as the interpreter keeps its own.
 pub fn init_callable_cache() -> Result<(), String> {
     // SAFETY: called with the GIL held (module initialization).
     unsafe {
@@ -581,8 +596,13 @@ pub fn init_callable_cache() -> Result<(), String> {
             ffi::PyErr_Clear();
             return Err("cannot import builtins".into());
         }
-        for (slot, name) in [(&CALLABLE_LEN, &b"len\0"[..]), (&CALLABLE_ISINSTANCE, &b"isinstance\0"[..])] {
-            let obj = ffi::PyObject_GetAttrString(builtins, name.as_ptr() as *const c_char);
+        let list = std::ptr::addr_of_mut!(ffi::PyList_Type) as *mut PyObject;
+        for (slot, owner, name) in [
+            (&CALLABLE_LEN, builtins, &b"len\0"[..]),
+            (&CALLABLE_ISINSTANCE, builtins, &b"isinstance\0"[..]),
+            (&CALLABLE_LIST_APPEND, list, &b"append\0"[..]),
+        ] {
+            let obj = ffi::PyObject_GetAttrString(owner, name.as_ptr() as *const c_char);
             if obj.is_null() {
                 ffi::PyErr_Clear(); // never matched: those calls take the generic path
             } else if slot.compare_exchange(std::ptr::null_mut(), obj, Ordering::Relaxed, Ordering::Relaxed).is_err() {
@@ -600,7 +620,7 @@ pub fn init_callable_cache() -> Result<(), String> {
 /// # Safety
 /// GIL held; `frame` is live.
 #[inline]
-unsafe fn frame_is_warm(frame: *mut InterpreterFrame) -> bool {
+pub(crate) unsafe fn frame_is_warm(frame: *mut InterpreterFrame) -> bool {
     // SAFETY: a live frame holds its code object.
     unsafe {
         let code = (*frame).f_code;
@@ -612,107 +632,198 @@ unsafe fn frame_is_warm(frame: *mut InterpreterFrame) -> bool {
 const CALL_KINDS: c_int =
     ffi::METH_VARARGS | ffi::METH_FASTCALL | ffi::METH_NOARGS | ffi::METH_O | ffi::METH_KEYWORDS | ffi::METH_METHOD;
 
-/// Calls `function` the way one of ceval's specialized PRECALL instructions calls it in warm code,
-/// when one applies (same conditions as `Python/specialize.c`); `None` when none does and the
-/// caller must take the generic vectorcall path.
+/// Inline cache entries of CALL (`INLINE_CACHE_ENTRIES_CALL`).
+const CALL_CACHES: usize = 4;
+/// Inline cache entries of BINARY_SUBSCR (`INLINE_CACHE_ENTRIES_BINARY_SUBSCR`).
+const BINARY_SUBSCR_CACHES: usize = 4;
+/// Code units from PRECALL to the instruction after its CALL (neither with EXTENDED_ARG):
+/// PRECALL, its cache, CALL and CALL's caches.
+const PRECALL_TO_NEXT: usize = 2 + 1 + CALL_CACHES;
+const OP_POP_TOP: u16 = 1;
+
+/// ceval's specialized PRECALL forms, which call the C function themselves and skip CALL
+/// (`SKIP_CALL`): while they run, the frame's `prev_instr` stays on PRECALL.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SkipCall {
+    Len,
+    IsInstance,
+    Str1,
+    Type1,
+    Tuple1,
+    BuiltinClass,
+    BuiltinO,
+    BuiltinFast,
+    BuiltinFastWithKeywords,
+    MethodDescriptorNoArgs,
+    MethodDescriptorO,
+    MethodDescriptorFast,
+    MethodDescriptorFastWithKeywords,
+    ListAppend,
+}
+
+/// The specialized form warm code's PRECALL runs for this call: the one `_Py_Specialize_Precall`
+/// picks for this callable (Python/specialize.c), provided the form's own guards (its DEOPT_IFs)
+/// pass for it too. `None` when the call goes through the generic PRECALL and CALL. Decided from
+/// the current callable, so it is exact for call sites that always see the same kind of callable
+/// (the interpreter keeps the form it specialized for first, and takes the generic path for the
+/// others). `total` counts `self` for a method call; `pops_result` says whether POP_TOP follows
+/// the CALL (`list.append` is only specialized then).
 ///
-/// This is exactness, not only speed: the specialized forms call the C function directly, so they
-/// count no recursion level for the C call where the generic path counts one, and code that
-/// measures its depth sees it. Stock code specializes only once warm, so the direct forms are
-/// taken only when the frame's code is warm (`frame_is_warm`): test_support.test_recursion needs
-/// warm code's depth, test_exceptions.test_recursion_normalizing_exception cold code's. `args`
-/// holds `total` arguments, the last `nkw` of them keyword values named by `kwnames`; `is_meth`
-/// says whether the first came from LOAD_METHOD.
-#[inline(always)]
-unsafe fn call_specialized(
-    frame: *mut InterpreterFrame,
+/// # Safety
+/// GIL held; `function` and the `total` arguments at `args` are live objects.
+unsafe fn skip_call_form(
     function: *mut PyObject,
     args: *mut *mut PyObject,
     total: usize,
-    nkw: usize,
     kwnames: *mut PyObject,
-    is_meth: bool,
-) -> Option<*mut PyObject> {
-    // SAFETY: GIL held; `function` and the `total` arguments are live objects; each C function is
-    // called with the signature its METH_* flags declare.
+    oparg: usize,
+    pops_result: impl FnOnce() -> bool,
+) -> Option<SkipCall> {
+    // SAFETY: per the contract; types and method definitions are read from live objects.
     unsafe {
+        use SkipCall::*;
         let ty = ffi::Py_TYPE(function);
-        let is_builtin = ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type);
-        let is_method_descr = ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type);
-        let is_str = function == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut PyObject;
-        // The warmth lookup last: most calls are of Python functions.
-        if !(is_builtin || is_method_descr || is_str) || !frame_is_warm(frame) {
-            return None;
-        }
-        if is_builtin {
-            let meth = ffi::PyCFunction_GetFunction(function)?;
-            let slf = ffi::PyCFunction_GetSelf(function);
-            return match ffi::PyCFunction_GetFlags(function) & CALL_KINDS {
-                // PRECALL_NO_KW_LEN
-                ffi::METH_O if kwnames.is_null() && total == 1 && function == CALLABLE_LEN.load(Ordering::Relaxed) => {
-                    let n = ffi::PyObject_Length(*args);
-                    Some(if n < 0 { std::ptr::null_mut() } else { ffi::PyLong_FromSsize_t(n) })
+        let no_kw = kwnames.is_null();
+        if ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+            ffi::PyCFunction_GetFunction(function)?;
+            let flags = ffi::PyCFunction_GetFlags(function);
+            return match flags & CALL_KINDS {
+                ffi::METH_O if no_kw && total == 1 => {
+                    if function == CALLABLE_LEN.load(Ordering::Relaxed) {
+                        Some(Len)
+                    } else {
+                        (flags == ffi::METH_O).then_some(BuiltinO)
+                    }
                 }
-                // PRECALL_NO_KW_ISINSTANCE
-                ffi::METH_FASTCALL
-                    if kwnames.is_null() && total == 2 && function == CALLABLE_ISINSTANCE.load(Ordering::Relaxed) =>
-                {
-                    let r = ffi::PyObject_IsInstance(*args, *args.add(1));
-                    Some(if r < 0 { std::ptr::null_mut() } else { new_bool(r != 0) })
+                ffi::METH_FASTCALL if no_kw => {
+                    if total == 2 && function == CALLABLE_ISINSTANCE.load(Ordering::Relaxed) {
+                        Some(IsInstance)
+                    } else {
+                        (flags == ffi::METH_FASTCALL).then_some(BuiltinFast)
+                    }
                 }
-                // PRECALL_NO_KW_BUILTIN_FAST
-                ffi::METH_FASTCALL if kwnames.is_null() => {
-                    let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFast>(meth);
-                    Some(fast(slf, args, total as ffi::Py_ssize_t))
-                }
-                // PRECALL_BUILTIN_FAST_WITH_KEYWORDS
-                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => {
-                    let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFastWithKeywords>(meth);
-                    Some(fast(slf, args, (total - nkw) as ffi::Py_ssize_t, kwnames))
-                }
+                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS && flags == k => Some(BuiltinFastWithKeywords),
                 _ => None,
             };
         }
-        if is_method_descr && kwnames.is_null() && total >= 1 {
-            let descr = function as *mut MethodDescrObject;
-            let slf = *args;
-            if ffi::Py_TYPE(slf) != (*descr).d_type {
+        if ffi::PyType_Check(function) != 0 {
+            let tp = function as *mut ffi::PyTypeObject;
+            // Both slots are read from type objects, so their addresses compare meaningfully.
+            let object_new = (*std::ptr::addr_of!(ffi::PyBaseObject_Type)).tp_new.map(|f| f as usize);
+            if (*tp).tp_new.map(|f| f as usize) == object_new || (*tp).tp_flags & ffi::Py_TPFLAGS_IMMUTABLETYPE == 0 {
                 return None;
             }
-            let def = (*descr).d_method;
-            return match (*def).ml_flags & CALL_KINDS {
-                // PRECALL_NO_KW_METHOD_DESCRIPTOR_FAST
-                ffi::METH_FASTCALL => {
-                    Some(((*def).ml_meth.PyCFunctionFast)(slf, args.add(1), (total - 1) as ffi::Py_ssize_t))
+            if total == 1 && no_kw && oparg == 1 {
+                if tp == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+                    return Some(Str1);
+                } else if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
+                    return Some(Type1);
+                } else if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
+                    return Some(Tuple1);
                 }
-                // PRECALL_METHOD_DESCRIPTOR_FAST_WITH_KEYWORDS
-                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => Some(((*def).ml_meth.PyCFunctionFastWithKeywords)(
-                    slf,
-                    args.add(1),
-                    (total - 1) as ffi::Py_ssize_t,
-                    std::ptr::null_mut(),
-                )),
+            }
+            return (*tp).tp_vectorcall.is_some().then_some(BuiltinClass);
+        }
+        if ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) && no_kw && total >= 1 {
+            let descr = function as *mut MethodDescrObject;
+            let flags = (*(*descr).d_method).ml_flags;
+            let self_fits = ffi::Py_TYPE(*args) == (*descr).d_type;
+            return match flags & CALL_KINDS {
+                ffi::METH_NOARGS if total == 1 => (flags == ffi::METH_NOARGS && self_fits).then_some(MethodDescriptorNoArgs),
+                ffi::METH_O if total == 2 => {
+                    if function == CALLABLE_LIST_APPEND.load(Ordering::Relaxed) && oparg == 1 && pops_result() {
+                        (ffi::PyList_Check(*args) != 0).then_some(ListAppend)
+                    } else {
+                        (flags == ffi::METH_O && self_fits).then_some(MethodDescriptorO)
+                    }
+                }
+                ffi::METH_FASTCALL => (flags == ffi::METH_FASTCALL && self_fits).then_some(MethodDescriptorFast),
+                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => {
+                    (flags == k && self_fits).then_some(MethodDescriptorFastWithKeywords)
+                }
                 _ => None,
             };
-        }
-        // PRECALL_NO_KW_STR_1
-        if is_str && kwnames.is_null() && total == 1 && !is_meth {
-            return Some(ffi::PyObject_Str(*args));
         }
         None
     }
 }
 
-/// CALL with `kwnames` (the tuple of the preceding KW_NAMES, or null). Stack: (NULL or method,
-/// callable or self, args...) -> result.
+/// Calls the C function the way the specialized PRECALL form `form` does, for the forms whose
+/// direct call is observable; `None` for the others, which the caller runs through the generic
+/// vectorcall path (the same calls, and the same recursion counting, as the form makes).
+///
+/// This is exactness, not only speed: these forms call the C function directly, so they count no
+/// recursion level for the C call where the generic path counts one, and code that measures its
+/// depth sees it (test_support.test_recursion needs warm code's depth,
+/// test_exceptions.test_recursion_normalizing_exception cold code's). `args` holds `total`
+/// arguments, the last `nkw` of them keyword values named by `kwnames`.
+#[inline(always)]
+unsafe fn call_directly(
+    form: SkipCall,
+    function: *mut PyObject,
+    args: *mut *mut PyObject,
+    total: usize,
+    nkw: usize,
+    kwnames: *mut PyObject,
+) -> Option<*mut PyObject> {
+    // SAFETY: GIL held; `skip_call_form` checked that each C function has the signature its
+    // METH_* flags declare and the argument counts the form needs.
+    unsafe {
+        Some(match form {
+            SkipCall::Len => {
+                let n = ffi::PyObject_Length(*args);
+                if n < 0 { std::ptr::null_mut() } else { ffi::PyLong_FromSsize_t(n) }
+            }
+            SkipCall::IsInstance => {
+                let r = ffi::PyObject_IsInstance(*args, *args.add(1));
+                if r < 0 { std::ptr::null_mut() } else { new_bool(r != 0) }
+            }
+            SkipCall::BuiltinFast => {
+                let meth = ffi::PyCFunction_GetFunction(function)?;
+                let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFast>(meth);
+                fast(ffi::PyCFunction_GetSelf(function), args, total as ffi::Py_ssize_t)
+            }
+            SkipCall::BuiltinFastWithKeywords => {
+                let meth = ffi::PyCFunction_GetFunction(function)?;
+                let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFastWithKeywords>(meth);
+                fast(ffi::PyCFunction_GetSelf(function), args, (total - nkw) as ffi::Py_ssize_t, kwnames)
+            }
+            SkipCall::MethodDescriptorFast => {
+                let def = (*(function as *mut MethodDescrObject)).d_method;
+                ((*def).ml_meth.PyCFunctionFast)(*args, args.add(1), (total - 1) as ffi::Py_ssize_t)
+            }
+            SkipCall::MethodDescriptorFastWithKeywords => {
+                let def = (*(function as *mut MethodDescrObject)).d_method;
+                ((*def).ml_meth.PyCFunctionFastWithKeywords)(
+                    *args,
+                    args.add(1),
+                    (total - 1) as ffi::Py_ssize_t,
+                    std::ptr::null_mut(),
+                )
+            }
+            SkipCall::Str1 => ffi::PyObject_Str(*args),
+            _ => return None,
+        })
+    }
+}
+
+/// CALL with `kwnames` (the tuple of the preceding KW_NAMES, or null); `precall` is the code unit
+/// of the pair's PRECALL. Stack: (NULL or method, callable or self, args...) -> result.
+///
+/// Sets the frame's `prev_instr` where ceval's has it while the callee runs: CALL's own unit
+/// (from the prelude), CALL's last cache unit once a Python function's frame is pushed (ceval
+/// pushes it inline), PRECALL's unit for a specialized PRECALL form in warm code. The error exit
+/// raises there too.
 pub unsafe extern "C" fn pg_call(
     _t: *mut ThreadState,
     frame: *mut InterpreterFrame,
     sp: Sp,
     oparg: u32,
     kwnames: *mut PyObject,
+    precall: *mut u16,
 ) -> Sp {
-    // SAFETY: oparg + 2 slots on the stack; kwnames is a tuple of str or null.
+    // SAFETY: oparg + 2 slots on the stack; kwnames is a tuple of str or null; `prev_instr` is
+    // this CALL's unit and `precall` its PRECALL's, both in the frame's code.
     unsafe {
         let oparg = oparg as usize;
         let is_meth = unpack_bound_method(sp, oparg) as usize;
@@ -720,7 +831,24 @@ pub unsafe extern "C" fn pg_call(
         let function = peek(sp, total + 1);
         let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
         let args = sp.sub(total);
-        let res = match call_specialized(frame, function, args, total, nkw, kwnames, is_meth != 0) {
+        let ty = ffi::Py_TYPE(function);
+        let mut inlined = None;
+        let mut form = None;
+        if ty == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            inlined = Some(super::frame::expect_inlined_frame(frame, function, (*frame).prev_instr.add(CALL_CACHES)));
+        } else if (ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
+            || ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type)
+            || ffi::PyType_Check(function) != 0)
+            && frame_is_warm(frame)
+        {
+            form = skip_call_form(function, args, total, kwnames, oparg, || {
+                *precall.add(PRECALL_TO_NEXT) & 0xff == OP_POP_TOP
+            });
+            if form.is_some() {
+                (*frame).prev_instr = precall;
+            }
+        }
+        let res = match form.and_then(|f| call_directly(f, function, args, total, nkw, kwnames)) {
             Some(res) => res,
             None => ffi::PyObject_Vectorcall(
                 function,
@@ -729,6 +857,7 @@ pub unsafe extern "C" fn pg_call(
                 kwnames,
             ),
         };
+        drop(inlined);
         ffi::Py_DECREF(function);
         for i in 0..total {
             ffi::Py_DECREF(*args.add(i));
@@ -739,6 +868,54 @@ pub unsafe extern "C" fn pg_call(
         if res.is_null() { error_at(base.add(1)) } else { base.add(1) }
     }
 }
+
+/// The Python `__getitem__` that warm code's BINARY_SUBSCR calls by pushing its frame inline
+/// (BINARY_SUBSCR_GETITEM), as `_Py_Specialize_BinarySubscr` decides: a heap type (not list,
+/// tuple or dict, which have their own forms) whose `__getitem__` is a plain Python function of
+/// two positional parameters. `None` for everything else.
+///
+/// ceval also needs a 16-bit function version; it hands versions out from a process-wide counter
+/// this library cannot read, so a function without a version yet is taken to get one (exact
+/// until a process has given out 65,535 versions).
+///
+/// # Safety
+/// GIL held; `container` is a live object.
+unsafe fn inlined_getitem(container: *mut PyObject) -> Option<*mut PyObject> {
+    // SAFETY: per the contract; `_PyType_Lookup` returns a borrowed reference or null and sets no
+    // error; a function's code is a code object.
+    unsafe {
+        let tp = ffi::Py_TYPE(container);
+        if tp == std::ptr::addr_of_mut!(ffi::PyList_Type)
+            || tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type)
+            || tp == std::ptr::addr_of_mut!(ffi::PyDict_Type)
+        {
+            return None;
+        }
+        let name = STR_GETITEM.get();
+        if name.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let descr = cpython::_PyType_Lookup(tp, name);
+        if descr.is_null() || ffi::Py_TYPE(descr) != std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            return None;
+        }
+        if (*tp).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
+            return None;
+        }
+        let func = descr as *mut FunctionObject;
+        let code = (*func).func_code as *mut cpython::CodeObject;
+        use cpython::co_flags::{CO_OPTIMIZED, CO_VARARGS, CO_VARKEYWORDS};
+        let flags = (*code).co_flags;
+        let simple = flags & (CO_VARARGS | CO_VARKEYWORDS) == 0 && (*code).co_kwonlyargcount == 0 && flags & CO_OPTIMIZED != 0;
+        if !simple || (*code).co_argcount != 2 || (*func).func_version > u16::MAX as u32 {
+            return None;
+        }
+        Some(descr)
+    }
+}
+
+static STR_GETITEM: super::support::Interned = super::support::Interned::new(b"__getitem__\0");
 
 // ---------------------------------------------------------------------------------------------
 // Building containers
