@@ -8,9 +8,9 @@
 //! stack frame holds our `_PyCFrame` at `[rbp - CFRAME]`.
 
 use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
-use peregrine_runtime::code_state::WARMUP_DELAY;
+use peregrine_runtime::code_state::{WarmthCounters, WARMUP_DELAY};
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
-use peregrine_runtime::cpython::{self, frame_state, CevalState, GenObject, InterpreterFrame, ThreadState};
+use peregrine_runtime::cpython::{self, frame_state, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
 use peregrine_runtime::jit::frame;
 use peregrine_runtime::jit::ops::{self, OpHelper};
 use peregrine_runtime::DeoptReason;
@@ -43,8 +43,9 @@ enum Stub {
     EvalBreaker { label: DynamicLabel, resume: DynamicLabel, handoff: DynamicLabel },
     /// Eval breaker set after a call: `pg_handle_pending`, then back to `resume` or to `error`.
     Pending { label: DynamicLabel, resume: DynamicLabel, error: DynamicLabel },
-    /// LOAD_FAST of an unset local: raise UnboundLocalError, then the error exit.
-    UnboundLocal { label: DynamicLabel, oparg: u32, error: DynamicLabel },
+    /// LOAD_FAST of an unset local: raise UnboundLocalError, then the error exit; at `raise_at`
+    /// (a code unit's address) instead of the frame's `prev_instr` when given.
+    UnboundLocal { label: DynamicLabel, oparg: u32, error: DynamicLabel, raise_at: Option<usize> },
 }
 
 pub struct Emitter {
@@ -58,18 +59,18 @@ pub struct Emitter {
     error: DynamicLabel,
     /// Address of `co_code_adaptive[0]` of the code object being compiled.
     first_instr: usize,
-    /// Address of the code state's count of backward jumps (a `u32`).
-    backward_jumps: usize,
+    /// The code state's counts of entries and backward jumps (`u32`s).
+    warmth: WarmthCounters,
 }
 
 impl Emitter {
-    pub fn new(first_instr: usize, backward_jumps: usize) -> std::io::Result<Self> {
+    pub fn new(first_instr: usize, warmth: WarmthCounters) -> std::io::Result<Self> {
         let mut ops = Assembler::new()?;
         let epilogue = ops.new_dynamic_label();
         let delegate = ops.new_dynamic_label();
         let handoff = ops.new_dynamic_label();
         let error = ops.new_dynamic_label();
-        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, first_instr, backward_jumps })
+        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, first_instr, warmth })
     }
 
     pub fn label(&mut self) -> DynamicLabel {
@@ -167,11 +168,34 @@ impl Emitter {
     pub fn count_backward_jump(&mut self) {
         let skip = self.label();
         x64!(self.ops
-            ; mov rax, QWORD self.backward_jumps as i64
+            ; mov rax, QWORD self.warmth.backward_jumps as i64
             ; cmp DWORD [rax], WARMUP_DELAY as i32
             ; jae =>skip
             ; add DWORD [rax], 1
             ; =>skip
+        );
+    }
+
+    /// `bl` = 1 if the code is warm, else 0 (as `jit::ops::frame_is_warm`: the interpreter
+    /// quickened it, or the JIT counted `WARMUP_DELAY` entries and backward jumps). Clobbers
+    /// `rax` and `rcx`.
+    pub fn set_bl_if_warm(&mut self) {
+        let code = self.first_instr - offset_of!(CodeObject, co_code_adaptive);
+        let co_warmup = offset_of!(CodeObject, co_warmup) as i32;
+        x64!(self.ops
+            ; mov ebx, 1
+            ; mov rax, QWORD code as i64
+            ; cmp WORD [rax + co_warmup], 0
+            ; je >warm
+            ; mov rax, QWORD self.warmth.entries as i64
+            ; mov eax, DWORD [rax]      // zero-extends: the sum below cannot wrap
+            ; mov rcx, QWORD self.warmth.backward_jumps as i64
+            ; mov ecx, DWORD [rcx]
+            ; add rax, rcx
+            ; cmp rax, WARMUP_DELAY as i32
+            ; jae >warm
+            ; xor ebx, ebx
+            ; warm:
         );
     }
 
@@ -263,10 +287,12 @@ impl Emitter {
         );
     }
 
-    /// Loads local `index` into `rax`, or jumps to an UnboundLocalError exit if it is unset.
-    pub fn load_local_checked(&mut self, index: u32, error: DynamicLabel) {
+    /// Loads local `index` into `rax`, or jumps to an UnboundLocalError exit if it is unset (which
+    /// raises at code unit `raise_at` when given, else where the frame's `prev_instr` is).
+    pub fn load_local_checked(&mut self, index: u32, error: DynamicLabel, raise_at: Option<usize>) {
         let unbound = self.label();
-        self.stubs.push(Stub::UnboundLocal { label: unbound, oparg: index, error });
+        let raise_at = raise_at.map(|i| self.unit_addr(i as isize));
+        self.stubs.push(Stub::UnboundLocal { label: unbound, oparg: index, error, raise_at });
         let disp = FRAME_LOCALSPLUS + 8 * index as i32;
         x64!(self.ops
             ; mov rax, [r12 + disp]
@@ -386,8 +412,14 @@ impl Emitter {
                         ; jmp =>resume
                     );
                 }
-                Stub::UnboundLocal { label, oparg, error } => {
+                Stub::UnboundLocal { label, oparg, error, raise_at } => {
                     x64!(self.ops ; =>label);
+                    if let Some(addr) = raise_at {
+                        x64!(self.ops
+                            ; mov rax, QWORD addr as i64
+                            ; mov [r12 + FRAME_PREV_INSTR], rax
+                        );
+                    }
                     self.call_op_helper(ops::pg_unbound_local, oparg, error);
                     // pg_unbound_local always tags its result, so the line above always jumps.
                 }

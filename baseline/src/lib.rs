@@ -19,18 +19,18 @@ pub use disasm::disassemble;
 
 use emitter::Emitter;
 use peregrine_runtime::bytecode::{self, op, Instr};
-use peregrine_runtime::code_state::CompiledCode;
+use peregrine_runtime::code_state::{CompiledCode, WarmthCounters};
 use peregrine_runtime::cpython::{self, co_flags, ffi, CodeObject};
 use peregrine_runtime::CompileError;
 use templates::{gen_instr, template};
 
-/// Compiles `code` for the baseline tier. `backward_jumps` is the code state's count
-/// (`CodeState::backward_jump_counter`), which the code bumps at JUMP_BACKWARD as ceval bumps
-/// `co_warmup`.
+/// Compiles `code` for the baseline tier. `warmth` are the code state's counters
+/// (`CodeState::warmth_counters`): the code bumps the backward jumps at JUMP_BACKWARD as ceval
+/// bumps `co_warmup`, and reads both where warm code behaves differently.
 ///
 /// # Safety
-/// GIL held; `code` is a live code object; `backward_jumps` stays valid as long as the code.
-pub unsafe fn compile(code: *mut ffi::PyObject, backward_jumps: *mut u32) -> Result<Box<dyn CompiledCode>, CompileError> {
+/// GIL held; `code` is a live code object; the counters stay valid as long as the code.
+pub unsafe fn compile(code: *mut ffi::PyObject, warmth: WarmthCounters) -> Result<Box<dyn CompiledCode>, CompileError> {
     let co = code as *mut CodeObject;
     // SAFETY: `code` is a live code object (caller).
     let bytes = unsafe { canonical_bytecode(co) }?;
@@ -38,7 +38,7 @@ pub unsafe fn compile(code: *mut ffi::PyObject, backward_jumps: *mut u32) -> Res
     // SAFETY: as above.
     let view = unsafe { CodeView::new(co) };
     check(&instrs, &view)?;
-    emit(&instrs, &view, bytes.len() / 2, view.resumable, backward_jumps)
+    emit(&instrs, &view, bytes.len() / 2, view.resumable, warmth)
 }
 
 /// What the compiler reads from the code object, copied out once.
@@ -52,6 +52,8 @@ pub(crate) struct CodeView {
     pub stacksize: usize,
     pub resumable: bool,
     pub first_instr: usize,
+    /// `co_exceptiontable`.
+    pub exception_table: Vec<u8>,
 }
 
 impl CodeView {
@@ -75,6 +77,11 @@ impl CodeView {
                 stacksize: (*co).co_stacksize.max(0) as usize,
                 resumable: (*co).co_flags & co_flags::RESUMABLE != 0,
                 first_instr: std::ptr::addr_of_mut!((*co).co_code_adaptive) as usize,
+                exception_table: {
+                    let table = (*co).co_exceptiontable;
+                    let p = ffi::PyBytes_AsString(table) as *const u8;
+                    std::slice::from_raw_parts(p, ffi::PyBytes_Size(table) as usize).to_vec()
+                },
             }
         }
     }
@@ -179,10 +186,10 @@ fn emit(
     view: &CodeView,
     n_units: usize,
     resumable: bool,
-    backward_jumps: *mut u32,
+    warmth: WarmthCounters,
 ) -> Result<Box<dyn CompiledCode>, CompileError> {
     let io_error = |e: std::io::Error| CompileError::NotSupported(format!("code memory: {e}"));
-    let mut e = Emitter::new(view.first_instr, backward_jumps as usize).map_err(io_error)?;
+    let mut e = Emitter::new(view.first_instr, warmth).map_err(io_error)?;
     let mut starts = vec![None; n_units + 1];
     for ins in instrs {
         starts[ins.start] = Some(e.label());
@@ -198,11 +205,15 @@ fn emit(
             .collect();
         e.resume_dispatch(&points);
     }
+    // Entries of the instructions that may run as the second half of a superinstruction.
+    let second_entries: Vec<Option<dynasmrt::DynamicLabel>> = (0..instrs.len())
+        .map(|k| (k > 0 && templates::pairs_with(&instrs[k - 1], &instrs[k])).then(|| e.label()))
+        .collect();
     let mut instr_offsets = Vec::with_capacity(instrs.len());
     let mut kwnames: *mut ffi::PyObject = std::ptr::null_mut();
     // Start of the current KW_NAMES/PRECALL/CALL group (see `gen_instr`'s `resume_at`).
     let mut call_group_start = 0;
-    for ins in instrs {
+    for (k, ins) in instrs.iter().enumerate() {
         let label = labels(ins.start);
         e.bind(label);
         instr_offsets.push(InstrOffset {
@@ -218,7 +229,16 @@ fn emit(
             call_group_start = ins.start;
         }
         let resume_at = if matches!(ins.opcode, op::PRECALL | op::CALL) { call_group_start } else { ins.start };
-        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames);
+        let straddles_handlers = second_entries[k].is_some()
+            && ins.opcode == op::LOAD_FAST
+            && bytecode::exception_handler(&view.exception_table, instrs[k - 1].index)
+                != bytecode::exception_handler(&view.exception_table, ins.index);
+        let pairing = templates::Pairing {
+            second_entry: second_entries[k],
+            next_second_entry: second_entries.get(k + 1).copied().flatten(),
+            straddles_handlers,
+        };
+        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, pairing);
         if ins.opcode == op::CALL {
             kwnames = std::ptr::null_mut();
         }

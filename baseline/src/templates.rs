@@ -101,6 +101,41 @@ fn core_template(opcode: u8) -> Option<Template> {
     })
 }
 
+/// Whether `first` and `second` run as one of ceval's superinstructions in warm code:
+/// `_PyCode_Quicken` turns LOAD_FAST, STORE_FAST or LOAD_CONST followed, in the very next code
+/// unit, by LOAD_FAST (or LOAD_FAST by LOAD_CONST, STORE_FAST by STORE_FAST) into a combined
+/// instruction at the first unit. It pairs by position only, so in a run of them each unit heads
+/// a pair; which pairs run depends on where execution enters the run.
+pub fn pairs_with(first: &Instr, second: &Instr) -> bool {
+    use op::*;
+    first.next == second.start
+        && second.start == second.index
+        && matches!(
+            (first.opcode, second.opcode),
+            (LOAD_FAST, LOAD_FAST) | (LOAD_FAST, LOAD_CONST) | (STORE_FAST, LOAD_FAST) | (STORE_FAST, STORE_FAST)
+                | (LOAD_CONST, LOAD_FAST)
+        )
+}
+
+/// An instruction's place in a possible superinstruction (see [`pairs_with`]).
+///
+/// A superinstruction runs both halves under one dispatch: no tracing check before the second,
+/// and `prev_instr` stays on the first half's unit, which the second half's destructors and
+/// UnboundLocalError (its traceback entry) see. Whether an instruction heads a pair is decided
+/// when it is dispatched, so the first half computes it (warm code, `bl`) on its dispatched path
+/// and, if it pairs, enters the next instruction at `next_second_entry`, a second entry that skips
+/// the prelude. Entered there, an instruction heads no pair itself.
+#[derive(Clone, Copy, Default)]
+pub struct Pairing {
+    /// This instruction's entry as a second half.
+    pub second_entry: Option<DynamicLabel>,
+    /// The next instruction's entry as a second half, when this one can head a pair with it.
+    pub next_second_entry: Option<DynamicLabel>,
+    /// For a LOAD_FAST second half: the exception table has a different handler for it than for
+    /// the first half (the pair straddles a try block's edge).
+    pub straddles_handlers: bool,
+}
+
 /// Emits the code of one instruction. `labels[i]` is the label of the instruction starting at
 /// code unit `i`; `kwnames` is the constant named by a preceding KW_NAMES, for CALL.
 /// `resume_at` is where the interpreter must start when the frame is handed over before this
@@ -113,6 +148,7 @@ pub fn gen_instr(
     labels: &dyn Fn(usize) -> DynamicLabel,
     consts: &[*mut ffi::PyObject],
     kwnames: *mut ffi::PyObject,
+    pairing: Pairing,
 ) {
     let template = template(ins.opcode).expect("checked before emitting");
     if let Template::Nothing = template {
@@ -124,6 +160,30 @@ pub fn gen_instr(
         return;
     }
     e.instr_prelude(resume_at, ins.index);
+    if pairing.next_second_entry.is_some() {
+        e.set_bl_if_warm(); // dispatched: heads a pair if the code is warm
+    }
+    let mut after_body = None;
+    if let Some(second) = pairing.second_entry {
+        let body = e.label();
+        x64!(e.ops ; jmp =>body ; =>second);
+        if pairing.next_second_entry.is_some() {
+            x64!(e.ops ; xor ebx, ebx); // a second half heads no pair
+        }
+        if pairing.straddles_handlers {
+            // ceval raises the second half's UnboundLocalError with the traceback entry at the
+            // first half and the exception table searched at the second; one hand-off can only
+            // do both at one unit, so this raises at the second half's own unit, where the
+            // handler, which decides what runs next, is right.
+            let (error, after) = (e.error_exit(), e.label());
+            e.load_local_checked(ins.oparg, error, Some(ins.index));
+            e.incref_rax();
+            e.push_rax();
+            x64!(e.ops ; jmp =>after);
+            after_body = Some(after);
+        }
+        x64!(e.ops ; =>body);
+    }
     match template {
         Template::Helper(helper) => {
             let error = e.error_exit();
@@ -153,7 +213,7 @@ pub fn gen_instr(
         }
         LOAD_FAST | LOAD_CLOSURE => {
             let error = e.error_exit();
-            e.load_local_checked(oparg, error);
+            e.load_local_checked(oparg, error, None);
             e.incref_rax();
             e.push_rax();
         }
@@ -336,5 +396,12 @@ pub fn gen_instr(
             e.call_op_helper_branching(peregrine_runtime::jit::gen::pg_send, error, t);
         }
         other => unreachable!("opcode {other} has no inline template"),
+    }
+    if let Some(after) = after_body {
+        x64!(e.ops ; =>after);
+    }
+    if let Some(next_second) = pairing.next_second_entry {
+        // Only LOAD_FAST, STORE_FAST and LOAD_CONST head pairs; their code keeps `rbx`.
+        x64!(e.ops ; test bl, bl ; jnz =>next_second);
     }
 }

@@ -50,6 +50,14 @@ impl Slot {
 /// object, after which each specializable instruction specializes on its next execution.
 pub const WARMUP_DELAY: u32 = 8;
 
+/// The two counters of a [`CodeState`] that stand for the interpreter's `co_warmup` (see
+/// [`CodeState::is_warm`]), for compiled code to read and bump in place.
+#[derive(Clone, Copy)]
+pub struct WarmthCounters {
+    pub entries: *const u32,
+    pub backward_jumps: *mut u32,
+}
+
 /// The JIT's state for one code object.
 pub struct CodeState {
     /// The code object this state belongs to; null while the state is on the free list.
@@ -115,10 +123,11 @@ impl CodeState {
         self.entries.get().saturating_add(self.backward_jumps.get()) >= WARMUP_DELAY
     }
 
-    /// Where compiled code counts backward jumps (it stops at [`WARMUP_DELAY`]). Valid as long as
-    /// the state: states are pooled, never freed.
-    pub fn backward_jump_counter(&self) -> *mut u32 {
-        self.backward_jumps.as_ptr()
+    /// Where compiled code counts backward jumps (it stops at [`WARMUP_DELAY`]) and reads the
+    /// entries, to tell whether the code is warm. Valid as long as the state: states are pooled,
+    /// never freed.
+    pub fn warmth_counters(&self) -> WarmthCounters {
+        WarmthCounters { entries: self.entries.as_ptr(), backward_jumps: self.backward_jumps.as_ptr() }
     }
 
     pub fn entries(&self) -> u32 {
