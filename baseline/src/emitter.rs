@@ -57,6 +57,9 @@ pub struct Emitter {
     handoff: DynamicLabel,
     /// The error exit every instruction shares (see [`Emitter::error_exit`]).
     error: DynamicLabel,
+    /// As `handoff`, for hand-offs before an instruction that tracing may see (the interpreter
+    /// decides a 'line' event there): `pg_frame_handoff_traced`.
+    handoff_traced: DynamicLabel,
     /// Address of `co_code_adaptive[0]` of the code object being compiled.
     first_instr: usize,
     /// The code state's counts of entries and backward jumps (`u32`s).
@@ -70,7 +73,8 @@ impl Emitter {
         let delegate = ops.new_dynamic_label();
         let handoff = ops.new_dynamic_label();
         let error = ops.new_dynamic_label();
-        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, first_instr, warmth })
+        let handoff_traced = ops.new_dynamic_label();
+        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, handoff_traced, first_instr, warmth })
     }
 
     pub fn label(&mut self) -> DynamicLabel {
@@ -353,7 +357,8 @@ impl Emitter {
     /// Emits the shared tails and every stub, and returns the offset where cold code begins.
     pub fn finish(&mut self) -> usize {
         let cold_start = self.offset();
-        let (epilogue, delegate, handoff, error) = (self.epilogue, self.delegate, self.handoff, self.error);
+        let (epilogue, delegate, handoff, error, handoff_traced) =
+            (self.epilogue, self.delegate, self.handoff, self.error, self.handoff_traced);
         x64!(self.ops
             ; =>error
             ; and r14, -2
@@ -365,6 +370,14 @@ impl Emitter {
             ; mov rdx, r14
             ; lea rcx, [rbp - CFRAME]
             ; mov rax, QWORD frame::pg_frame_handoff as *const () as usize as i64
+            ; call rax
+            ; jmp =>epilogue
+            ; =>handoff_traced
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; lea rcx, [rbp - CFRAME]
+            ; mov rax, QWORD frame::pg_frame_handoff_traced as *const () as usize as i64
             ; call rax
             ; jmp =>epilogue
             ; =>delegate
@@ -431,7 +444,12 @@ impl Emitter {
     /// `pg_frame_handoff(tstate, frame, r14, cframe, prev_instr, reason)` through the shared
     /// tail, which returns the frame's result.
     fn emit_handoff(&mut self, prev_instr: usize, reason: DeoptReason) {
-        let handoff = self.handoff;
+        // Tracing went on, or an instruction only the interpreter runs (tracing may be on): the
+        // interpreter checks for a 'line' event first, which must be stock's.
+        let handoff = match reason {
+            DeoptReason::Tracing | DeoptReason::InterpreterOnlyInstruction => self.handoff_traced,
+            _ => self.handoff,
+        };
         x64!(self.ops
             ; mov r8, QWORD prev_instr as i64
             ; mov r9d, reason as u32 as i32

@@ -13,9 +13,7 @@ use std::cell::Cell;
 use std::os::raw::c_int;
 use std::sync::atomic::Ordering;
 
-/// `Py_tracefunc`.
-type TraceFunc = unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject, c_int, *mut ffi::PyObject) -> c_int;
-const PY_TRACE_CALL: c_int = 0;
+use super::trace::{TraceFunc, PY_TRACE_CALL};
 
 thread_local! {
     /// The trace and profile functions set aside by `swallow_next_call_event`.
@@ -138,6 +136,39 @@ pub unsafe extern "C" fn pg_frame_handoff(
             swallow_next_call_event(tstate);
         }
         cpython::_PyEval_EvalFrameDefault(tstate, frame, throwflag)
+    }
+}
+
+/// [`pg_frame_handoff`] before an instruction, for a hand-off with tracing possibly on: first
+/// makes the 'line' event the interpreter is about to decide exactly stock's (see
+/// `trace::correct_line_event`; the frame's `prev_instr` is still where the last instruction left
+/// it). `prev_instr` is the unit before the instruction, as for [`pg_frame_handoff`].
+///
+/// # Safety
+/// As for [`pg_frame_handoff`], without an exception set.
+pub unsafe extern "C" fn pg_frame_handoff_traced(
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    cframe: *mut CFrame,
+    prev_instr: *mut u16,
+    reason: u32,
+) -> *mut ffi::PyObject {
+    // SAFETY: per the contract; our cframe is still the thread's current one.
+    unsafe {
+        if (*cframe).use_tracing == 0 {
+            return pg_frame_handoff(tstate, frame, sp, cframe, prev_instr, reason);
+        }
+        match super::trace::correct_line_event(tstate, frame, sp, prev_instr.add(1)) {
+            super::trace::Correction::Resume { sp, resume } => {
+                pg_frame_handoff(tstate, frame, sp, cframe, resume.sub(1), reason)
+            }
+            super::trace::Correction::Raise { sp } => {
+                let at = (*frame).prev_instr;
+                let tier = reason & HANDOFF_FROM_OPTIMIZED;
+                pg_frame_handoff(tstate, frame, sp, cframe, at, DeoptReason::Exception as u32 | tier)
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod gen;
 pub mod names;
 pub mod ops;
 mod support;
+pub mod trace;
 pub mod unpack;
 
 use crate::cpython::ffi::PyObject;

@@ -1139,8 +1139,12 @@ pub unsafe extern "C" fn pg_list_to_tuple(_t: *mut ThreadState, _f: *mut Interpr
 
 /// FOR_ITER: pushes the next value (returns sp + 1), or pops the exhausted iterator (returns
 /// sp - 1, the caller jumps), or raises (tagged sp, iterator still on the stack).
-pub unsafe extern "C" fn pg_for_iter(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
-    // SAFETY: an iterator on top of the stack.
+///
+/// As ceval, an iterator that ends with StopIteration set is reported to the trace function
+/// ('exception' event) when one is set: tracing may have been switched on inside `__next__`, or
+/// the code runs inside a trace function (which the event then does not reach).
+pub unsafe extern "C" fn pg_for_iter(t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: an iterator on top of the stack; `frame` is the thread's current frame.
     unsafe {
         let iter = peek(sp, 1);
         let tp = ffi::Py_TYPE(iter);
@@ -1156,6 +1160,10 @@ pub unsafe extern "C" fn pg_for_iter(_t: *mut ThreadState, _f: *mut InterpreterF
             if ffi::PyErr_ExceptionMatches(ffi::PyExc_StopIteration) == 0 {
                 return error_at(sp);
             }
+            if !(*t).c_tracefunc.is_null() {
+                super::trace::call_exc_trace(t, frame);
+            }
+            // Whatever the trace function raised goes too, as in ceval.
             ffi::PyErr_Clear();
         }
         ffi::Py_DECREF(iter);
