@@ -13,6 +13,7 @@ use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
 use peregrine_runtime::cpython::{self, frame_state, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
 use peregrine_runtime::jit::frame;
 use peregrine_runtime::jit::ops::{self, OpHelper};
+use peregrine_runtime::bytecode::Handler;
 use peregrine_runtime::DeoptReason;
 use std::mem::offset_of;
 
@@ -43,9 +44,12 @@ enum Stub {
     EvalBreaker { label: DynamicLabel, resume: DynamicLabel, handoff: DynamicLabel },
     /// Eval breaker set after a call: `pg_handle_pending`, then back to `resume` or to `error`.
     Pending { label: DynamicLabel, resume: DynamicLabel, error: DynamicLabel },
-    /// LOAD_FAST of an unset local: raise UnboundLocalError, then the error exit; at `raise_at`
-    /// (a code unit's address) instead of the frame's `prev_instr` when given.
-    UnboundLocal { label: DynamicLabel, oparg: u32, error: DynamicLabel, raise_at: Option<usize> },
+    /// LOAD_FAST of an unset local: raise UnboundLocalError, then the error exit.
+    UnboundLocal { label: DynamicLabel, oparg: u32, error: DynamicLabel },
+    /// The same, for the second half of a superinstruction whose halves have different exception
+    /// handlers: `pg_raise_unbound_in_pair`, then on to `handler` (the second half's) or out of
+    /// the frame.
+    UnboundInPair { label: DynamicLabel, oparg: u32, handler: Option<Handler> },
 }
 
 pub struct Emitter {
@@ -291,12 +295,22 @@ impl Emitter {
         );
     }
 
-    /// Loads local `index` into `rax`, or jumps to an UnboundLocalError exit if it is unset (which
-    /// raises at code unit `raise_at` when given, else where the frame's `prev_instr` is).
-    pub fn load_local_checked(&mut self, index: u32, error: DynamicLabel, raise_at: Option<usize>) {
+    /// Loads local `index` into `rax`, or jumps to an UnboundLocalError exit if it is unset.
+    pub fn load_local_checked(&mut self, index: u32, error: DynamicLabel) {
         let unbound = self.label();
-        let raise_at = raise_at.map(|i| self.unit_addr(i as isize));
-        self.stubs.push(Stub::UnboundLocal { label: unbound, oparg: index, error, raise_at });
+        self.stubs.push(Stub::UnboundLocal { label: unbound, oparg: index, error });
+        self.load_local_or(index, unbound);
+    }
+
+    /// [`Emitter::load_local_checked`] for a LOAD_FAST second half whose exception handler
+    /// differs from its first half's: `handler` is the second half's.
+    pub fn load_local_checked_in_pair(&mut self, index: u32, handler: Option<Handler>) {
+        let unbound = self.label();
+        self.stubs.push(Stub::UnboundInPair { label: unbound, oparg: index, handler });
+        self.load_local_or(index, unbound);
+    }
+
+    fn load_local_or(&mut self, index: u32, unbound: DynamicLabel) {
         let disp = FRAME_LOCALSPLUS + 8 * index as i32;
         x64!(self.ops
             ; mov rax, [r12 + disp]
@@ -425,14 +439,50 @@ impl Emitter {
                         ; jmp =>resume
                     );
                 }
-                Stub::UnboundLocal { label, oparg, error, raise_at } => {
-                    x64!(self.ops ; =>label);
-                    if let Some(addr) = raise_at {
-                        x64!(self.ops
-                            ; mov rax, QWORD addr as i64
-                            ; mov [r12 + FRAME_PREV_INSTR], rax
-                        );
+                Stub::UnboundInPair { label, oparg, handler } => {
+                    let packed = handler.map_or(ops::NO_HANDLER, |h| ((h.depth as u64) << 1) | h.push_lasti as u64);
+                    x64!(self.ops
+                        ; =>label
+                        ; mov rdi, r13
+                        ; mov rsi, r12
+                        ; mov rdx, r14
+                        ; mov ecx, oparg as i32
+                        ; mov r8, QWORD packed as i64
+                        ; mov rax, QWORD ops::pg_raise_unbound_in_pair as *const () as usize as i64
+                        ; call rax
+                        ; test al, 1
+                        ; jnz >exit_frame
+                        ; mov r14, rax
+                    );
+                    match handler {
+                        // On at the handler, as exception_unwind's DISPATCH: traced hand-off,
+                        // `prev_instr` still on the first half.
+                        Some(h) => {
+                            let at = self.unit_addr(h.target as isize - 1);
+                            x64!(self.ops
+                                ; mov r8, QWORD at as i64
+                                ; mov r9d, DeoptReason::ExceptionHandler as u32 as i32
+                                ; jmp =>handoff_traced
+                            );
+                        }
+                        None => x64!(self.ops ; ud2), // never reached: no handler is tagged
                     }
+                    x64!(self.ops
+                        ; exit_frame:
+                        ; and rax, -2
+                        ; mov r14, rax
+                        ; mov rdi, r13
+                        ; mov rsi, r12
+                        ; mov rdx, r14
+                        ; lea rcx, [rbp - CFRAME]
+                        ; mov rax, QWORD frame::pg_frame_return as *const () as usize as i64
+                        ; call rax
+                        ; xor eax, eax
+                        ; jmp =>epilogue
+                    );
+                }
+                Stub::UnboundLocal { label, oparg, error } => {
+                    x64!(self.ops ; =>label);
                     self.call_op_helper(ops::pg_unbound_local, oparg, error);
                     // pg_unbound_local always tags its result, so the line above always jumps.
                 }

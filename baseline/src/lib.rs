@@ -229,10 +229,12 @@ fn emit(
             call_group_start = ins.start;
         }
         let resume_at = if matches!(ins.opcode, op::PRECALL | op::CALL) { call_group_start } else { ins.start };
-        let straddles_handlers = second_entries[k].is_some()
-            && ins.opcode == op::LOAD_FAST
-            && bytecode::exception_handler(&view.exception_table, instrs[k - 1].index)
-                != bytecode::exception_handler(&view.exception_table, ins.index);
+        let straddles_handlers = if second_entries[k].is_some() && ins.opcode == op::LOAD_FAST {
+            let own = bytecode::exception_handler(&view.exception_table, ins.index);
+            (bytecode::exception_handler(&view.exception_table, instrs[k - 1].index) != own).then_some(own)
+        } else {
+            None
+        };
         let pairing = templates::Pairing {
             second_entry: second_entries[k],
             next_second_entry: second_entries.get(k + 1).copied().flatten(),

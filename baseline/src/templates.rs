@@ -10,7 +10,7 @@
 use crate::emitter::{x64, Emitter, FRAME_LOCALSPLUS};
 use crate::families;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
-use peregrine_runtime::bytecode::{op, Instr};
+use peregrine_runtime::bytecode::{op, Handler, Instr};
 use peregrine_runtime::cpython::ffi;
 use peregrine_runtime::jit::ops as h;
 use peregrine_runtime::jit::ops::OpHelper;
@@ -131,9 +131,9 @@ pub struct Pairing {
     pub second_entry: Option<DynamicLabel>,
     /// The next instruction's entry as a second half, when this one can head a pair with it.
     pub next_second_entry: Option<DynamicLabel>,
-    /// For a LOAD_FAST second half: the exception table has a different handler for it than for
-    /// the first half (the pair straddles a try block's edge).
-    pub straddles_handlers: bool,
+    /// For a LOAD_FAST second half whose exception handler differs from its first half's (the
+    /// pair straddles a try block's edge): its own handler, if any.
+    pub straddles_handlers: Option<Option<Handler>>,
 }
 
 /// Emits the code of one instruction. `labels[i]` is the label of the instruction starting at
@@ -170,13 +170,12 @@ pub fn gen_instr(
         if pairing.next_second_entry.is_some() {
             x64!(e.ops ; xor ebx, ebx); // a second half heads no pair
         }
-        if pairing.straddles_handlers {
+        if let Some(handler) = pairing.straddles_handlers {
             // ceval raises the second half's UnboundLocalError with the traceback entry at the
-            // first half and the exception table searched at the second; one hand-off can only
-            // do both at one unit, so this raises at the second half's own unit, where the
-            // handler, which decides what runs next, is right.
-            let (error, after) = (e.error_exit(), e.label());
-            e.load_local_checked(ins.oparg, error, Some(ins.index));
+            // first half and the exception table searched at the second, which one hand-off
+            // cannot do: this path unwinds to the second half's handler itself.
+            let after = e.label();
+            e.load_local_checked_in_pair(ins.oparg, handler);
             e.incref_rax();
             e.push_rax();
             x64!(e.ops ; jmp =>after);
@@ -213,7 +212,7 @@ pub fn gen_instr(
         }
         LOAD_FAST | LOAD_CLOSURE => {
             let error = e.error_exit();
-            e.load_local_checked(oparg, error, None);
+            e.load_local_checked(oparg, error);
             e.incref_rax();
             e.push_rax();
         }

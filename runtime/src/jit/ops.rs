@@ -71,6 +71,75 @@ pub unsafe extern "C" fn pg_unbound_local(_t: *mut ThreadState, frame: *mut Inte
     error_at(sp)
 }
 
+/// `pg_raise_unbound_in_pair`'s `handler` argument when no exception-table entry covers the
+/// instruction.
+pub const NO_HANDLER: u64 = u64::MAX;
+
+/// The UnboundLocalError of a LOAD_FAST that runs as the second half of a superinstruction whose
+/// halves have different exception handlers (a try block's edge between them). ceval's error path
+/// takes the traceback entry from `prev_instr`, still the first half's unit, but searches the
+/// exception table at the second half: no single hand-off gives both, so this runs that path up
+/// to the handler, as ceval's `error:` and `exception_unwind:` do. `handler` is the second half's
+/// entry, `depth << 1 | push_lasti`, or [`NO_HANDLER`].
+///
+/// Returns the value stack, ready for the handler, which the caller hands to the interpreter; or,
+/// tagged, the emptied stack of a frame the exception leaves (the caller returns NULL).
+pub unsafe extern "C" fn pg_raise_unbound_in_pair(
+    t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    handler: u64,
+) -> Sp {
+    // SAFETY: GIL held; `frame` is the thread's current frame, past its prelude; the compiler
+    // checked `oparg` and took `handler` from this code's table, whose depths fit the stack.
+    unsafe {
+        format_exc_check_arg(ffi::PyExc_UnboundLocalError, UNBOUNDLOCAL_ERROR_MSG, local_name(frame, oparg));
+        let f = super::trace::current_frame_object(frame);
+        if !f.is_null() {
+            ffi::PyTraceBack_Here(f as *mut ffi::PyFrameObject);
+        }
+        if !(*t).c_tracefunc.is_null() {
+            super::trace::call_exc_trace(t, frame);
+        }
+        let co = code(frame);
+        let base = (std::ptr::addr_of_mut!((*frame).localsplus) as Sp).add((*co).co_nlocalsplus as usize);
+        let level = if handler == NO_HANDLER { 0 } else { (handler >> 1) as usize };
+        let mut sp = sp;
+        while sp > base.add(level) {
+            sp = sp.sub(1);
+            ffi::Py_XDECREF(*sp);
+        }
+        if handler == NO_HANDLER {
+            (*frame).stacktop = sp.offset_from(std::ptr::addr_of_mut!((*frame).localsplus) as Sp) as i32;
+            super::trace::trace_function_unwind(t, frame);
+            (*frame).stacktop = -1;
+            return error_at(sp);
+        }
+        if handler & 1 != 0 {
+            let first = std::ptr::addr_of_mut!((*co).co_code_adaptive) as *mut u16;
+            let offset = (*frame).prev_instr.offset_from(first) as ffi::Py_ssize_t;
+            // On failure ceval unwinds again with the MemoryError, to this same entry.
+            let lasti = loop {
+                let lasti = ffi::PyLong_FromSsize_t(offset);
+                if !lasti.is_null() {
+                    break lasti;
+                }
+            };
+            *sp = lasti;
+            sp = sp.add(1);
+        }
+        let (mut ty, mut value, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        ffi::PyErr_Fetch(&mut ty, &mut value, &mut tb);
+        ffi::PyErr_NormalizeException(&mut ty, &mut value, &mut tb);
+        ffi::PyException_SetTraceback(value, if tb.is_null() { ffi::Py_None() } else { tb });
+        ffi::Py_XDECREF(tb);
+        ffi::Py_XDECREF(ty);
+        *sp = value;
+        sp.add(1)
+    }
+}
+
 /// DELETE_FAST
 pub unsafe extern "C" fn pg_delete_fast(t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
     // SAFETY: GIL held, live frame, index validated.

@@ -17,6 +17,7 @@ pub(crate) type TraceFunc =
 pub(crate) const PY_TRACE_CALL: c_int = 0;
 const PY_TRACE_EXCEPTION: c_int = 1;
 const PY_TRACE_LINE: c_int = 2;
+const PY_TRACE_RETURN: c_int = 3;
 const PY_TRACE_OPCODE: c_int = 7;
 
 const OP_SEND: u8 = 123;
@@ -135,6 +136,65 @@ pub(crate) unsafe fn call_exc_trace(tstate: *mut ThreadState, frame: *mut Interp
             ffi::Py_XDECREF(tb);
         }
     }
+}
+
+/// ceval's `call_trace_protected`: [`call_trace`] with the pending exception set aside.
+///
+/// # Safety
+/// As for [`call_trace`].
+unsafe fn call_trace_protected(
+    func: *mut std::ffi::c_void,
+    obj: *mut ffi::PyObject,
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    what: c_int,
+    arg: *mut ffi::PyObject,
+) -> c_int {
+    // SAFETY: per the contract; Fetch/Restore move the references in and out.
+    unsafe {
+        let (mut ty, mut value, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        ffi::PyErr_Fetch(&mut ty, &mut value, &mut tb);
+        let err = call_trace(func, obj, tstate, frame, what, arg);
+        if err == 0 {
+            ffi::PyErr_Restore(ty, value, tb);
+        } else {
+            ffi::Py_XDECREF(ty);
+            ffi::Py_XDECREF(value);
+            ffi::Py_XDECREF(tb);
+        }
+        err
+    }
+}
+
+/// ceval's `TRACE_FUNCTION_UNWIND`: the 'return' event (with no value) to the trace and the
+/// profile function of a frame that an exception leaves; what they raise is ignored.
+///
+/// # Safety
+/// As for [`call_trace`].
+pub(crate) unsafe fn trace_function_unwind(tstate: *mut ThreadState, frame: *mut InterpreterFrame) {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*(*tstate).cframe).use_tracing == 0 {
+            return;
+        }
+        if !(*tstate).c_tracefunc.is_null()
+            && call_trace_protected((*tstate).c_tracefunc, (*tstate).c_traceobj, tstate, frame, PY_TRACE_RETURN, std::ptr::null_mut()) != 0
+        {
+            return;
+        }
+        if !(*tstate).c_profilefunc.is_null() {
+            call_trace_protected((*tstate).c_profilefunc, (*tstate).c_profileobj, tstate, frame, PY_TRACE_RETURN, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The current frame's frame object (see [`frame_object`]), for callers outside this module.
+///
+/// # Safety
+/// As for [`frame_object`].
+pub(crate) unsafe fn current_frame_object(frame: *mut InterpreterFrame) -> *mut FrameObject {
+    // SAFETY: forwarded.
+    unsafe { frame_object(frame) }
 }
 
 /// `maybe_call_line_trace`'s decision: whether ceval reports a 'line' event for instruction
