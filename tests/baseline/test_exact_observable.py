@@ -264,11 +264,13 @@ def test_backward_jump_tracer_jumps_from_the_line_event():
 def test_tracing_on_in_first_half_of_a_superinstruction():
     # Warm, `a = d` then `z` run STORE_FAST a; LOAD_FAST z as one instruction: the destructor of
     # the old `a` switches tracing on in the first half; stock checks for a 'line' event only at
-    # the instruction after the pair, against STORE_FAST's line.
+    # the instruction after the pair, against STORE_FAST's line, and reports no 'opcode' event
+    # for the second half.
     def f():
         events = []
 
         def tracer(frame, event, arg):
+            frame.f_trace_opcodes = True
             events.append(_event(frame, event, arg))
             return tracer
 
