@@ -299,11 +299,17 @@ pub unsafe extern "C" fn pg_handle_pending(tstate: *mut ThreadState) -> c_int {
 struct InlinedCall {
     caller: *mut InterpreterFrame,
     func: *mut ffi::PyObject,
+    /// The calling instruction's own unit, where the caller's `prev_instr` is until the push.
+    at: *mut u16,
     last_unit: *mut u16,
 }
 
-const NO_INLINED_CALL: InlinedCall =
-    InlinedCall { caller: std::ptr::null_mut(), func: std::ptr::null_mut(), last_unit: std::ptr::null_mut() };
+const NO_INLINED_CALL: InlinedCall = InlinedCall {
+    caller: std::ptr::null_mut(),
+    func: std::ptr::null_mut(),
+    at: std::ptr::null_mut(),
+    last_unit: std::ptr::null_mut(),
+};
 
 thread_local! {
     /// The call whose callee frame the hook is waiting for (at most one: it is set just before
@@ -321,25 +327,30 @@ impl Drop for InlinedCallGuard {
     }
 }
 
-/// Announces that `caller` is about to call `func`, a Python function whose frame ceval would
-/// push inline; when the hook enters that frame it points `caller.prev_instr` at `last_unit`.
+/// Announces that `caller`, at an instruction whose last cache unit is `caches` units after its
+/// `prev_instr`, is about to call `func`, a Python function whose frame ceval would push inline;
+/// when the hook enters that frame it points `caller.prev_instr` at that last unit.
 ///
 /// # Safety
-/// GIL held; `caller` is the running frame of compiled code and `last_unit` is in its code.
+/// GIL held; `caller` is the running frame of compiled code, its `prev_instr` on the calling
+/// instruction's own unit.
 #[inline]
 pub unsafe fn expect_inlined_frame(
     caller: *mut InterpreterFrame,
     func: *mut ffi::PyObject,
-    last_unit: *mut u16,
+    caches: usize,
 ) -> InlinedCallGuard {
-    let saved = INLINED_CALL.with(|c| c.replace(InlinedCall { caller, func, last_unit }));
+    // SAFETY: the instruction's caches follow its unit in the caller's code.
+    let (at, last_unit) = unsafe { ((*caller).prev_instr, (*caller).prev_instr.add(caches)) };
+    let saved = INLINED_CALL.with(|c| c.replace(InlinedCall { caller, func, at, last_unit }));
     InlinedCallGuard(saved)
 }
 
 /// Called by the hook for every frame it is asked to evaluate, before anything else: if it is
 /// the frame of an announced call, moves the caller's `prev_instr` as ceval's inline push does.
-/// Matching the function and the current frame keeps out any other frame entered in between
-/// (a finalizer run by a collection while the arguments are bound).
+/// Matching the function, the current frame and its `prev_instr` keeps out any other frame
+/// entered in between (a finalizer run by a collection while the arguments are bound) and any
+/// expectation left over by code that switched C stacks under us (greenlet).
 ///
 /// # Safety
 /// GIL held; the arguments are those CPython passed to the hook.
@@ -352,7 +363,10 @@ pub unsafe fn note_frame_entry(tstate: *mut ThreadState, frame: *mut Interpreter
     // SAFETY: per the contract, `frame` is initialised and the thread has a current cframe; an
     // announced caller is running (it is the current frame when it matches).
     unsafe {
-        if (*frame).f_func == pending.func && (*(*tstate).cframe).current_frame == pending.caller {
+        if (*frame).f_func == pending.func
+            && (*(*tstate).cframe).current_frame == pending.caller
+            && (*pending.caller).prev_instr == pending.at
+        {
             (*pending.caller).prev_instr = pending.last_unit;
             INLINED_CALL.with(|c| c.set(NO_INLINED_CALL));
         }

@@ -443,8 +443,7 @@ pub unsafe extern "C" fn pg_binary_subscr(_t: *mut ThreadState, frame: *mut Inte
         } else {
             None
         };
-        let inlined =
-            getitem.map(|f| super::frame::expect_inlined_frame(frame, f, (*frame).prev_instr.add(BINARY_SUBSCR_CACHES)));
+        let inlined = getitem.map(|f| super::frame::expect_inlined_frame(frame, f, BINARY_SUBSCR_CACHES));
         let res = ffi::PyObject_GetItem(container, sub);
         drop(inlined);
         binary_result(sp, container, sub, res)
@@ -904,7 +903,7 @@ pub unsafe extern "C" fn pg_call(
         let mut inlined = None;
         let mut form = None;
         if ty == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-            inlined = Some(super::frame::expect_inlined_frame(frame, function, (*frame).prev_instr.add(CALL_CACHES)));
+            inlined = Some(super::frame::expect_inlined_frame(frame, function, CALL_CACHES));
         } else if (ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
             || ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type)
             || ffi::PyType_Check(function) != 0)
