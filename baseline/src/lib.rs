@@ -20,6 +20,7 @@ pub use disasm::disassemble;
 use emitter::Emitter;
 use peregrine_runtime::bytecode::{self, op, Instr};
 use peregrine_runtime::code_state::{CompiledCode, WarmthCounters};
+use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::cpython::{self, co_flags, ffi, CodeObject};
 use peregrine_runtime::CompileError;
 use templates::{gen_instr, template};
@@ -209,6 +210,17 @@ fn emit(
     let second_entries: Vec<Option<dynasmrt::DynamicLabel>> = (0..instrs.len())
         .map(|k| (k > 0 && templates::pairs_with(&instrs[k - 1], &instrs[k])).then(|| e.label()))
         .collect();
+    // One specialization state per PRECALL (shared with its CALL) and BINARY_SUBSCR, allocated
+    // before emitting: the code holds their addresses.
+    let sites = compiled::Sites(
+        instrs
+            .iter()
+            .filter(|i| matches!(i.opcode, op::PRECALL | op::BINARY_SUBSCR))
+            .map(|i| Site::new(e.unit_addr(i.index as isize) as *mut u16))
+            .collect(),
+    );
+    let mut next_site = 0;
+    let mut precall_site: *const Site = std::ptr::null();
     let mut instr_offsets = Vec::with_capacity(instrs.len());
     let mut kwnames: *mut ffi::PyObject = std::ptr::null_mut();
     // Start of the current KW_NAMES/PRECALL/CALL group (see `gen_instr`'s `resume_at`).
@@ -235,12 +247,24 @@ fn emit(
         } else {
             None
         };
+        let site = match ins.opcode {
+            op::PRECALL | op::BINARY_SUBSCR => {
+                let site: *const Site = &sites.0[next_site];
+                next_site += 1;
+                if ins.opcode == op::PRECALL {
+                    precall_site = site;
+                }
+                site
+            }
+            op::CALL => precall_site, // PRECALL/CALL pairs were checked
+            _ => std::ptr::null(),
+        };
         let pairing = templates::Pairing {
             second_entry: second_entries[k],
             next_second_entry: second_entries.get(k + 1).copied().flatten(),
             straddles_handlers,
         };
-        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, pairing);
+        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, pairing, site);
         if ins.opcode == op::CALL {
             kwnames = std::ptr::null_mut();
         }
@@ -250,5 +274,5 @@ fn emit(
         .ops
         .finalize()
         .map_err(|_| CompileError::NotSupported("could not make code memory executable".to_string()))?;
-    Ok(Box::new(BaselineCode { buffer, instr_offsets, cold_start }))
+    Ok(Box::new(BaselineCode { buffer, instr_offsets, cold_start, _sites: sites }))
 }

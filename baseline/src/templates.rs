@@ -14,6 +14,7 @@ use peregrine_runtime::bytecode::{op, Handler, Instr};
 use peregrine_runtime::cpython::ffi;
 use peregrine_runtime::jit::ops as h;
 use peregrine_runtime::jit::ops::OpHelper;
+use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::DeoptReason;
 
 /// What the template of an opcode is.
@@ -52,7 +53,7 @@ fn core_template(opcode: u8) -> Option<Template> {
         | POP_JUMP_FORWARD_IF_FALSE | POP_JUMP_BACKWARD_IF_FALSE | POP_JUMP_FORWARD_IF_TRUE
         | POP_JUMP_BACKWARD_IF_TRUE | POP_JUMP_FORWARD_IF_NONE | POP_JUMP_BACKWARD_IF_NONE
         | POP_JUMP_FORWARD_IF_NOT_NONE | POP_JUMP_BACKWARD_IF_NOT_NONE | JUMP_IF_FALSE_OR_POP
-        | JUMP_IF_TRUE_OR_POP | FOR_ITER | CALL => Inline,
+        | JUMP_IF_TRUE_OR_POP | FOR_ITER | PRECALL | CALL | BINARY_SUBSCR => Inline,
         DELETE_FAST => Helper(h::pg_delete_fast),
         MAKE_CELL => Helper(h::pg_make_cell),
         COPY_FREE_VARS => Helper(h::pg_copy_free_vars),
@@ -67,7 +68,6 @@ fn core_template(opcode: u8) -> Option<Template> {
         UNARY_NEGATIVE => Helper(h::pg_unary_negative),
         UNARY_INVERT => Helper(h::pg_unary_invert),
         UNARY_NOT => Helper(h::pg_unary_not),
-        BINARY_SUBSCR => Helper(h::pg_binary_subscr),
         STORE_SUBSCR => Helper(h::pg_store_subscr),
         DELETE_SUBSCR => Helper(h::pg_delete_subscr),
         LOAD_GLOBAL => Helper(h::pg_load_global),
@@ -77,7 +77,6 @@ fn core_template(opcode: u8) -> Option<Template> {
         STORE_ATTR => Helper(h::pg_store_attr),
         DELETE_ATTR => Helper(h::pg_delete_attr),
         LOAD_METHOD => Helper(h::pg_load_method),
-        PRECALL => Helper(h::pg_precall),
         BUILD_TUPLE => Helper(h::pg_build_tuple),
         BUILD_LIST => Helper(h::pg_build_list),
         BUILD_SET => Helper(h::pg_build_set),
@@ -149,6 +148,7 @@ pub fn gen_instr(
     consts: &[*mut ffi::PyObject],
     kwnames: *mut ffi::PyObject,
     pairing: Pairing,
+    site: *const Site,
 ) {
     let template = template(ins.opcode).expect("checked before emitting");
     if let Template::Nothing = template {
@@ -368,18 +368,43 @@ pub fn gen_instr(
             let (t, error) = (target(), e.error_exit());
             e.call_op_helper_branching(h::pg_for_iter, error, t);
         }
-        CALL => {
-            let error = e.error_exit();
-            // The pair's PRECALL unit: CALL (and any EXTENDED_ARG of it) follows PRECALL's one
-            // cache entry.
-            let precall = e.unit_addr(ins.start as isize - 2) as i64;
+        PRECALL => {
+            // Never raises; replays the site's specialization for the CALL that follows.
             x64!(e.ops
                 ; mov rdi, r13
                 ; mov rsi, r12
                 ; mov rdx, r14
                 ; mov ecx, oparg as i32
                 ; mov r8, QWORD kwnames as i64
-                ; mov r9, QWORD precall
+                ; mov r9, QWORD site as i64
+                ; mov rax, QWORD h::pg_precall as *const () as usize as i64
+                ; call rax
+                ; mov r14, rax
+            );
+        }
+        BINARY_SUBSCR => {
+            let error = e.error_exit();
+            x64!(e.ops
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; mov rcx, QWORD site as i64
+                ; mov rax, QWORD h::pg_binary_subscr as *const () as usize as i64
+                ; call rax
+                ; mov r14, rax
+                ; test al, 1
+                ; jnz =>error
+            );
+        }
+        CALL => {
+            let error = e.error_exit();
+            x64!(e.ops
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; mov ecx, oparg as i32
+                ; mov r8, QWORD kwnames as i64
+                ; mov r9, QWORD site as i64
                 ; mov rax, QWORD h::pg_call as *const () as usize as i64
                 ; call rax
                 ; mov r14, rax

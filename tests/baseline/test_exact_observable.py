@@ -917,3 +917,41 @@ def test_unbound_local_in_a_straddling_pair_with_tracing_switched_on():
 
     out = run_both(f)
     assert out.value[0] == ("exception", "body", 7, "UnboundLocalError"), out.value  # at `x = 1`
+
+
+class OtherGetitem:
+    def __getitem__(self, k):
+        _seen(log_of_other[0])
+        return k
+
+
+log_of_other = [None]
+
+
+def test_lasti_at_polymorphic_sites():
+    # Stock keeps the form a site specialized for at its first warm execution, takes the generic
+    # path for callables or containers that miss it, goes back to adaptive after 53 misses and
+    # backs off when specializing fails: the site's history, not only the current call, decides.
+    def f(n):
+        out = []
+
+        def call(fn, p):
+            fn(p)
+
+        def subscr(o):
+            o[1]
+
+        for i in range(n):
+            log = []
+            log_of_other[0] = log
+            p = Probe(log)
+            call(abs if i % 3 else len, p)      # first warm call: len (PRECALL_NO_KW_LEN)
+            call(len if i % 5 else abs, p)
+            subscr(OtherGetitem() if i % 4 else p)
+            subscr(p if i % 7 else [1, 2])
+            if i == 60:
+                OtherGetitem.extra = 1          # a new type version: GETITEM misses
+            out.append(log)
+        return out
+
+    run_both(f, 150)

@@ -9,6 +9,7 @@ pub mod frame;
 pub mod gen;
 pub mod names;
 pub mod ops;
+pub mod specialize;
 mod support;
 pub mod trace;
 pub mod unpack;

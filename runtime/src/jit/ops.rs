@@ -8,6 +8,7 @@
 //! name and local indices in range), so helpers index without further checks.
 
 use super::support::{code, local_name, local_slot, name_at, new_bool, peek, put};
+use super::specialize::{Site, ADAPTIVE};
 use super::{error_at, Sp};
 use crate::cpython::{
     self, ffi, CellObject, FunctionObject, InterpreterFrame, MethodDescrObject, MethodObject, ThreadState,
@@ -428,22 +429,32 @@ pub unsafe extern "C" fn pg_peek_truth(sp: Sp) -> c_int {
 // ---------------------------------------------------------------------------------------------
 // Subscripts
 
-/// BINARY_SUBSCR
+/// BINARY_SUBSCR at `site`.
 ///
-/// In warm code a Python `__getitem__` is called the way BINARY_SUBSCR_GETITEM calls it, with
-/// its frame pushed inline: the caller's `prev_instr` is then the instruction's last cache unit.
-pub unsafe extern "C" fn pg_binary_subscr(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
-    // SAFETY: two values on the stack; `prev_instr` is this instruction's unit.
+/// In warm code it replays BINARY_SUBSCR_ADAPTIVE and its forms at the site; where
+/// BINARY_SUBSCR_GETITEM runs, the Python `__getitem__` is called as that form calls it, with its
+/// frame pushed inline: the caller's `prev_instr` is then the instruction's last cache unit.
+pub unsafe extern "C" fn pg_binary_subscr(
+    _t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: two values on the stack; `prev_instr` is this instruction's unit; `site` is its
+    // own, owned by the compiled code.
     unsafe {
+        let site = &*site;
         let (container, sub) = (peek(sp, 2), peek(sp, 1));
-        let getitem = if ffi::PyType_HasFeature(ffi::Py_TYPE(container), ffi::Py_TPFLAGS_HEAPTYPE) != 0
-            && frame_is_warm(frame)
-        {
-            inlined_getitem(container)
+        let form = if frame_is_warm(frame) {
+            site.execute(
+                |site| binary_subscr_specialize(site, container, sub),
+                |site, form| binary_subscr_guard(site, form, container, sub),
+            )
         } else {
-            None
+            ADAPTIVE
         };
-        let inlined = getitem.map(|f| super::frame::expect_inlined_frame(frame, f, BINARY_SUBSCR_CACHES));
+        let inlined =
+            (form == SUBSCR_GETITEM).then(|| super::frame::expect_inlined_frame(frame, site.func.get(), BINARY_SUBSCR_CACHES));
         let res = ffi::PyObject_GetItem(container, sub);
         drop(inlined);
         binary_result(sp, container, sub, res)
@@ -615,11 +626,39 @@ pub unsafe extern "C" fn pg_load_method(_t: *mut ThreadState, frame: *mut Interp
 // ---------------------------------------------------------------------------------------------
 // Calls
 
-/// PRECALL: turns a bound method into (function, self) so CALL passes self as an argument.
-pub unsafe extern "C" fn pg_precall(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
-    // SAFETY: oparg + 2 slots on the stack.
+/// PRECALL with `kwnames` (of the preceding KW_NAMES, or null): turns a bound method into
+/// (function, self) so CALL passes self as an argument. In warm code it also replays what
+/// PRECALL_ADAPTIVE and its specialized forms do at this `site` (see [`precall_specialize`]) and
+/// leaves the form that runs now in `site.running` for the CALL.
+pub unsafe extern "C" fn pg_precall(
+    _t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    kwnames: *mut PyObject,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: oparg + 2 slots on the stack; `site` is this PRECALL's, owned by the compiled code.
     unsafe {
-        unpack_bound_method(sp, oparg as usize);
+        let site = &*site;
+        let oparg = oparg as usize;
+        let running = if frame_is_warm(frame) {
+            let is_meth = !peek(sp, oparg + 2).is_null();
+            let total = oparg + is_meth as usize;
+            let callable = peek(sp, total + 1);
+            let args = sp.sub(total);
+            site.execute(
+                |site| {
+                    let pops_result = || *site.unit.add(PRECALL_TO_NEXT) & 0xff == OP_POP_TOP;
+                    precall_specialize(callable, total, kwnames, oparg, pops_result).map_or(ADAPTIVE, |f| f as u8)
+                },
+                |_, form| precall_guard(PrecallForm::from_u8(form), callable, args, total, is_meth),
+            )
+        } else {
+            ADAPTIVE
+        };
+        site.running.set(running);
+        unpack_bound_method(sp, oparg);
         sp
     }
 }
@@ -709,11 +748,13 @@ const BINARY_SUBSCR_CACHES: usize = 4;
 const PRECALL_TO_NEXT: usize = 2 + 1 + CALL_CACHES;
 const OP_POP_TOP: u16 = 1;
 
-/// ceval's specialized PRECALL forms, which call the C function themselves and skip CALL
-/// (`SKIP_CALL`): while they run, the frame's `prev_instr` stays on PRECALL.
+/// The forms PRECALL_ADAPTIVE specializes to (`_Py_Specialize_Precall`), numbered for a
+/// [`Site`]. All but the last two call the C function themselves and skip CALL (`SKIP_CALL`):
+/// while they run, the frame's `prev_instr` stays on PRECALL.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum SkipCall {
-    Len,
+#[repr(u8)]
+enum PrecallForm {
+    Len = 1,
     IsInstance,
     Str1,
     Type1,
@@ -727,55 +768,67 @@ enum SkipCall {
     MethodDescriptorFast,
     MethodDescriptorFastWithKeywords,
     ListAppend,
+    PyFunc,
+    BoundMethod,
 }
 
-/// The specialized form warm code's PRECALL runs for this call: the one `_Py_Specialize_Precall`
-/// picks for this callable (Python/specialize.c), provided the form's own guards (its DEOPT_IFs)
-/// pass for it too. `None` when the call goes through the generic PRECALL and CALL. Decided from
-/// the current callable, so it is exact for call sites that always see the same kind of callable
-/// (the interpreter keeps the form it specialized for first, and takes the generic path for the
-/// others). `total` counts `self` for a method call; `pops_result` says whether POP_TOP follows
-/// the CALL (`list.append` is only specialized then).
+impl PrecallForm {
+    const ALL: [PrecallForm; 16] = {
+        use PrecallForm::*;
+        [
+            Len, IsInstance, Str1, Type1, Tuple1, BuiltinClass, BuiltinO, BuiltinFast, BuiltinFastWithKeywords,
+            MethodDescriptorNoArgs, MethodDescriptorO, MethodDescriptorFast, MethodDescriptorFastWithKeywords,
+            ListAppend, PyFunc, BoundMethod,
+        ]
+    };
+
+    /// From a [`Site`]'s form number (never [`ADAPTIVE`]).
+    fn from_u8(form: u8) -> PrecallForm {
+        Self::ALL[form as usize - 1]
+    }
+
+    fn skips_call(self) -> bool {
+        !matches!(self, PrecallForm::PyFunc | PrecallForm::BoundMethod)
+    }
+}
+
+/// `_Py_Specialize_Precall` (Python/specialize.c): the form PRECALL_ADAPTIVE picks for this
+/// call, `None` where it fails. `callable` is what the stack holds before PRECALL unpacks a bound
+/// method; `total` counts `self` for a method call; `pops_result` says whether POP_TOP follows the
+/// CALL (`list.append` is only specialized then).
 ///
 /// # Safety
-/// GIL held; `function` and the `total` arguments at `args` are live objects.
-unsafe fn skip_call_form(
-    function: *mut PyObject,
-    args: *mut *mut PyObject,
+/// GIL held; `callable` is a live object.
+unsafe fn precall_specialize(
+    callable: *mut PyObject,
     total: usize,
     kwnames: *mut PyObject,
     oparg: usize,
     pops_result: impl FnOnce() -> bool,
-) -> Option<SkipCall> {
+) -> Option<PrecallForm> {
     // SAFETY: per the contract; types and method definitions are read from live objects.
     unsafe {
-        use SkipCall::*;
-        let ty = ffi::Py_TYPE(function);
+        use PrecallForm::*;
+        let ty = ffi::Py_TYPE(callable);
         let no_kw = kwnames.is_null();
         if ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
-            ffi::PyCFunction_GetFunction(function)?;
-            let flags = ffi::PyCFunction_GetFlags(function);
-            return match flags & CALL_KINDS {
+            ffi::PyCFunction_GetFunction(callable)?;
+            return match ffi::PyCFunction_GetFlags(callable) & CALL_KINDS {
                 ffi::METH_O if no_kw && total == 1 => {
-                    if function == CALLABLE_LEN.load(Ordering::Relaxed) {
-                        Some(Len)
-                    } else {
-                        (flags == ffi::METH_O).then_some(BuiltinO)
-                    }
+                    Some(if callable == CALLABLE_LEN.load(Ordering::Relaxed) { Len } else { BuiltinO })
                 }
-                ffi::METH_FASTCALL if no_kw => {
-                    if total == 2 && function == CALLABLE_ISINSTANCE.load(Ordering::Relaxed) {
-                        Some(IsInstance)
-                    } else {
-                        (flags == ffi::METH_FASTCALL).then_some(BuiltinFast)
-                    }
-                }
-                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS && flags == k => Some(BuiltinFastWithKeywords),
+                ffi::METH_FASTCALL if no_kw => Some(
+                    if total == 2 && callable == CALLABLE_ISINSTANCE.load(Ordering::Relaxed) { IsInstance } else { BuiltinFast },
+                ),
+                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => Some(BuiltinFastWithKeywords),
                 _ => None,
             };
         }
-        if ffi::PyType_Check(function) != 0 {
-            let tp = function as *mut ffi::PyTypeObject;
+        if ty == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            return Some(PyFunc);
+        }
+        if ffi::PyType_Check(callable) != 0 {
+            let tp = callable as *mut ffi::PyTypeObject;
             // Both slots are read from type objects, so their addresses compare meaningfully.
             let object_new = (*std::ptr::addr_of!(ffi::PyBaseObject_Type)).tp_new.map(|f| f as usize);
             if (*tp).tp_new.map(|f| f as usize) == object_new || (*tp).tp_flags & ffi::Py_TPFLAGS_IMMUTABLETYPE == 0 {
@@ -792,27 +845,79 @@ unsafe fn skip_call_form(
             }
             return (*tp).tp_vectorcall.is_some().then_some(BuiltinClass);
         }
-        if ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) && no_kw && total >= 1 {
-            let descr = function as *mut MethodDescrObject;
-            let flags = (*(*descr).d_method).ml_flags;
-            let self_fits = ffi::Py_TYPE(*args) == (*descr).d_type;
-            return match flags & CALL_KINDS {
-                ffi::METH_NOARGS if total == 1 => (flags == ffi::METH_NOARGS && self_fits).then_some(MethodDescriptorNoArgs),
-                ffi::METH_O if total == 2 => {
-                    if function == CALLABLE_LIST_APPEND.load(Ordering::Relaxed) && oparg == 1 && pops_result() {
-                        (ffi::PyList_Check(*args) != 0).then_some(ListAppend)
+        if ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) {
+            if !no_kw {
+                return None;
+            }
+            let descr = callable as *mut MethodDescrObject;
+            return match (*(*descr).d_method).ml_flags & CALL_KINDS {
+                ffi::METH_NOARGS => (total == 1).then_some(MethodDescriptorNoArgs),
+                ffi::METH_O if total == 2 => Some(
+                    if callable == CALLABLE_LIST_APPEND.load(Ordering::Relaxed) && oparg == 1 && pops_result() {
+                        ListAppend
                     } else {
-                        (flags == ffi::METH_O && self_fits).then_some(MethodDescriptorO)
-                    }
-                }
-                ffi::METH_FASTCALL => (flags == ffi::METH_FASTCALL && self_fits).then_some(MethodDescriptorFast),
-                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => {
-                    (flags == k && self_fits).then_some(MethodDescriptorFastWithKeywords)
-                }
+                        MethodDescriptorO
+                    },
+                ),
+                ffi::METH_FASTCALL => Some(MethodDescriptorFast),
+                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => Some(MethodDescriptorFastWithKeywords),
                 _ => None,
             };
         }
-        None
+        (ty == std::ptr::addr_of_mut!(cpython::PyMethod_Type)).then_some(BoundMethod)
+    }
+}
+
+/// The DEOPT_IF guards of the specialized form `form` (Python/ceval.c): whether it runs for
+/// this call, or misses and leaves it to the generic PRECALL and CALL.
+///
+/// # Safety
+/// GIL held; `callable` and the `total` arguments at `args` are live objects; `is_meth` says
+/// whether LOAD_METHOD put `self` first.
+unsafe fn precall_guard(
+    form: PrecallForm,
+    callable: *mut PyObject,
+    args: *mut *mut PyObject,
+    total: usize,
+    is_meth: bool,
+) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        use PrecallForm::*;
+        let ty = ffi::Py_TYPE(callable);
+        let cfunction_flags = || {
+            (ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)).then(|| ffi::PyCFunction_GetFlags(callable))
+        };
+        // A method descriptor's flags, when `self` (the first argument) is of its exact type.
+        let descr_flags = || {
+            if ty != std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) || total == 0 {
+                return None;
+            }
+            let descr = callable as *mut MethodDescrObject;
+            (ffi::Py_TYPE(*args) == (*descr).d_type).then(|| (*(*descr).d_method).ml_flags)
+        };
+        match form {
+            Len => total == 1 && callable == CALLABLE_LEN.load(Ordering::Relaxed),
+            IsInstance => total == 2 && callable == CALLABLE_ISINSTANCE.load(Ordering::Relaxed),
+            Str1 => !is_meth && callable == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut PyObject,
+            Type1 => !is_meth && callable == std::ptr::addr_of_mut!(ffi::PyType_Type) as *mut PyObject,
+            Tuple1 => !is_meth && callable == std::ptr::addr_of_mut!(ffi::PyTuple_Type) as *mut PyObject,
+            BuiltinClass => {
+                ffi::PyType_Check(callable) != 0 && (*(callable as *mut ffi::PyTypeObject)).tp_vectorcall.is_some()
+            }
+            BuiltinO => total == 1 && cfunction_flags() == Some(ffi::METH_O),
+            BuiltinFast => cfunction_flags() == Some(ffi::METH_FASTCALL),
+            BuiltinFastWithKeywords => cfunction_flags() == Some(ffi::METH_FASTCALL | ffi::METH_KEYWORDS),
+            MethodDescriptorNoArgs => total == 1 && descr_flags() == Some(ffi::METH_NOARGS),
+            MethodDescriptorO => total == 2 && descr_flags() == Some(ffi::METH_O),
+            MethodDescriptorFast => descr_flags() == Some(ffi::METH_FASTCALL),
+            MethodDescriptorFastWithKeywords => descr_flags() == Some(ffi::METH_FASTCALL | ffi::METH_KEYWORDS),
+            ListAppend => {
+                callable == CALLABLE_LIST_APPEND.load(Ordering::Relaxed) && total == 2 && ffi::PyList_Check(*args) != 0
+            }
+            PyFunc => ty == std::ptr::addr_of_mut!(ffi::PyFunction_Type),
+            BoundMethod => !is_meth && ty == std::ptr::addr_of_mut!(cpython::PyMethod_Type),
+        }
     }
 }
 
@@ -827,40 +932,40 @@ unsafe fn skip_call_form(
 /// arguments, the last `nkw` of them keyword values named by `kwnames`.
 #[inline(always)]
 unsafe fn call_directly(
-    form: SkipCall,
+    form: PrecallForm,
     function: *mut PyObject,
     args: *mut *mut PyObject,
     total: usize,
     nkw: usize,
     kwnames: *mut PyObject,
 ) -> Option<*mut PyObject> {
-    // SAFETY: GIL held; `skip_call_form` checked that each C function has the signature its
+    // SAFETY: GIL held; the form's guards checked that each C function has the signature its
     // METH_* flags declare and the argument counts the form needs.
     unsafe {
         Some(match form {
-            SkipCall::Len => {
+            PrecallForm::Len => {
                 let n = ffi::PyObject_Length(*args);
                 if n < 0 { std::ptr::null_mut() } else { ffi::PyLong_FromSsize_t(n) }
             }
-            SkipCall::IsInstance => {
+            PrecallForm::IsInstance => {
                 let r = ffi::PyObject_IsInstance(*args, *args.add(1));
                 if r < 0 { std::ptr::null_mut() } else { new_bool(r != 0) }
             }
-            SkipCall::BuiltinFast => {
+            PrecallForm::BuiltinFast => {
                 let meth = ffi::PyCFunction_GetFunction(function)?;
                 let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFast>(meth);
                 fast(ffi::PyCFunction_GetSelf(function), args, total as ffi::Py_ssize_t)
             }
-            SkipCall::BuiltinFastWithKeywords => {
+            PrecallForm::BuiltinFastWithKeywords => {
                 let meth = ffi::PyCFunction_GetFunction(function)?;
                 let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFastWithKeywords>(meth);
                 fast(ffi::PyCFunction_GetSelf(function), args, (total - nkw) as ffi::Py_ssize_t, kwnames)
             }
-            SkipCall::MethodDescriptorFast => {
+            PrecallForm::MethodDescriptorFast => {
                 let def = (*(function as *mut MethodDescrObject)).d_method;
                 ((*def).ml_meth.PyCFunctionFast)(*args, args.add(1), (total - 1) as ffi::Py_ssize_t)
             }
-            SkipCall::MethodDescriptorFastWithKeywords => {
+            PrecallForm::MethodDescriptorFastWithKeywords => {
                 let def = (*(function as *mut MethodDescrObject)).d_method;
                 ((*def).ml_meth.PyCFunctionFastWithKeywords)(
                     *args,
@@ -869,29 +974,30 @@ unsafe fn call_directly(
                     std::ptr::null_mut(),
                 )
             }
-            SkipCall::Str1 => ffi::PyObject_Str(*args),
+            PrecallForm::Str1 => ffi::PyObject_Str(*args),
             _ => return None,
         })
     }
 }
 
-/// CALL with `kwnames` (the tuple of the preceding KW_NAMES, or null); `precall` is the code unit
-/// of the pair's PRECALL. Stack: (NULL or method, callable or self, args...) -> result.
+/// CALL with `kwnames` (the tuple of the preceding KW_NAMES, or null); `site` is the pair's
+/// PRECALL's, whose `running` form says how warm code calls. Stack: (NULL or method, callable or
+/// self, args...) -> result.
 ///
 /// Sets the frame's `prev_instr` where ceval's has it while the callee runs: CALL's own unit
 /// (from the prelude), CALL's last cache unit once a Python function's frame is pushed (ceval
-/// pushes it inline), PRECALL's unit for a specialized PRECALL form in warm code. The error exit
-/// raises there too.
+/// pushes it inline), PRECALL's unit when a specialized PRECALL form runs the call. The error
+/// exit raises there too.
 pub unsafe extern "C" fn pg_call(
     _t: *mut ThreadState,
     frame: *mut InterpreterFrame,
     sp: Sp,
     oparg: u32,
     kwnames: *mut PyObject,
-    precall: *mut u16,
+    site: *const Site,
 ) -> Sp {
     // SAFETY: oparg + 2 slots on the stack; kwnames is a tuple of str or null; `prev_instr` is
-    // this CALL's unit and `precall` its PRECALL's, both in the frame's code.
+    // this CALL's unit; `site` is the PRECALL's, owned by the compiled code.
     unsafe {
         let oparg = oparg as usize;
         let is_meth = unpack_bound_method(sp, oparg) as usize;
@@ -899,22 +1005,13 @@ pub unsafe extern "C" fn pg_call(
         let function = peek(sp, total + 1);
         let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
         let args = sp.sub(total);
-        let ty = ffi::Py_TYPE(function);
+        let running = (*site).running.replace(ADAPTIVE);
+        let form = (running != ADAPTIVE).then(|| PrecallForm::from_u8(running)).filter(|f| f.skips_call());
         let mut inlined = None;
-        let mut form = None;
-        if ty == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+        if let Some(_) = form {
+            (*frame).prev_instr = (*site).unit;
+        } else if ffi::Py_TYPE(function) == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
             inlined = Some(super::frame::expect_inlined_frame(frame, function, CALL_CACHES));
-        } else if (ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
-            || ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type)
-            || ffi::PyType_Check(function) != 0)
-            && frame_is_warm(frame)
-        {
-            form = skip_call_form(function, args, total, kwnames, oparg, || {
-                *precall.add(PRECALL_TO_NEXT) & 0xff == OP_POP_TOP
-            });
-            if form.is_some() {
-                (*frame).prev_instr = precall;
-            }
         }
         let res = match form.and_then(|f| call_directly(f, function, args, total, nkw, kwnames)) {
             Some(res) => res,
@@ -937,39 +1034,50 @@ pub unsafe extern "C" fn pg_call(
     }
 }
 
-/// The Python `__getitem__` that warm code's BINARY_SUBSCR calls by pushing its frame inline
-/// (BINARY_SUBSCR_GETITEM), as `_Py_Specialize_BinarySubscr` decides: a heap type (not list,
-/// tuple or dict, which have their own forms) whose `__getitem__` is a plain Python function of
-/// two positional parameters. `None` for everything else.
+/// The forms BINARY_SUBSCR_ADAPTIVE specializes to (`_Py_Specialize_BinarySubscr`), numbered for
+/// a [`Site`].
+const SUBSCR_LIST_INT: u8 = 1;
+const SUBSCR_TUPLE_INT: u8 = 2;
+const SUBSCR_DICT: u8 = 3;
+/// BINARY_SUBSCR_GETITEM: a Python `__getitem__` called with its frame pushed inline.
+const SUBSCR_GETITEM: u8 = 4;
+
+/// `_Py_Specialize_BinarySubscr`: the form for this container and subscript, [`ADAPTIVE`] where
+/// it fails. For BINARY_SUBSCR_GETITEM (a heap type whose `__getitem__` is a plain Python
+/// function of two positional parameters) it records the type's version, the function and its
+/// version in `site`.
 ///
-/// ceval also needs a 16-bit function version; it hands versions out from a process-wide counter
-/// this library cannot read, so a function without a version yet is taken to get one (exact
-/// until a process has given out 65,535 versions).
+/// ceval gives a function without a version one from a process-wide counter this library cannot
+/// read, and fails once 65,535 are given out; here such a function keeps version 0, so changing
+/// its `__code__` or defaults afterwards is not seen as a miss.
 ///
 /// # Safety
-/// GIL held; `container` is a live object.
-unsafe fn inlined_getitem(container: *mut PyObject) -> Option<*mut PyObject> {
+/// GIL held; `container` and `sub` are live objects.
+unsafe fn binary_subscr_specialize(site: &Site, container: *mut PyObject, sub: *mut PyObject) -> u8 {
     // SAFETY: per the contract; `_PyType_Lookup` returns a borrowed reference or null and sets no
     // error; a function's code is a code object.
     unsafe {
         let tp = ffi::Py_TYPE(container);
-        if tp == std::ptr::addr_of_mut!(ffi::PyList_Type)
-            || tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type)
-            || tp == std::ptr::addr_of_mut!(ffi::PyDict_Type)
-        {
-            return None;
+        if tp == std::ptr::addr_of_mut!(ffi::PyList_Type) {
+            return if ffi::PyLong_CheckExact(sub) != 0 { SUBSCR_LIST_INT } else { ADAPTIVE };
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
+            return if ffi::PyLong_CheckExact(sub) != 0 { SUBSCR_TUPLE_INT } else { ADAPTIVE };
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyDict_Type) {
+            return SUBSCR_DICT;
         }
         let name = STR_GETITEM.get();
         if name.is_null() {
             ffi::PyErr_Clear();
-            return None;
+            return ADAPTIVE;
         }
         let descr = cpython::_PyType_Lookup(tp, name);
         if descr.is_null() || ffi::Py_TYPE(descr) != std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-            return None;
+            return ADAPTIVE;
         }
         if (*tp).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
-            return None;
+            return ADAPTIVE;
         }
         let func = descr as *mut FunctionObject;
         let code = (*func).func_code as *mut cpython::CodeObject;
@@ -977,9 +1085,45 @@ unsafe fn inlined_getitem(container: *mut PyObject) -> Option<*mut PyObject> {
         let flags = (*code).co_flags;
         let simple = flags & (CO_VARARGS | CO_VARKEYWORDS) == 0 && (*code).co_kwonlyargcount == 0 && flags & CO_OPTIMIZED != 0;
         if !simple || (*code).co_argcount != 2 || (*func).func_version > u16::MAX as u32 {
-            return None;
+            return ADAPTIVE;
         }
-        Some(descr)
+        site.type_version.set((*tp).tp_version_tag);
+        site.func.set(descr);
+        site.func_version.set((*func).func_version);
+        SUBSCR_GETITEM
+    }
+}
+
+/// The DEOPT_IF guards of BINARY_SUBSCR's specialized forms.
+///
+/// # Safety
+/// As for [`binary_subscr_specialize`].
+unsafe fn binary_subscr_guard(site: &Site, form: u8, container: *mut PyObject, sub: *mut PyObject) -> bool {
+    // SAFETY: per the contract; the cached function is alive while its type keeps the version
+    // it was cached under (the type holds it).
+    unsafe {
+        // A small non-negative int (one digit at most) below the length.
+        let small_index_below = |len: ffi::Py_ssize_t| {
+            let size = ffi::Py_SIZE(sub);
+            (size == 0 || size == 1) && ffi::PyLong_AsSsize_t(sub) < len
+        };
+        match form {
+            SUBSCR_LIST_INT => {
+                ffi::PyLong_CheckExact(sub) != 0
+                    && ffi::PyList_CheckExact(container) != 0
+                    && small_index_below(ffi::PyList_GET_SIZE(container))
+            }
+            SUBSCR_TUPLE_INT => {
+                ffi::PyLong_CheckExact(sub) != 0
+                    && ffi::PyTuple_CheckExact(container) != 0
+                    && small_index_below(ffi::PyTuple_GET_SIZE(container))
+            }
+            SUBSCR_DICT => ffi::PyDict_CheckExact(container) != 0,
+            _ => {
+                (*ffi::Py_TYPE(container)).tp_version_tag == site.type_version.get()
+                    && (*(site.func.get() as *mut FunctionObject)).func_version == site.func_version.get()
+            }
+        }
     }
 }
 
