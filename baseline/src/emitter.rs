@@ -184,7 +184,7 @@ impl Emitter {
         );
     }
 
-    /// `bl` = 1 if the code is warm, else 0 (as `jit::ops::frame_is_warm`: the interpreter
+    /// `bl` = 1 if the code is warm, else 0 (as `jit::specialize::Site::is_warm`: the interpreter
     /// quickened it, or the JIT counted `WARMUP_DELAY` entries and backward jumps). Clobbers
     /// `rax` and `rcx`.
     pub fn set_bl_if_warm(&mut self) {

@@ -216,7 +216,10 @@ fn emit(
         instrs
             .iter()
             .filter(|i| matches!(i.opcode, op::PRECALL | op::BINARY_SUBSCR))
-            .map(|i| Site::new(e.unit_addr(i.index as isize) as *mut u16))
+            .map(|i| {
+                let code = (view.first_instr - std::mem::offset_of!(CodeObject, co_code_adaptive)) as *mut CodeObject;
+                Site::new(code, warmth, e.unit_addr(i.index as isize) as *mut u16)
+            })
             .collect(),
     );
     let mut next_site = 0;

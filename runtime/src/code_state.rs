@@ -67,7 +67,7 @@ pub struct CodeState {
     /// Backward jumps executed in compiled code, counted up to [`WARMUP_DELAY`]. With `entries`
     /// it stands for the interpreter's `co_warmup`, which decides when ceval specializes this
     /// code's instructions; compiled code follows the specialized forms' observable behaviour
-    /// only once warm (see `jit::ops::call_specialized`). A `u32` so compiled code can bump it
+    /// only once warm (see `jit::specialize`). A `u32` so compiled code can bump it
     /// in place.
     backward_jumps: Cell<u32>,
     /// The code has a loop: it is compiled on its first entry, since the interpreter cannot count

@@ -445,7 +445,7 @@ pub unsafe extern "C" fn pg_binary_subscr(
     unsafe {
         let site = &*site;
         let (container, sub) = (peek(sp, 2), peek(sp, 1));
-        let form = if frame_is_warm(frame) {
+        let form = if site.is_warm() {
             site.execute(
                 |site| binary_subscr_specialize(site, container, sub),
                 |site, form| binary_subscr_guard(site, form, container, sub),
@@ -632,7 +632,7 @@ pub unsafe extern "C" fn pg_load_method(_t: *mut ThreadState, frame: *mut Interp
 /// leaves the form that runs now in `site.running` for the CALL.
 pub unsafe extern "C" fn pg_precall(
     _t: *mut ThreadState,
-    frame: *mut InterpreterFrame,
+    _f: *mut InterpreterFrame,
     sp: Sp,
     oparg: u32,
     kwnames: *mut PyObject,
@@ -642,7 +642,7 @@ pub unsafe extern "C" fn pg_precall(
     unsafe {
         let site = &*site;
         let oparg = oparg as usize;
-        let running = if frame_is_warm(frame) {
+        let running = if site.is_warm() {
             let is_meth = !peek(sp, oparg + 2).is_null();
             let total = oparg + is_meth as usize;
             let callable = peek(sp, total + 1);
@@ -718,21 +718,6 @@ pub fn init_callable_cache() -> Result<(), String> {
         }
         ffi::Py_DECREF(builtins);
         Ok(())
-    }
-}
-
-/// Whether the interpreter would have specialized the code of `frame` by now: its `co_warmup` ran
-/// out, or the JIT counted as many entries and backward jumps for it.
-///
-/// # Safety
-/// GIL held; `frame` is live.
-#[inline]
-pub(crate) unsafe fn frame_is_warm(frame: *mut InterpreterFrame) -> bool {
-    // SAFETY: a live frame holds its code object.
-    unsafe {
-        let code = (*frame).f_code;
-        (*code).co_warmup == 0
-            || crate::code_state::CodeState::existing(code as *mut PyObject).is_some_and(|s| s.is_warm())
     }
 }
 

@@ -9,7 +9,9 @@
 //! misses it goes back to adaptive, and a failed specialization backs off exponentially. [`Site`]
 //! replays that, so a site that sees several kinds of operands runs what stock runs there.
 
+use crate::code_state::{WarmthCounters, WARMUP_DELAY};
 use crate::cpython::ffi::PyObject;
+use crate::cpython::CodeObject;
 use std::cell::Cell;
 
 /// ceval's `ADAPTIVE_BACKOFF_BITS`: the low bits of an adaptive counter hold the backoff.
@@ -44,6 +46,9 @@ fn counter_backoff(counter: u16) -> u16 {
 pub struct Site {
     /// The instruction's own code unit.
     pub unit: *mut u16,
+    /// The code object and its state's counters, for [`Site::is_warm`].
+    code: *mut CodeObject,
+    warmth: WarmthCounters,
     /// The specialized form, or [`ADAPTIVE`]; numbered by the instruction's helpers.
     form: Cell<u8>,
     /// The adaptive counter (backoff in the low bits) or, once specialized, the misses left.
@@ -57,9 +62,12 @@ pub struct Site {
 }
 
 impl Site {
-    pub fn new(unit: *mut u16) -> Site {
+    /// A site of `code` (whose code state's counters are `warmth`) at code unit `unit`.
+    pub fn new(code: *mut CodeObject, warmth: WarmthCounters, unit: *mut u16) -> Site {
         Site {
             unit,
+            code,
+            warmth,
             form: Cell::new(ADAPTIVE),
             // Quickening leaves every adaptive counter at zero: the first warm execution
             // specializes.
@@ -68,6 +76,19 @@ impl Site {
             type_version: Cell::new(0),
             func: Cell::new(std::ptr::null_mut()),
             func_version: Cell::new(0),
+        }
+    }
+
+    /// Whether ceval would have quickened the code by now: its own `co_warmup` ran out, or the JIT
+    /// counted `WARMUP_DELAY` entries and backward jumps (`CodeState::is_warm`), read without
+    /// looking the code state up.
+    #[inline]
+    pub(crate) fn is_warm(&self) -> bool {
+        // SAFETY: the site lives in the compiled code of `code`, which keeps the code object and
+        // its code state (pooled, never freed) alive; the GIL is held by the code running.
+        unsafe {
+            (*self.code).co_warmup == 0
+                || (*self.warmth.entries) as u64 + (*self.warmth.backward_jumps) as u64 >= WARMUP_DELAY as u64
         }
     }
 
@@ -122,7 +143,8 @@ mod tests {
 
     #[test]
     fn specializes_keeps_misses_and_backs_off() {
-        let site = Site::new(std::ptr::null_mut());
+        let counters = WarmthCounters { entries: std::ptr::null(), backward_jumps: std::ptr::null_mut() };
+        let site = Site::new(std::ptr::null_mut(), counters, std::ptr::null_mut());
         // A failed specialization: generic now, retried at the next execution (counter 1).
         assert_eq!(site.execute(|_| ADAPTIVE, |_, _| true), ADAPTIVE);
         let mut tried = false;
