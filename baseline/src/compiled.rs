@@ -2,6 +2,7 @@
 
 use dynasmrt::ExecutableBuffer;
 use peregrine_runtime::code_state::CompiledCode;
+use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::cpython::EvalFrameFn;
 use peregrine_runtime::Tier;
 
@@ -22,7 +23,17 @@ pub struct BaselineCode {
     pub(crate) instr_offsets: Vec<InstrOffset>,
     /// Native offset where the cold stubs begin (error and hand-off paths).
     pub(crate) cold_start: usize,
+    /// The specialization state of each PRECALL and BINARY_SUBSCR, at the addresses the code
+    /// was compiled with.
+    pub(crate) _sites: Sites,
 }
+
+/// The [`Site`]s of one compiled code object.
+pub(crate) struct Sites(pub(crate) Box<[Site]>);
+
+// SAFETY: the sites are only read and written by the compiled code that owns them, which runs
+// with the GIL held; moving the box between threads does not move the sites.
+unsafe impl Send for Sites {}
 
 impl BaselineCode {
     /// The machine code bytes.

@@ -14,7 +14,7 @@ use std::fmt::Write;
 /// Names of the functions compiled code calls, by address.
 fn known_functions() -> HashMap<u64, String> {
     let mut names: HashMap<u64, String> = HashMap::new();
-    let fixed: [(usize, &str); 13] = [
+    let fixed: [(usize, &str); 17] = [
         (peregrine_runtime::jit::ops::pg_pop_truth as *const () as usize, "pg_pop_truth"),
         (peregrine_runtime::jit::ops::pg_peek_truth as *const () as usize, "pg_peek_truth"),
         (peregrine_runtime::jit::ops::pg_for_iter as *const () as usize, "pg_for_iter"),
@@ -28,6 +28,10 @@ fn known_functions() -> HashMap<u64, String> {
         (cpython::_Py_Dealloc as *const () as usize, "_Py_Dealloc"),
         (cpython::_PyEval_EvalFrameDefault as *const () as usize, "_PyEval_EvalFrameDefault"),
         (peregrine_runtime::jit::ops::pg_call as *const () as usize, "pg_call"),
+        (peregrine_runtime::jit::ops::pg_precall as *const () as usize, "pg_precall"),
+        (peregrine_runtime::jit::ops::pg_binary_subscr as *const () as usize, "pg_binary_subscr"),
+        (peregrine_runtime::jit::ops::pg_raise_unbound_in_pair as *const () as usize, "pg_raise_unbound_in_pair"),
+        (frame::pg_frame_handoff_traced as *const () as usize, "pg_frame_handoff_traced"),
     ];
     for (addr, name) in fixed {
         names.insert(addr as u64, name.to_string());

@@ -8,11 +8,12 @@
 //! stack frame holds our `_PyCFrame` at `[rbp - CFRAME]`.
 
 use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
-use peregrine_runtime::code_state::WARMUP_DELAY;
+use peregrine_runtime::code_state::{WarmthCounters, WARMUP_DELAY};
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
-use peregrine_runtime::cpython::{self, frame_state, ref_debug, CevalState, GenObject, InterpreterFrame, ThreadState};
+use peregrine_runtime::cpython::{self, frame_state, ref_debug, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
 use peregrine_runtime::jit::frame;
 use peregrine_runtime::jit::ops::{self, OpHelper};
+use peregrine_runtime::bytecode::Handler;
 use peregrine_runtime::DeoptReason;
 use std::mem::offset_of;
 
@@ -36,9 +37,6 @@ pub const CFRAME: i32 = 80;
 
 /// A slow path emitted after the function body.
 enum Stub {
-    /// Hands the frame to the interpreter with the exception set, at the failing instruction.
-    /// Expects `r14` = the stack (tag bit allowed).
-    Error { label: DynamicLabel, prev_instr: usize },
     /// Hands the frame to the interpreter before an instruction (`prev_instr` = the unit before
     /// it), with `r14` the exact stack.
     HandOff { label: DynamicLabel, prev_instr: usize, reason: DeoptReason },
@@ -48,6 +46,10 @@ enum Stub {
     Pending { label: DynamicLabel, resume: DynamicLabel, error: DynamicLabel },
     /// LOAD_FAST of an unset local: raise UnboundLocalError, then the error exit.
     UnboundLocal { label: DynamicLabel, oparg: u32, error: DynamicLabel },
+    /// The same, for the second half of a superinstruction whose halves have different exception
+    /// handlers: `pg_raise_unbound_in_pair`, then on to `handler` (the second half's) or out of
+    /// the frame.
+    UnboundInPair { label: DynamicLabel, oparg: u32, handler: Option<Handler> },
 }
 
 pub struct Emitter {
@@ -57,19 +59,26 @@ pub struct Emitter {
     delegate: DynamicLabel,
     /// Shared tail of every hand-off: expects `r8` = prev_instr, `r9d` = reason, `r14` = stack.
     handoff: DynamicLabel,
+    /// The error exit every instruction shares (see [`Emitter::error_exit`]).
+    error: DynamicLabel,
+    /// As `handoff`, for hand-offs before an instruction that tracing may see (the interpreter
+    /// decides a 'line' event there): `pg_frame_handoff_traced`.
+    handoff_traced: DynamicLabel,
     /// Address of `co_code_adaptive[0]` of the code object being compiled.
     first_instr: usize,
-    /// Address of the code state's count of backward jumps (a `u32`).
-    backward_jumps: usize,
+    /// The code state's counts of entries and backward jumps (`u32`s).
+    warmth: WarmthCounters,
 }
 
 impl Emitter {
-    pub fn new(first_instr: usize, backward_jumps: usize) -> std::io::Result<Self> {
+    pub fn new(first_instr: usize, warmth: WarmthCounters) -> std::io::Result<Self> {
         let mut ops = Assembler::new()?;
         let epilogue = ops.new_dynamic_label();
         let delegate = ops.new_dynamic_label();
         let handoff = ops.new_dynamic_label();
-        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, first_instr, backward_jumps })
+        let error = ops.new_dynamic_label();
+        let handoff_traced = ops.new_dynamic_label();
+        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, handoff_traced, first_instr, warmth })
     }
 
     pub fn label(&mut self) -> DynamicLabel {
@@ -128,12 +137,15 @@ impl Emitter {
         );
     }
 
-    /// The error exit of the instruction whose own code unit is `index`: the interpreter raises
-    /// the pending exception there. Expects the stack in `r14` (tag bit allowed).
-    pub fn error_exit(&mut self, index: usize) -> DynamicLabel {
-        let label = self.label();
-        self.stubs.push(Stub::Error { label, prev_instr: self.unit_addr(index as isize) });
-        label
+    /// The error exit of an instruction: the interpreter raises the pending exception at the
+    /// frame's `prev_instr`, as ceval's `goto error` uses it for the traceback entry and the
+    /// exception table. That is the instruction's own unit (set by the prelude) unless the
+    /// instruction moved it as ceval would: a Python callee's frame was pushed (CALL's last cache
+    /// unit), a specialized PRECALL form called out (PRECALL), or the instruction ran as the second
+    /// half of a superinstruction (the first half's unit). Expects the stack in `r14` (tag bit
+    /// allowed).
+    pub fn error_exit(&mut self) -> DynamicLabel {
+        self.error
     }
 
     /// A label that hands the frame to the interpreter before the instruction at `start`.
@@ -164,11 +176,36 @@ impl Emitter {
     pub fn count_backward_jump(&mut self) {
         let skip = self.label();
         x64!(self.ops
-            ; mov rax, QWORD self.backward_jumps as i64
+            ; mov rax, QWORD self.warmth.backward_jumps as i64
             ; cmp DWORD [rax], WARMUP_DELAY as i32
             ; jae =>skip
             ; add DWORD [rax], 1
             ; =>skip
+        );
+    }
+
+    /// `bl` = 1 if the code is warm, else 0 (as `jit::specialize::Site::is_warm`: the interpreter
+    /// quickened it, or the JIT counted `WARMUP_DELAY` RESUMEs and backward jumps). Clobbers
+    /// `rax` and `rcx`.
+    pub fn set_bl_if_warm(&mut self) {
+        let code = self.first_instr - offset_of!(CodeObject, co_code_adaptive);
+        let co_warmup = offset_of!(CodeObject, co_warmup) as i32;
+        x64!(self.ops
+            ; mov ebx, 1
+            ; mov rax, QWORD code as i64
+            ; cmp WORD [rax + co_warmup], 0
+            ; je >warm
+            ; mov rax, QWORD self.warmth.entries as i64
+            ; mov eax, DWORD [rax]      // zero-extends: the sum below cannot wrap
+            ; mov rcx, QWORD self.warmth.generator_creations as i64
+            ; sub eax, DWORD [rcx]      // never more creations than entries
+            ; mov rcx, QWORD self.warmth.backward_jumps as i64
+            ; mov ecx, DWORD [rcx]
+            ; add rax, rcx
+            ; cmp rax, WARMUP_DELAY as i32
+            ; jae >warm
+            ; xor ebx, ebx
+            ; warm:
         );
     }
 
@@ -293,6 +330,18 @@ impl Emitter {
     pub fn load_local_checked(&mut self, index: u32, error: DynamicLabel) {
         let unbound = self.label();
         self.stubs.push(Stub::UnboundLocal { label: unbound, oparg: index, error });
+        self.load_local_or(index, unbound);
+    }
+
+    /// [`Emitter::load_local_checked`] for a LOAD_FAST second half whose exception handler
+    /// differs from its first half's: `handler` is the second half's.
+    pub fn load_local_checked_in_pair(&mut self, index: u32, handler: Option<Handler>) {
+        let unbound = self.label();
+        self.stubs.push(Stub::UnboundInPair { label: unbound, oparg: index, handler });
+        self.load_local_or(index, unbound);
+    }
+
+    fn load_local_or(&mut self, index: u32, unbound: DynamicLabel) {
         let disp = FRAME_LOCALSPLUS + 8 * index as i32;
         x64!(self.ops
             ; mov rax, [r12 + disp]
@@ -353,14 +402,27 @@ impl Emitter {
     /// Emits the shared tails and every stub, and returns the offset where cold code begins.
     pub fn finish(&mut self) -> usize {
         let cold_start = self.offset();
-        let (epilogue, delegate, handoff) = (self.epilogue, self.delegate, self.handoff);
+        let (epilogue, delegate, handoff, error, handoff_traced) =
+            (self.epilogue, self.delegate, self.handoff, self.error, self.handoff_traced);
         x64!(self.ops
+            ; =>error
+            ; and r14, -2
+            ; mov r8, [r12 + FRAME_PREV_INSTR]
+            ; mov r9d, DeoptReason::Exception as u32 as i32
             ; =>handoff
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; lea rcx, [rbp - CFRAME]
             ; mov rax, QWORD frame::pg_frame_handoff as *const () as usize as i64
+            ; call rax
+            ; jmp =>epilogue
+            ; =>handoff_traced
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; lea rcx, [rbp - CFRAME]
+            ; mov rax, QWORD frame::pg_frame_handoff_traced as *const () as usize as i64
             ; call rax
             ; jmp =>epilogue
             ; =>delegate
@@ -382,10 +444,6 @@ impl Emitter {
         );
         for stub in std::mem::take(&mut self.stubs) {
             match stub {
-                Stub::Error { label, prev_instr } => {
-                    x64!(self.ops ; =>label ; and r14, -2);
-                    self.emit_handoff(prev_instr, DeoptReason::Exception);
-                }
                 Stub::HandOff { label, prev_instr, reason } => {
                     x64!(self.ops ; =>label);
                     self.emit_handoff(prev_instr, reason);
@@ -412,6 +470,48 @@ impl Emitter {
                         ; jmp =>resume
                     );
                 }
+                Stub::UnboundInPair { label, oparg, handler } => {
+                    let packed = handler.map_or(ops::NO_HANDLER, |h| ((h.depth as u64) << 1) | h.push_lasti as u64);
+                    x64!(self.ops
+                        ; =>label
+                        ; mov rdi, r13
+                        ; mov rsi, r12
+                        ; mov rdx, r14
+                        ; mov ecx, oparg as i32
+                        ; mov r8, QWORD packed as i64
+                        ; mov rax, QWORD ops::pg_raise_unbound_in_pair as *const () as usize as i64
+                        ; call rax
+                        ; test al, 1
+                        ; jnz >exit_frame
+                        ; mov r14, rax
+                    );
+                    match handler {
+                        // On at the handler, as exception_unwind's DISPATCH: traced hand-off,
+                        // `prev_instr` still on the first half.
+                        Some(h) => {
+                            let at = self.unit_addr(h.target as isize - 1);
+                            x64!(self.ops
+                                ; mov r8, QWORD at as i64
+                                ; mov r9d, DeoptReason::ExceptionHandler as u32 as i32
+                                ; jmp =>handoff_traced
+                            );
+                        }
+                        None => x64!(self.ops ; ud2), // never reached: no handler is tagged
+                    }
+                    x64!(self.ops
+                        ; exit_frame:
+                        ; and rax, -2
+                        ; mov r14, rax
+                        ; mov rdi, r13
+                        ; mov rsi, r12
+                        ; mov rdx, r14
+                        ; lea rcx, [rbp - CFRAME]
+                        ; mov rax, QWORD frame::pg_frame_return as *const () as usize as i64
+                        ; call rax
+                        ; xor eax, eax
+                        ; jmp =>epilogue
+                    );
+                }
                 Stub::UnboundLocal { label, oparg, error } => {
                     x64!(self.ops ; =>label);
                     self.call_op_helper(ops::pg_unbound_local, oparg, error);
@@ -425,7 +525,12 @@ impl Emitter {
     /// `pg_frame_handoff(tstate, frame, r14, cframe, prev_instr, reason)` through the shared
     /// tail, which returns the frame's result.
     fn emit_handoff(&mut self, prev_instr: usize, reason: DeoptReason) {
-        let handoff = self.handoff;
+        // Tracing went on, or an instruction only the interpreter runs (tracing may be on): the
+        // interpreter checks for a 'line' event first, which must be stock's.
+        let handoff = match reason {
+            DeoptReason::Tracing | DeoptReason::InterpreterOnlyInstruction => self.handoff_traced,
+            _ => self.handoff,
+        };
         x64!(self.ops
             ; mov r8, QWORD prev_instr as i64
             ; mov r9d, reason as u32 as i32

@@ -19,18 +19,19 @@ pub use disasm::disassemble;
 
 use emitter::Emitter;
 use peregrine_runtime::bytecode::{self, op, Instr};
-use peregrine_runtime::code_state::CompiledCode;
+use peregrine_runtime::code_state::{CompiledCode, WarmthCounters};
+use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::cpython::{self, co_flags, ffi, CodeObject};
 use peregrine_runtime::CompileError;
 use templates::{gen_instr, template};
 
-/// Compiles `code` for the baseline tier. `backward_jumps` is the code state's count
-/// (`CodeState::backward_jump_counter`), which the code bumps at JUMP_BACKWARD as ceval bumps
-/// `co_warmup`.
+/// Compiles `code` for the baseline tier. `warmth` are the code state's counters
+/// (`CodeState::warmth_counters`): the code bumps the backward jumps at JUMP_BACKWARD as ceval
+/// bumps `co_warmup`, and reads both where warm code behaves differently.
 ///
 /// # Safety
-/// GIL held; `code` is a live code object; `backward_jumps` stays valid as long as the code.
-pub unsafe fn compile(code: *mut ffi::PyObject, backward_jumps: *mut u32) -> Result<Box<dyn CompiledCode>, CompileError> {
+/// GIL held; `code` is a live code object; the counters stay valid as long as the code.
+pub unsafe fn compile(code: *mut ffi::PyObject, warmth: WarmthCounters) -> Result<Box<dyn CompiledCode>, CompileError> {
     let co = code as *mut CodeObject;
     // SAFETY: `code` is a live code object (caller).
     let bytes = unsafe { canonical_bytecode(co) }?;
@@ -38,7 +39,7 @@ pub unsafe fn compile(code: *mut ffi::PyObject, backward_jumps: *mut u32) -> Res
     // SAFETY: as above.
     let view = unsafe { CodeView::new(co) };
     check(&instrs, &view)?;
-    emit(&instrs, &view, bytes.len() / 2, view.resumable, backward_jumps)
+    emit(&instrs, &view, bytes.len() / 2, view.resumable, warmth)
 }
 
 /// What the compiler reads from the code object, copied out once.
@@ -52,6 +53,8 @@ pub(crate) struct CodeView {
     pub stacksize: usize,
     pub resumable: bool,
     pub first_instr: usize,
+    /// `co_exceptiontable`.
+    pub exception_table: Vec<u8>,
 }
 
 impl CodeView {
@@ -75,6 +78,11 @@ impl CodeView {
                 stacksize: (*co).co_stacksize.max(0) as usize,
                 resumable: (*co).co_flags & co_flags::RESUMABLE != 0,
                 first_instr: std::ptr::addr_of_mut!((*co).co_code_adaptive) as usize,
+                exception_table: {
+                    let table = (*co).co_exceptiontable;
+                    let p = ffi::PyBytes_AsString(table) as *const u8;
+                    std::slice::from_raw_parts(p, ffi::PyBytes_Size(table) as usize).to_vec()
+                },
             }
         }
     }
@@ -179,10 +187,10 @@ fn emit(
     view: &CodeView,
     n_units: usize,
     resumable: bool,
-    backward_jumps: *mut u32,
+    warmth: WarmthCounters,
 ) -> Result<Box<dyn CompiledCode>, CompileError> {
     let io_error = |e: std::io::Error| CompileError::NotSupported(format!("code memory: {e}"));
-    let mut e = Emitter::new(view.first_instr, backward_jumps as usize).map_err(io_error)?;
+    let mut e = Emitter::new(view.first_instr, warmth).map_err(io_error)?;
     let mut starts = vec![None; n_units + 1];
     for ins in instrs {
         starts[ins.start] = Some(e.label());
@@ -198,6 +206,24 @@ fn emit(
             .collect();
         e.resume_dispatch(&points);
     }
+    // Entries of the instructions that may run as the second half of a superinstruction.
+    let second_entries: Vec<Option<dynasmrt::DynamicLabel>> = (0..instrs.len())
+        .map(|k| (k > 0 && templates::pairs_with(&instrs[k - 1], &instrs[k])).then(|| e.label()))
+        .collect();
+    // One specialization state per PRECALL (shared with its CALL) and BINARY_SUBSCR, allocated
+    // before emitting: the code holds their addresses.
+    let sites = compiled::Sites(
+        instrs
+            .iter()
+            .filter(|i| matches!(i.opcode, op::PRECALL | op::BINARY_SUBSCR))
+            .map(|i| {
+                let code = (view.first_instr - std::mem::offset_of!(CodeObject, co_code_adaptive)) as *mut CodeObject;
+                Site::new(code, warmth, e.unit_addr(i.index as isize) as *mut u16)
+            })
+            .collect(),
+    );
+    let mut next_site = 0;
+    let mut precall_site: *const Site = std::ptr::null();
     let mut instr_offsets = Vec::with_capacity(instrs.len());
     let mut kwnames: *mut ffi::PyObject = std::ptr::null_mut();
     // Start of the current KW_NAMES/PRECALL/CALL group (see `gen_instr`'s `resume_at`).
@@ -218,7 +244,30 @@ fn emit(
             call_group_start = ins.start;
         }
         let resume_at = if matches!(ins.opcode, op::PRECALL | op::CALL) { call_group_start } else { ins.start };
-        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, instrs.get(k + 1));
+        let straddles_handlers = if second_entries[k].is_some() && ins.opcode == op::LOAD_FAST {
+            let own = bytecode::exception_handler(&view.exception_table, ins.index);
+            (bytecode::exception_handler(&view.exception_table, instrs[k - 1].index) != own).then_some(own)
+        } else {
+            None
+        };
+        let site = match ins.opcode {
+            op::PRECALL | op::BINARY_SUBSCR => {
+                let site: *const Site = &sites.0[next_site];
+                next_site += 1;
+                if ins.opcode == op::PRECALL {
+                    precall_site = site;
+                }
+                site
+            }
+            op::CALL => precall_site, // PRECALL/CALL pairs were checked
+            _ => std::ptr::null(),
+        };
+        let pairing = templates::Pairing {
+            second_entry: second_entries[k],
+            next_second_entry: second_entries.get(k + 1).copied().flatten(),
+            straddles_handlers,
+        };
+        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, instrs.get(k + 1), pairing, site);
         if ins.opcode == op::CALL {
             kwnames = std::ptr::null_mut();
         }
@@ -228,5 +277,5 @@ fn emit(
         .ops
         .finalize()
         .map_err(|_| CompileError::NotSupported("could not make code memory executable".to_string()))?;
-    Ok(Box::new(BaselineCode { buffer, instr_offsets, cold_start }))
+    Ok(Box::new(BaselineCode { buffer, instr_offsets, cold_start, _sites: sites }))
 }

@@ -10,10 +10,11 @@
 use crate::emitter::{x64, Emitter, FRAME_LOCALSPLUS};
 use crate::families;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
-use peregrine_runtime::bytecode::{op, Instr};
+use peregrine_runtime::bytecode::{op, Handler, Instr};
 use peregrine_runtime::cpython::ffi;
 use peregrine_runtime::jit::ops as h;
 use peregrine_runtime::jit::ops::OpHelper;
+use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::DeoptReason;
 
 /// What the template of an opcode is.
@@ -52,7 +53,7 @@ fn core_template(opcode: u8) -> Option<Template> {
         | POP_JUMP_FORWARD_IF_FALSE | POP_JUMP_BACKWARD_IF_FALSE | POP_JUMP_FORWARD_IF_TRUE
         | POP_JUMP_BACKWARD_IF_TRUE | POP_JUMP_FORWARD_IF_NONE | POP_JUMP_BACKWARD_IF_NONE
         | POP_JUMP_FORWARD_IF_NOT_NONE | POP_JUMP_BACKWARD_IF_NOT_NONE | JUMP_IF_FALSE_OR_POP
-        | JUMP_IF_TRUE_OR_POP | FOR_ITER | CALL => Inline,
+        | JUMP_IF_TRUE_OR_POP | FOR_ITER | PRECALL | CALL | BINARY_SUBSCR => Inline,
         DELETE_FAST => Helper(h::pg_delete_fast),
         MAKE_CELL => Helper(h::pg_make_cell),
         COPY_FREE_VARS => Helper(h::pg_copy_free_vars),
@@ -67,7 +68,6 @@ fn core_template(opcode: u8) -> Option<Template> {
         UNARY_NEGATIVE => Helper(h::pg_unary_negative),
         UNARY_INVERT => Helper(h::pg_unary_invert),
         UNARY_NOT => Helper(h::pg_unary_not),
-        BINARY_SUBSCR => Helper(h::pg_binary_subscr),
         STORE_SUBSCR => Helper(h::pg_store_subscr),
         DELETE_SUBSCR => Helper(h::pg_delete_subscr),
         LOAD_GLOBAL => Helper(h::pg_load_global),
@@ -77,7 +77,6 @@ fn core_template(opcode: u8) -> Option<Template> {
         STORE_ATTR => Helper(h::pg_store_attr),
         DELETE_ATTR => Helper(h::pg_delete_attr),
         LOAD_METHOD => Helper(h::pg_load_method),
-        PRECALL => Helper(h::pg_precall),
         BUILD_TUPLE => Helper(h::pg_build_tuple),
         BUILD_LIST => Helper(h::pg_build_list),
         BUILD_SET => Helper(h::pg_build_set),
@@ -113,6 +112,41 @@ fn combines_with_compare(next: &Instr) -> bool {
         )
 }
 
+/// Whether `first` and `second` run as one of ceval's superinstructions in warm code:
+/// `_PyCode_Quicken` turns LOAD_FAST, STORE_FAST or LOAD_CONST followed, in the very next code
+/// unit, by LOAD_FAST (or LOAD_FAST by LOAD_CONST, STORE_FAST by STORE_FAST) into a combined
+/// instruction at the first unit. It pairs by position only, so in a run of them each unit heads
+/// a pair; which pairs run depends on where execution enters the run.
+pub fn pairs_with(first: &Instr, second: &Instr) -> bool {
+    use op::*;
+    first.next == second.start
+        && second.start == second.index
+        && matches!(
+            (first.opcode, second.opcode),
+            (LOAD_FAST, LOAD_FAST) | (LOAD_FAST, LOAD_CONST) | (STORE_FAST, LOAD_FAST) | (STORE_FAST, STORE_FAST)
+                | (LOAD_CONST, LOAD_FAST)
+        )
+}
+
+/// An instruction's place in a possible superinstruction (see [`pairs_with`]).
+///
+/// A superinstruction runs both halves under one dispatch: no tracing check before the second,
+/// and `prev_instr` stays on the first half's unit, which the second half's destructors and
+/// UnboundLocalError (its traceback entry) see. Whether an instruction heads a pair is decided
+/// when it is dispatched, so the first half computes it (warm code, `bl`) on its dispatched path
+/// and, if it pairs, enters the next instruction at `next_second_entry`, a second entry that skips
+/// the prelude. Entered there, an instruction heads no pair itself.
+#[derive(Clone, Copy, Default)]
+pub struct Pairing {
+    /// This instruction's entry as a second half.
+    pub second_entry: Option<DynamicLabel>,
+    /// The next instruction's entry as a second half, when this one can head a pair with it.
+    pub next_second_entry: Option<DynamicLabel>,
+    /// For a LOAD_FAST second half whose exception handler differs from its first half's (the
+    /// pair straddles a try block's edge): its own handler, if any.
+    pub straddles_handlers: Option<Option<Handler>>,
+}
+
 /// Emits the code of one instruction. `labels[i]` is the label of the instruction starting at
 /// code unit `i`; `kwnames` is the constant named by a preceding KW_NAMES, for CALL; `next` is
 /// the instruction after this one.
@@ -127,6 +161,8 @@ pub fn gen_instr(
     consts: &[*mut ffi::PyObject],
     kwnames: *mut ffi::PyObject,
     next: Option<&Instr>,
+    pairing: Pairing,
+    site: *const Site,
 ) {
     let mut template = template(ins.opcode).expect("checked before emitting");
     if ins.opcode == op::COMPARE_OP && next.is_some_and(combines_with_compare) {
@@ -141,14 +177,37 @@ pub fn gen_instr(
         return;
     }
     e.instr_prelude(resume_at, ins.index);
+    if pairing.next_second_entry.is_some() {
+        e.set_bl_if_warm(); // dispatched: heads a pair if the code is warm
+    }
+    let mut after_body = None;
+    if let Some(second) = pairing.second_entry {
+        let body = e.label();
+        x64!(e.ops ; jmp =>body ; =>second);
+        if pairing.next_second_entry.is_some() {
+            x64!(e.ops ; xor ebx, ebx); // a second half heads no pair
+        }
+        if let Some(handler) = pairing.straddles_handlers {
+            // ceval raises the second half's UnboundLocalError with the traceback entry at the
+            // first half and the exception table searched at the second, which one hand-off
+            // cannot do: this path unwinds to the second half's handler itself.
+            let after = e.label();
+            e.load_local_checked_in_pair(ins.oparg, handler);
+            e.incref_rax();
+            e.push_rax();
+            x64!(e.ops ; jmp =>after);
+            after_body = Some(after);
+        }
+        x64!(e.ops ; =>body);
+    }
     match template {
         Template::Helper(helper) => {
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             e.call_op_helper(helper, ins.oparg, error);
             return;
         }
         Template::CallingHelper(helper) => {
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             e.call_op_helper(helper, ins.oparg, error);
             e.check_pending_after_call(error);
             return;
@@ -169,7 +228,7 @@ pub fn gen_instr(
             }
         }
         LOAD_FAST | LOAD_CLOSURE => {
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             e.load_local_checked(oparg, error);
             e.incref_rax();
             e.push_rax();
@@ -230,7 +289,7 @@ pub fn gen_instr(
                 e.check_eval_breaker(ins.start);
             }
             let t = target();
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             let (on_true, on_false) = (e.label(), e.label());
             x64!(e.ops
                 ; sub r14, 8
@@ -290,7 +349,7 @@ pub fn gen_instr(
             // Jump keeping the value when its truth is `keep_if`; otherwise pop it.
             let keep_if = ins.opcode == JUMP_IF_TRUE_OR_POP;
             let t = target();
-            let error = e.error_exit(ins.index);
+            let error = e.error_exit();
             let (on_true, on_false, pop) = (e.label(), e.label(), e.label());
             x64!(e.ops
                 ; mov rdi, [r14 - 8]
@@ -323,17 +382,46 @@ pub fn gen_instr(
         }
         FOR_ITER => {
             // The exhausted iterator is popped (the stack shrinks) and the loop exits.
-            let (t, error) = (target(), e.error_exit(ins.index));
+            let (t, error) = (target(), e.error_exit());
             e.call_op_helper_branching(h::pg_for_iter, error, t);
         }
-        CALL => {
-            let error = e.error_exit(ins.index);
+        PRECALL => {
+            // Never raises; replays the site's specialization for the CALL that follows.
             x64!(e.ops
                 ; mov rdi, r13
                 ; mov rsi, r12
                 ; mov rdx, r14
                 ; mov ecx, oparg as i32
                 ; mov r8, QWORD kwnames as i64
+                ; mov r9, QWORD site as i64
+                ; mov rax, QWORD h::pg_precall as *const () as usize as i64
+                ; call rax
+                ; mov r14, rax
+            );
+        }
+        BINARY_SUBSCR => {
+            let error = e.error_exit();
+            x64!(e.ops
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; mov rcx, QWORD site as i64
+                ; mov rax, QWORD h::pg_binary_subscr as *const () as usize as i64
+                ; call rax
+                ; mov r14, rax
+                ; test al, 1
+                ; jnz =>error
+            );
+        }
+        CALL => {
+            let error = e.error_exit();
+            x64!(e.ops
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; mov ecx, oparg as i32
+                ; mov r8, QWORD kwnames as i64
+                ; mov r9, QWORD site as i64
                 ; mov rax, QWORD h::pg_call as *const () as usize as i64
                 ; call rax
                 ; mov r14, rax
@@ -345,9 +433,16 @@ pub fn gen_instr(
         YIELD_VALUE => e.yield_top(),
         SEND => {
             // The receiver returned: its result replaced it (the stack shrinks) and we jump.
-            let (t, error) = (target(), e.error_exit(ins.index));
+            let (t, error) = (target(), e.error_exit());
             e.call_op_helper_branching(peregrine_runtime::jit::gen::pg_send, error, t);
         }
         other => unreachable!("opcode {other} has no inline template"),
+    }
+    if let Some(after) = after_body {
+        x64!(e.ops ; =>after);
+    }
+    if let Some(next_second) = pairing.next_second_entry {
+        // Only LOAD_FAST, STORE_FAST and LOAD_CONST head pairs; their code keeps `rbx`.
+        x64!(e.ops ; test bl, bl ; jnz =>next_second);
     }
 }

@@ -38,6 +38,8 @@ pub unsafe extern "C" fn peregrine_eval_frame(
     frame: *mut InterpreterFrame,
     throwflag: c_int,
 ) -> *mut ffi::PyObject {
+    // SAFETY: the arguments are those CPython passed us.
+    unsafe { peregrine_runtime::jit::frame::note_frame_entry(tstate, frame) };
     if cstack::nearly_exhausted() {
         // SAFETY: the arguments are those CPython passed us.
         return unsafe { eval_frame_on_fresh_segment(tstate, frame, throwflag) };

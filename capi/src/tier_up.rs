@@ -24,7 +24,7 @@ pub unsafe fn compile_into(
         // SAFETY: forwarded from the caller (GIL held, live code object).
         unsafe {
             match tier {
-                Tier::Baseline => peregrine_baseline::compile(code, state.backward_jump_counter()),
+                Tier::Baseline => peregrine_baseline::compile(code, state.warmth_counters()),
                 Tier::Optimized => peregrine_optimizer::compile(code),
                 Tier::Interpreter => Err(CompileError::NotSupported(
                     "the interpreter tier is not compiled".to_string(),

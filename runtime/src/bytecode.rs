@@ -289,12 +289,70 @@ pub fn decode(code: &[u8]) -> Result<Vec<Instr>, CompileError> {
     Ok(instrs)
 }
 
+/// An exception-table entry's handler (Objects/exception_handling_notes.txt): where to jump,
+/// the value-stack depth to unwind to, and whether to push the raising instruction's offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handler {
+    /// Code unit of the handler's first instruction.
+    pub target: usize,
+    pub depth: usize,
+    pub push_lasti: bool,
+}
+
+/// One varint of the exception table: six bits per byte, most significant first, bit 6 = more.
+fn table_varint(table: &[u8], pos: &mut usize) -> Option<usize> {
+    let mut b = *table.get(*pos)?;
+    *pos += 1;
+    let mut v = (b & 63) as usize;
+    while b & 64 != 0 {
+        b = *table.get(*pos)?;
+        *pos += 1;
+        v = (v << 6) | (b & 63) as usize;
+    }
+    Some(v)
+}
+
+/// The handler that covers code unit `index` in `table` (`co_exceptiontable`), as ceval's
+/// `get_exception_handler` finds it; `None` if no entry covers it (or the table is truncated).
+pub fn exception_handler(table: &[u8], index: usize) -> Option<Handler> {
+    let mut pos = 0;
+    while pos < table.len() {
+        let start = table_varint(table, &mut pos)?;
+        let size = table_varint(table, &mut pos)?;
+        let target = table_varint(table, &mut pos)?;
+        let depth_lasti = table_varint(table, &mut pos)?;
+        if start > index {
+            return None;
+        }
+        if index < start + size {
+            return Some(Handler { target, depth: depth_lasti >> 1, push_lasti: depth_lasti & 1 != 0 });
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn units(pairs: &[(u8, u8)]) -> Vec<u8> {
         pairs.iter().flat_map(|&(o, a)| [o, a]).collect()
+    }
+
+    #[test]
+    fn finds_exception_handlers_as_ceval() {
+        // 2..22 -> 44 depth 1 lasti; 30..30+70 -> 100 depth 0 (70 and 100 take two bytes).
+        let table = [0x80 | 2, 20, 44, 3, 0x80 | 30, 64 | 1, 6, 64 | 1, 36, 0];
+        let h1 = Some(Handler { target: 44, depth: 1, push_lasti: true });
+        let h2 = Some(Handler { target: 100, depth: 0, push_lasti: false });
+        assert_eq!(exception_handler(&table, 1), None);
+        assert_eq!(exception_handler(&table, 2), h1);
+        assert_eq!(exception_handler(&table, 21), h1);
+        assert_eq!(exception_handler(&table, 22), None);
+        assert_eq!(exception_handler(&table, 30), h2);
+        assert_eq!(exception_handler(&table, 99), h2);
+        assert_eq!(exception_handler(&table, 100), None);
+        assert_eq!(exception_handler(&table[..3], 5), None); // truncated
     }
 
     #[test]

@@ -50,6 +50,16 @@ impl Slot {
 /// object, after which each specializable instruction specializes on its next execution.
 pub const WARMUP_DELAY: u32 = 8;
 
+/// The two counters of a [`CodeState`] that stand for the interpreter's `co_warmup` (see
+/// [`CodeState::is_warm`]), for compiled code to read and bump in place.
+#[derive(Clone, Copy)]
+pub struct WarmthCounters {
+    pub entries: *const u32,
+    /// Subtracted from `entries`: creating a generator runs no RESUME.
+    pub generator_creations: *const u32,
+    pub backward_jumps: *mut u32,
+}
+
 /// The JIT's state for one code object.
 pub struct CodeState {
     /// The code object this state belongs to; null while the state is on the free list.
@@ -59,7 +69,7 @@ pub struct CodeState {
     /// Backward jumps executed in compiled code, counted up to [`WARMUP_DELAY`]. With `entries`
     /// it stands for the interpreter's `co_warmup`, which decides when ceval specializes this
     /// code's instructions; compiled code follows the specialized forms' observable behaviour
-    /// only once warm (see `jit::ops::call_specialized`). A `u32` so compiled code can bump it
+    /// only once warm (see `jit::specialize`). A `u32` so compiled code can bump it
     /// in place.
     backward_jumps: Cell<u32>,
     /// Entries that only created a generator or coroutine (counted up to [`WARMUP_DELAY`]): they
@@ -131,10 +141,15 @@ impl CodeState {
         resumes.saturating_add(self.backward_jumps.get()) >= WARMUP_DELAY
     }
 
-    /// Where compiled code counts backward jumps (it stops at [`WARMUP_DELAY`]). Valid as long as
-    /// the state: states are pooled, never freed.
-    pub fn backward_jump_counter(&self) -> *mut u32 {
-        self.backward_jumps.as_ptr()
+    /// Where compiled code counts backward jumps (it stops at [`WARMUP_DELAY`]) and reads the
+    /// entries, to tell whether the code is warm. Valid as long as the state: states are pooled,
+    /// never freed.
+    pub fn warmth_counters(&self) -> WarmthCounters {
+        WarmthCounters {
+            entries: self.entries.as_ptr(),
+            generator_creations: self.generator_creations.as_ptr(),
+            backward_jumps: self.backward_jumps.as_ptr(),
+        }
     }
 
     pub fn entries(&self) -> u32 {

@@ -17,16 +17,21 @@ pub enum DeoptReason {
     RecursionLimit = 4,
     /// An instruction the tier leaves to the interpreter was reached.
     InterpreterOnlyInstruction = 5,
+    /// An exception was raised and compiled code unwound the frame to its handler itself (the
+    /// second half of a superinstruction whose halves have different handlers); the interpreter
+    /// runs the handler.
+    ExceptionHandler = 6,
 }
 
 impl DeoptReason {
-    pub const ALL: [DeoptReason; 6] = [
+    pub const ALL: [DeoptReason; 7] = [
         DeoptReason::Exception,
         DeoptReason::Tracing,
         DeoptReason::EvalBreaker,
         DeoptReason::ResumedFrame,
         DeoptReason::RecursionLimit,
         DeoptReason::InterpreterOnlyInstruction,
+        DeoptReason::ExceptionHandler,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -38,6 +43,7 @@ impl DeoptReason {
             DeoptReason::ResumedFrame => "resumed_frame",
             DeoptReason::RecursionLimit => "recursion_limit",
             DeoptReason::InterpreterOnlyInstruction => "interpreter_only_instruction",
+            DeoptReason::ExceptionHandler => "exception_handler",
         }
     }
 

@@ -160,7 +160,7 @@ pub struct MethodDescrObject {
     pub d_method: *mut ffi::PyMethodDef,
 }
 
-/// `PyFunctionObject` (Include/cpython/funcobject.h), up to `func_annotations`.
+/// `PyFunctionObject` (Include/cpython/funcobject.h), up to `func_version`.
 #[repr(C)]
 pub struct FunctionObject {
     pub ob_refcnt: Py_ssize_t,
@@ -178,6 +178,24 @@ pub struct FunctionObject {
     pub func_weakreflist: *mut PyObject,
     pub func_module: *mut PyObject,
     pub func_annotations: *mut PyObject,
+    pub vectorcall: *mut c_void,
+    /// The specializer's version of the function; 0 until it asks for one.
+    pub func_version: u32,
+}
+
+/// `PyFrameObject` (`struct _frame`, Include/internal/pycore_frame.h), up to `f_trace_opcodes`:
+/// what ceval's `call_trace` and `maybe_call_line_trace` read and write.
+#[repr(C)]
+pub struct FrameObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    pub f_back: *mut PyObject,
+    pub f_frame: *mut InterpreterFrame,
+    pub f_trace: *mut PyObject,
+    /// Non-zero only while a trace function runs (`call_trace` sets it); else computed.
+    pub f_lineno: c_int,
+    pub f_trace_lines: c_char,
+    pub f_trace_opcodes: c_char,
 }
 
 /// `struct _ceval_state` (Include/internal/pycore_interp.h), up to `pending.async_exc`.
@@ -246,7 +264,8 @@ pub const FIELDS: &[FieldCheck] = fields! {
     "PyMethodDescrObject", MethodDescrObject => [d_method];
     "PyFunctionObject", FunctionObject => [func_globals, func_builtins, func_name, func_qualname,
         func_code, func_defaults, func_kwdefaults, func_closure, func_doc, func_dict,
-        func_weakreflist, func_module, func_annotations];
+        func_weakreflist, func_module, func_annotations, vectorcall, func_version];
+    "PyFrameObject", FrameObject => [f_back, f_frame, f_trace, f_lineno, f_trace_lines, f_trace_opcodes];
     "struct _ceval_state", CevalState => [recursion_limit, eval_breaker, gil_drop_request];
 };
 

@@ -13,7 +13,7 @@ pub use pyo3_ffi as ffi;
 use std::os::raw::c_int;
 
 pub use layout::{
-    CFrame, CellObject, CevalState, CodeObject, FunctionObject, GenObject, InterpreterFrame,
+    CFrame, CellObject, CevalState, CodeObject, FrameObject, FunctionObject, GenObject, InterpreterFrame,
     MethodDescrObject, MethodObject, ThreadState,
 };
 
@@ -77,6 +77,9 @@ extern "C" {
     pub static mut PyAsyncGen_Type: ffi::PyTypeObject;
     pub static mut _PyAsyncGenWrappedValue_Type: ffi::PyTypeObject;
     pub fn _PyObject_GC_New(tp: *mut ffi::PyTypeObject) -> *mut ffi::PyObject;
+    /// The attribute `name` found along the type's MRO (a borrowed reference), or null; sets no
+    /// error.
+    pub fn _PyType_Lookup(tp: *mut ffi::PyTypeObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
     pub fn _PyObject_LookupSpecial(obj: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
     pub fn _PyErr_FormatFromCause(exc: *mut ffi::PyObject, format: *const std::os::raw::c_char, ...) -> *mut ffi::PyObject;
     /// The runtime state; only `ceval.signals_pending` is read (see layout.rs).

@@ -13,9 +13,7 @@ use std::cell::Cell;
 use std::os::raw::c_int;
 use std::sync::atomic::Ordering;
 
-/// `Py_tracefunc`.
-type TraceFunc = unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject, c_int, *mut ffi::PyObject) -> c_int;
-const PY_TRACE_CALL: c_int = 0;
+use super::trace::{TraceFunc, PY_TRACE_CALL};
 
 thread_local! {
     /// The trace and profile functions set aside by `swallow_next_call_event`.
@@ -141,6 +139,39 @@ pub unsafe extern "C" fn pg_frame_handoff(
     }
 }
 
+/// [`pg_frame_handoff`] before an instruction, for a hand-off with tracing possibly on: first
+/// makes the 'line' event the interpreter is about to decide exactly stock's (see
+/// `trace::correct_line_event`; the frame's `prev_instr` is still where the last instruction left
+/// it). `prev_instr` is the unit before the instruction, as for [`pg_frame_handoff`].
+///
+/// # Safety
+/// As for [`pg_frame_handoff`], without an exception set.
+pub unsafe extern "C" fn pg_frame_handoff_traced(
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    cframe: *mut CFrame,
+    prev_instr: *mut u16,
+    reason: u32,
+) -> *mut ffi::PyObject {
+    // SAFETY: per the contract; our cframe is still the thread's current one.
+    unsafe {
+        if (*cframe).use_tracing == 0 {
+            return pg_frame_handoff(tstate, frame, sp, cframe, prev_instr, reason);
+        }
+        match super::trace::correct_line_event(tstate, frame, sp, prev_instr.add(1)) {
+            super::trace::Correction::Resume { sp, resume } => {
+                pg_frame_handoff(tstate, frame, sp, cframe, resume.sub(1), reason)
+            }
+            super::trace::Correction::Raise { sp } => {
+                let at = (*frame).prev_instr;
+                let tier = reason & HANDOFF_FROM_OPTIMIZED;
+                pg_frame_handoff(tstate, frame, sp, cframe, at, DeoptReason::Exception as u32 | tier)
+            }
+        }
+    }
+}
+
 /// With tracing on, `_PyEval_EvalFrameDefault(.., throwflag=1)` first reports a 'call' event
 /// (it is meant for generator.throw()). Our frame is not being entered, it already runs: the
 /// tracer saw its 'call'. So the next 'call' event this thread's trace and profile functions get
@@ -254,5 +285,90 @@ pub unsafe extern "C" fn pg_handle_pending(tstate: *mut ThreadState) -> c_int {
             return -1;
         }
         0
+    }
+}
+
+/// A Python frame that ceval would push inline for the call compiled code is making: CALL of a
+/// Python function, or BINARY_SUBSCR_GETITEM in warm code. Once ceval has pushed such a frame it
+/// leaves the caller's `prev_instr` on the instruction's last cache unit (`JUMPBY(caches);
+/// frame->prev_instr = next_instr - 1`), which the callee sees as `f_back.f_lasti` and the caller's
+/// traceback entry as `tb_lasti`. Before the push (the arguments do not bind) it is still the
+/// instruction's own unit. Compiled code calls through `PyObject_Vectorcall` and the hook, so
+/// the hook moves `prev_instr` when the callee's frame is entered.
+#[derive(Clone, Copy)]
+struct InlinedCall {
+    caller: *mut InterpreterFrame,
+    func: *mut ffi::PyObject,
+    /// The calling instruction's own unit, where the caller's `prev_instr` is until the push.
+    at: *mut u16,
+    last_unit: *mut u16,
+}
+
+const NO_INLINED_CALL: InlinedCall = InlinedCall {
+    caller: std::ptr::null_mut(),
+    func: std::ptr::null_mut(),
+    at: std::ptr::null_mut(),
+    last_unit: std::ptr::null_mut(),
+};
+
+thread_local! {
+    /// The call whose callee frame the hook is waiting for (at most one: it is set just before
+    /// the call and the hook takes it at the callee's entry).
+    static INLINED_CALL: Cell<InlinedCall> = const { Cell::new(NO_INLINED_CALL) };
+}
+
+/// Puts back the expectation that was pending before, when the call is over (the callee was
+/// never entered, or a nested call set its own).
+pub struct InlinedCallGuard(InlinedCall);
+
+impl Drop for InlinedCallGuard {
+    fn drop(&mut self) {
+        INLINED_CALL.with(|c| c.set(self.0));
+    }
+}
+
+/// Announces that `caller`, at an instruction whose last cache unit is `caches` units after its
+/// `prev_instr`, is about to call `func`, a Python function whose frame ceval would push inline;
+/// when the hook enters that frame it points `caller.prev_instr` at that last unit.
+///
+/// # Safety
+/// GIL held; `caller` is the running frame of compiled code, its `prev_instr` on the calling
+/// instruction's own unit.
+#[inline]
+pub unsafe fn expect_inlined_frame(
+    caller: *mut InterpreterFrame,
+    func: *mut ffi::PyObject,
+    caches: usize,
+) -> InlinedCallGuard {
+    // SAFETY: the instruction's caches follow its unit in the caller's code.
+    let (at, last_unit) = unsafe { ((*caller).prev_instr, (*caller).prev_instr.add(caches)) };
+    let saved = INLINED_CALL.with(|c| c.replace(InlinedCall { caller, func, at, last_unit }));
+    InlinedCallGuard(saved)
+}
+
+/// Called by the hook for every frame it is asked to evaluate, before anything else: if it is
+/// the frame of an announced call, moves the caller's `prev_instr` as ceval's inline push does.
+/// Matching the function, the current frame and its `prev_instr` keeps out any other frame
+/// entered in between (a finalizer run by a collection while the arguments are bound) and any
+/// expectation left over by code that switched C stacks under us (greenlet).
+///
+/// # Safety
+/// GIL held; the arguments are those CPython passed to the hook.
+#[inline(always)]
+pub unsafe fn note_frame_entry(tstate: *mut ThreadState, frame: *mut InterpreterFrame) {
+    let pending = INLINED_CALL.with(|c| c.get());
+    if pending.caller.is_null() {
+        return;
+    }
+    // SAFETY: per the contract, `frame` is initialised and the thread has a current cframe; an
+    // announced caller is running (it is the current frame when it matches).
+    unsafe {
+        if (*frame).f_func == pending.func
+            && (*(*tstate).cframe).current_frame == pending.caller
+            && (*pending.caller).prev_instr == pending.at
+        {
+            (*pending.caller).prev_instr = pending.last_unit;
+            INLINED_CALL.with(|c| c.set(NO_INLINED_CALL));
+        }
     }
 }

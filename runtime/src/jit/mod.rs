@@ -9,7 +9,9 @@ pub mod frame;
 pub mod gen;
 pub mod names;
 pub mod ops;
+pub mod specialize;
 mod support;
+pub mod trace;
 pub mod unpack;
 
 use crate::cpython::ffi::PyObject;

@@ -8,6 +8,7 @@
 //! name and local indices in range), so helpers index without further checks.
 
 use super::support::{code, local_name, local_slot, name_at, new_bool, peek, put};
+use super::specialize::{Site, ADAPTIVE};
 use super::{error_at, Sp};
 use crate::cpython::{
     self, ffi, CellObject, FunctionObject, InterpreterFrame, MethodDescrObject, MethodObject, ThreadState,
@@ -69,6 +70,75 @@ pub unsafe extern "C" fn pg_unbound_local(_t: *mut ThreadState, frame: *mut Inte
     // SAFETY: GIL held, live frame.
     unsafe { format_exc_check_arg(ffi::PyExc_UnboundLocalError, UNBOUNDLOCAL_ERROR_MSG, local_name(frame, oparg)) };
     error_at(sp)
+}
+
+/// `pg_raise_unbound_in_pair`'s `handler` argument when no exception-table entry covers the
+/// instruction.
+pub const NO_HANDLER: u64 = u64::MAX;
+
+/// The UnboundLocalError of a LOAD_FAST that runs as the second half of a superinstruction whose
+/// halves have different exception handlers (a try block's edge between them). ceval's error path
+/// takes the traceback entry from `prev_instr`, still the first half's unit, but searches the
+/// exception table at the second half: no single hand-off gives both, so this runs that path up
+/// to the handler, as ceval's `error:` and `exception_unwind:` do. `handler` is the second half's
+/// entry, `depth << 1 | push_lasti`, or [`NO_HANDLER`].
+///
+/// Returns the value stack, ready for the handler, which the caller hands to the interpreter; or,
+/// tagged, the emptied stack of a frame the exception leaves (the caller returns NULL).
+pub unsafe extern "C" fn pg_raise_unbound_in_pair(
+    t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    handler: u64,
+) -> Sp {
+    // SAFETY: GIL held; `frame` is the thread's current frame, past its prelude; the compiler
+    // checked `oparg` and took `handler` from this code's table, whose depths fit the stack.
+    unsafe {
+        format_exc_check_arg(ffi::PyExc_UnboundLocalError, UNBOUNDLOCAL_ERROR_MSG, local_name(frame, oparg));
+        let f = super::trace::current_frame_object(frame);
+        if !f.is_null() {
+            ffi::PyTraceBack_Here(f as *mut ffi::PyFrameObject);
+        }
+        if !(*t).c_tracefunc.is_null() {
+            super::trace::call_exc_trace(t, frame);
+        }
+        let co = code(frame);
+        let base = (std::ptr::addr_of_mut!((*frame).localsplus) as Sp).add((*co).co_nlocalsplus as usize);
+        let level = if handler == NO_HANDLER { 0 } else { (handler >> 1) as usize };
+        let mut sp = sp;
+        while sp > base.add(level) {
+            sp = sp.sub(1);
+            ffi::Py_XDECREF(*sp);
+        }
+        if handler == NO_HANDLER {
+            (*frame).stacktop = sp.offset_from(std::ptr::addr_of_mut!((*frame).localsplus) as Sp) as i32;
+            super::trace::trace_function_unwind(t, frame);
+            (*frame).stacktop = -1;
+            return error_at(sp);
+        }
+        if handler & 1 != 0 {
+            let first = std::ptr::addr_of_mut!((*co).co_code_adaptive) as *mut u16;
+            let offset = (*frame).prev_instr.offset_from(first) as ffi::Py_ssize_t;
+            // On failure ceval unwinds again with the MemoryError, to this same entry.
+            let lasti = loop {
+                let lasti = ffi::PyLong_FromSsize_t(offset);
+                if !lasti.is_null() {
+                    break lasti;
+                }
+            };
+            *sp = lasti;
+            sp = sp.add(1);
+        }
+        let (mut ty, mut value, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        ffi::PyErr_Fetch(&mut ty, &mut value, &mut tb);
+        ffi::PyErr_NormalizeException(&mut ty, &mut value, &mut tb);
+        ffi::PyException_SetTraceback(value, if tb.is_null() { ffi::Py_None() } else { tb });
+        ffi::Py_XDECREF(tb);
+        ffi::Py_XDECREF(ty);
+        *sp = value;
+        sp.add(1)
+    }
 }
 
 /// DELETE_FAST
@@ -265,6 +335,20 @@ pub unsafe extern "C" fn pg_compare_op(_t: *mut ThreadState, _f: *mut Interprete
     }
 }
 
+/// Whether the interpreter would have quickened the code of `frame` by now (see
+/// `CodeState::is_warm`).
+///
+/// # Safety
+/// GIL held; `frame` is live.
+unsafe fn frame_is_warm(frame: *mut InterpreterFrame) -> bool {
+    // SAFETY: a live frame holds its code object.
+    unsafe {
+        let code = (*frame).f_code;
+        (*code).co_warmup == 0
+            || crate::code_state::CodeState::existing(code as *mut PyObject).is_some_and(|s| s.is_warm())
+    }
+}
+
 /// COMPARE_OP followed by a conditional jump (POP_JUMP_{FORWARD,BACKWARD}_IF_{TRUE,FALSE} with no
 /// EXTENDED_ARG), which ceval combines into COMPARE_OP_{INT,FLOAT,STR}_JUMP in warm code. Those
 /// compare without `PyObject_RichCompare`, so they count no recursion level ("in comparison"),
@@ -420,12 +504,34 @@ pub unsafe extern "C" fn pg_peek_truth(sp: Sp) -> c_int {
 // ---------------------------------------------------------------------------------------------
 // Subscripts
 
-/// BINARY_SUBSCR
-pub unsafe extern "C" fn pg_binary_subscr(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
-    // SAFETY: two values on the stack.
+/// BINARY_SUBSCR at `site`.
+///
+/// In warm code it replays BINARY_SUBSCR_ADAPTIVE and its forms at the site; where
+/// BINARY_SUBSCR_GETITEM runs, the Python `__getitem__` is called as that form calls it, with its
+/// frame pushed inline: the caller's `prev_instr` is then the instruction's last cache unit.
+pub unsafe extern "C" fn pg_binary_subscr(
+    _t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: two values on the stack; `prev_instr` is this instruction's unit; `site` is its
+    // own, owned by the compiled code.
     unsafe {
+        let site = &*site;
         let (container, sub) = (peek(sp, 2), peek(sp, 1));
+        let form = if site.is_warm() {
+            site.execute(
+                |site| binary_subscr_specialize(site, container, sub),
+                |site, form| binary_subscr_guard(site, form, container, sub),
+            )
+        } else {
+            ADAPTIVE
+        };
+        let inlined =
+            (form == SUBSCR_GETITEM).then(|| super::frame::expect_inlined_frame(frame, site.func.get(), BINARY_SUBSCR_CACHES));
         let res = ffi::PyObject_GetItem(container, sub);
+        drop(inlined);
         binary_result(sp, container, sub, res)
     }
 }
@@ -595,11 +701,39 @@ pub unsafe extern "C" fn pg_load_method(_t: *mut ThreadState, frame: *mut Interp
 // ---------------------------------------------------------------------------------------------
 // Calls
 
-/// PRECALL: turns a bound method into (function, self) so CALL passes self as an argument.
-pub unsafe extern "C" fn pg_precall(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
-    // SAFETY: oparg + 2 slots on the stack.
+/// PRECALL with `kwnames` (of the preceding KW_NAMES, or null): turns a bound method into
+/// (function, self) so CALL passes self as an argument. In warm code it also replays what
+/// PRECALL_ADAPTIVE and its specialized forms do at this `site` (see [`precall_specialize`]) and
+/// leaves the form that runs now in `site.running` for the CALL.
+pub unsafe extern "C" fn pg_precall(
+    _t: *mut ThreadState,
+    _f: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    kwnames: *mut PyObject,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: oparg + 2 slots on the stack; `site` is this PRECALL's, owned by the compiled code.
     unsafe {
-        unpack_bound_method(sp, oparg as usize);
+        let site = &*site;
+        let oparg = oparg as usize;
+        let running = if site.is_warm() {
+            let is_meth = !peek(sp, oparg + 2).is_null();
+            let total = oparg + is_meth as usize;
+            let callable = peek(sp, total + 1);
+            let args = sp.sub(total);
+            site.execute(
+                |site| {
+                    let pops_result = || *site.unit.add(PRECALL_TO_NEXT) & 0xff == OP_POP_TOP;
+                    precall_specialize(callable, total, kwnames, oparg, pops_result).map_or(ADAPTIVE, |f| f as u8)
+                },
+                |_, form| precall_guard(PrecallForm::from_u8(form), callable, args, total, is_meth),
+            )
+        } else {
+            ADAPTIVE
+        };
+        site.running.set(running);
+        unpack_bound_method(sp, oparg);
         sp
     }
 }
@@ -627,13 +761,15 @@ unsafe fn unpack_bound_method(sp: Sp, nargs: usize) -> bool {
     }
 }
 
-/// The builtins `len` and `isinstance` as the interpreter found them at start-up: ceval's
-/// `callable_cache`, which its PRECALL specializations compare callables against.
+/// The builtins `len` and `isinstance` and the method descriptor `list.append` as the
+/// interpreter found them at start-up: ceval's `callable_cache`, which its PRECALL
+/// specializations compare callables against.
 static CALLABLE_LEN: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
 static CALLABLE_ISINSTANCE: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
+static CALLABLE_LIST_APPEND: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Fills the callable cache from the `builtins` module; the references are kept for the life of
-/// the process, as the interpreter keeps its own.
+/// Fills the callable cache from the `builtins` module and the `list` type; the references are
+/// kept for the life of the process, as the interpreter keeps its own.
 pub fn init_callable_cache() -> Result<(), String> {
     // SAFETY: called with the GIL held (module initialization).
     unsafe {
@@ -642,8 +778,13 @@ pub fn init_callable_cache() -> Result<(), String> {
             ffi::PyErr_Clear();
             return Err("cannot import builtins".into());
         }
-        for (slot, name) in [(&CALLABLE_LEN, &b"len\0"[..]), (&CALLABLE_ISINSTANCE, &b"isinstance\0"[..])] {
-            let obj = ffi::PyObject_GetAttrString(builtins, name.as_ptr() as *const c_char);
+        let list = std::ptr::addr_of_mut!(ffi::PyList_Type) as *mut PyObject;
+        for (slot, owner, name) in [
+            (&CALLABLE_LEN, builtins, &b"len\0"[..]),
+            (&CALLABLE_ISINSTANCE, builtins, &b"isinstance\0"[..]),
+            (&CALLABLE_LIST_APPEND, list, &b"append\0"[..]),
+        ] {
+            let obj = ffi::PyObject_GetAttrString(owner, name.as_ptr() as *const c_char);
             if obj.is_null() {
                 ffi::PyErr_Clear(); // never matched: those calls take the generic path
             } else if slot.compare_exchange(std::ptr::null_mut(), obj, Ordering::Relaxed, Ordering::Relaxed).is_err() {
@@ -655,125 +796,268 @@ pub fn init_callable_cache() -> Result<(), String> {
     }
 }
 
-/// Whether the interpreter would have specialized the code of `frame` by now: its `co_warmup` ran
-/// out, or the JIT counted as many entries and backward jumps for it.
-///
-/// # Safety
-/// GIL held; `frame` is live.
-#[inline]
-unsafe fn frame_is_warm(frame: *mut InterpreterFrame) -> bool {
-    // SAFETY: a live frame holds its code object.
-    unsafe {
-        let code = (*frame).f_code;
-        (*code).co_warmup == 0
-            || crate::code_state::CodeState::existing(code as *mut PyObject).is_some_and(|s| s.is_warm())
-    }
-}
-
 const CALL_KINDS: c_int =
     ffi::METH_VARARGS | ffi::METH_FASTCALL | ffi::METH_NOARGS | ffi::METH_O | ffi::METH_KEYWORDS | ffi::METH_METHOD;
 
-/// Calls `function` the way one of ceval's specialized PRECALL instructions calls it in warm code,
-/// when one applies (same conditions as `Python/specialize.c`); `None` when none does and the
-/// caller must take the generic vectorcall path.
+/// Inline cache entries of CALL (`INLINE_CACHE_ENTRIES_CALL`).
+const CALL_CACHES: usize = 4;
+/// Inline cache entries of BINARY_SUBSCR (`INLINE_CACHE_ENTRIES_BINARY_SUBSCR`).
+const BINARY_SUBSCR_CACHES: usize = 4;
+/// Code units from PRECALL to the instruction after its CALL (neither with EXTENDED_ARG):
+/// PRECALL, its cache, CALL and CALL's caches.
+const PRECALL_TO_NEXT: usize = 2 + 1 + CALL_CACHES;
+const OP_POP_TOP: u16 = 1;
+
+/// The forms PRECALL_ADAPTIVE specializes to (`_Py_Specialize_Precall`), numbered for a
+/// [`Site`]. All but the last two call the C function themselves and skip CALL (`SKIP_CALL`):
+/// while they run, the frame's `prev_instr` stays on PRECALL.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum PrecallForm {
+    Len = 1,
+    IsInstance,
+    Str1,
+    Type1,
+    Tuple1,
+    BuiltinClass,
+    BuiltinO,
+    BuiltinFast,
+    BuiltinFastWithKeywords,
+    MethodDescriptorNoArgs,
+    MethodDescriptorO,
+    MethodDescriptorFast,
+    MethodDescriptorFastWithKeywords,
+    ListAppend,
+    PyFunc,
+    BoundMethod,
+}
+
+impl PrecallForm {
+    const ALL: [PrecallForm; 16] = {
+        use PrecallForm::*;
+        [
+            Len, IsInstance, Str1, Type1, Tuple1, BuiltinClass, BuiltinO, BuiltinFast, BuiltinFastWithKeywords,
+            MethodDescriptorNoArgs, MethodDescriptorO, MethodDescriptorFast, MethodDescriptorFastWithKeywords,
+            ListAppend, PyFunc, BoundMethod,
+        ]
+    };
+
+    /// From a [`Site`]'s form number (never [`ADAPTIVE`]).
+    fn from_u8(form: u8) -> PrecallForm {
+        Self::ALL[form as usize - 1]
+    }
+
+    fn skips_call(self) -> bool {
+        !matches!(self, PrecallForm::PyFunc | PrecallForm::BoundMethod)
+    }
+}
+
+/// `_Py_Specialize_Precall` (Python/specialize.c): the form PRECALL_ADAPTIVE picks for this
+/// call, `None` where it fails. `callable` is what the stack holds before PRECALL unpacks a bound
+/// method; `total` counts `self` for a method call; `pops_result` says whether POP_TOP follows the
+/// CALL (`list.append` is only specialized then).
 ///
-/// This is exactness, not only speed: the specialized forms call the C function directly, so they
-/// count no recursion level for the C call where the generic path counts one, and code that
-/// measures its depth sees it. Stock code specializes only once warm, so the direct forms are
-/// taken only when the frame's code is warm (`frame_is_warm`): test_support.test_recursion needs
-/// warm code's depth, test_exceptions.test_recursion_normalizing_exception cold code's. `args`
-/// holds `total` arguments, the last `nkw` of them keyword values named by `kwnames`; `is_meth`
-/// says whether the first came from LOAD_METHOD.
+/// # Safety
+/// GIL held; `callable` is a live object.
+unsafe fn precall_specialize(
+    callable: *mut PyObject,
+    total: usize,
+    kwnames: *mut PyObject,
+    oparg: usize,
+    pops_result: impl FnOnce() -> bool,
+) -> Option<PrecallForm> {
+    // SAFETY: per the contract; types and method definitions are read from live objects.
+    unsafe {
+        use PrecallForm::*;
+        let ty = ffi::Py_TYPE(callable);
+        let no_kw = kwnames.is_null();
+        if ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+            ffi::PyCFunction_GetFunction(callable)?;
+            return match ffi::PyCFunction_GetFlags(callable) & CALL_KINDS {
+                ffi::METH_O if no_kw && total == 1 => {
+                    Some(if callable == CALLABLE_LEN.load(Ordering::Relaxed) { Len } else { BuiltinO })
+                }
+                ffi::METH_FASTCALL if no_kw => Some(
+                    if total == 2 && callable == CALLABLE_ISINSTANCE.load(Ordering::Relaxed) { IsInstance } else { BuiltinFast },
+                ),
+                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => Some(BuiltinFastWithKeywords),
+                _ => None,
+            };
+        }
+        if ty == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            return Some(PyFunc);
+        }
+        if ffi::PyType_Check(callable) != 0 {
+            let tp = callable as *mut ffi::PyTypeObject;
+            // Both slots are read from type objects, so their addresses compare meaningfully.
+            let object_new = (*std::ptr::addr_of!(ffi::PyBaseObject_Type)).tp_new.map(|f| f as usize);
+            if (*tp).tp_new.map(|f| f as usize) == object_new || (*tp).tp_flags & ffi::Py_TPFLAGS_IMMUTABLETYPE == 0 {
+                return None;
+            }
+            if total == 1 && no_kw && oparg == 1 {
+                if tp == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+                    return Some(Str1);
+                } else if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
+                    return Some(Type1);
+                } else if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
+                    return Some(Tuple1);
+                }
+            }
+            return (*tp).tp_vectorcall.is_some().then_some(BuiltinClass);
+        }
+        if ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) {
+            if !no_kw {
+                return None;
+            }
+            let descr = callable as *mut MethodDescrObject;
+            return match (*(*descr).d_method).ml_flags & CALL_KINDS {
+                ffi::METH_NOARGS => (total == 1).then_some(MethodDescriptorNoArgs),
+                ffi::METH_O if total == 2 => Some(
+                    if callable == CALLABLE_LIST_APPEND.load(Ordering::Relaxed) && oparg == 1 && pops_result() {
+                        ListAppend
+                    } else {
+                        MethodDescriptorO
+                    },
+                ),
+                ffi::METH_FASTCALL => Some(MethodDescriptorFast),
+                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => Some(MethodDescriptorFastWithKeywords),
+                _ => None,
+            };
+        }
+        (ty == std::ptr::addr_of_mut!(cpython::PyMethod_Type)).then_some(BoundMethod)
+    }
+}
+
+/// The DEOPT_IF guards of the specialized form `form` (Python/ceval.c): whether it runs for
+/// this call, or misses and leaves it to the generic PRECALL and CALL.
+///
+/// # Safety
+/// GIL held; `callable` and the `total` arguments at `args` are live objects; `is_meth` says
+/// whether LOAD_METHOD put `self` first.
+unsafe fn precall_guard(
+    form: PrecallForm,
+    callable: *mut PyObject,
+    args: *mut *mut PyObject,
+    total: usize,
+    is_meth: bool,
+) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        use PrecallForm::*;
+        let ty = ffi::Py_TYPE(callable);
+        let cfunction_flags = || {
+            (ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)).then(|| ffi::PyCFunction_GetFlags(callable))
+        };
+        // A method descriptor's flags, when `self` (the first argument) is of its exact type.
+        let descr_flags = || {
+            if ty != std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) || total == 0 {
+                return None;
+            }
+            let descr = callable as *mut MethodDescrObject;
+            (ffi::Py_TYPE(*args) == (*descr).d_type).then(|| (*(*descr).d_method).ml_flags)
+        };
+        match form {
+            Len => total == 1 && callable == CALLABLE_LEN.load(Ordering::Relaxed),
+            IsInstance => total == 2 && callable == CALLABLE_ISINSTANCE.load(Ordering::Relaxed),
+            Str1 => !is_meth && callable == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut PyObject,
+            Type1 => !is_meth && callable == std::ptr::addr_of_mut!(ffi::PyType_Type) as *mut PyObject,
+            Tuple1 => !is_meth && callable == std::ptr::addr_of_mut!(ffi::PyTuple_Type) as *mut PyObject,
+            BuiltinClass => {
+                ffi::PyType_Check(callable) != 0 && (*(callable as *mut ffi::PyTypeObject)).tp_vectorcall.is_some()
+            }
+            BuiltinO => total == 1 && cfunction_flags() == Some(ffi::METH_O),
+            BuiltinFast => cfunction_flags() == Some(ffi::METH_FASTCALL),
+            BuiltinFastWithKeywords => cfunction_flags() == Some(ffi::METH_FASTCALL | ffi::METH_KEYWORDS),
+            MethodDescriptorNoArgs => total == 1 && descr_flags() == Some(ffi::METH_NOARGS),
+            MethodDescriptorO => total == 2 && descr_flags() == Some(ffi::METH_O),
+            MethodDescriptorFast => descr_flags() == Some(ffi::METH_FASTCALL),
+            MethodDescriptorFastWithKeywords => descr_flags() == Some(ffi::METH_FASTCALL | ffi::METH_KEYWORDS),
+            ListAppend => {
+                callable == CALLABLE_LIST_APPEND.load(Ordering::Relaxed) && total == 2 && ffi::PyList_Check(*args) != 0
+            }
+            PyFunc => ty == std::ptr::addr_of_mut!(ffi::PyFunction_Type),
+            BoundMethod => !is_meth && ty == std::ptr::addr_of_mut!(cpython::PyMethod_Type),
+        }
+    }
+}
+
+/// Calls the C function the way the specialized PRECALL form `form` does, for the forms whose
+/// direct call is observable; `None` for the others, which the caller runs through the generic
+/// vectorcall path (the same calls, and the same recursion counting, as the form makes).
+///
+/// This is exactness, not only speed: these forms call the C function directly, so they count no
+/// recursion level for the C call where the generic path counts one, and code that measures its
+/// depth sees it (test_support.test_recursion needs warm code's depth,
+/// test_exceptions.test_recursion_normalizing_exception cold code's). `args` holds `total`
+/// arguments, the last `nkw` of them keyword values named by `kwnames`.
 #[inline(always)]
-unsafe fn call_specialized(
-    frame: *mut InterpreterFrame,
+unsafe fn call_directly(
+    form: PrecallForm,
     function: *mut PyObject,
     args: *mut *mut PyObject,
     total: usize,
     nkw: usize,
     kwnames: *mut PyObject,
-    is_meth: bool,
 ) -> Option<*mut PyObject> {
-    // SAFETY: GIL held; `function` and the `total` arguments are live objects; each C function is
-    // called with the signature its METH_* flags declare.
+    // SAFETY: GIL held; the form's guards checked that each C function has the signature its
+    // METH_* flags declare and the argument counts the form needs.
     unsafe {
-        let ty = ffi::Py_TYPE(function);
-        let is_builtin = ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type);
-        let is_method_descr = ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type);
-        let is_str = function == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut PyObject;
-        // The warmth lookup last: most calls are of Python functions.
-        if !(is_builtin || is_method_descr || is_str) || !frame_is_warm(frame) {
-            return None;
-        }
-        if is_builtin {
-            let meth = ffi::PyCFunction_GetFunction(function)?;
-            let slf = ffi::PyCFunction_GetSelf(function);
-            return match ffi::PyCFunction_GetFlags(function) & CALL_KINDS {
-                // PRECALL_NO_KW_LEN
-                ffi::METH_O if kwnames.is_null() && total == 1 && function == CALLABLE_LEN.load(Ordering::Relaxed) => {
-                    let n = ffi::PyObject_Length(*args);
-                    Some(if n < 0 { std::ptr::null_mut() } else { ffi::PyLong_FromSsize_t(n) })
-                }
-                // PRECALL_NO_KW_ISINSTANCE
-                ffi::METH_FASTCALL
-                    if kwnames.is_null() && total == 2 && function == CALLABLE_ISINSTANCE.load(Ordering::Relaxed) =>
-                {
-                    let r = ffi::PyObject_IsInstance(*args, *args.add(1));
-                    Some(if r < 0 { std::ptr::null_mut() } else { new_bool(r != 0) })
-                }
-                // PRECALL_NO_KW_BUILTIN_FAST
-                ffi::METH_FASTCALL if kwnames.is_null() => {
-                    let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFast>(meth);
-                    Some(fast(slf, args, total as ffi::Py_ssize_t))
-                }
-                // PRECALL_BUILTIN_FAST_WITH_KEYWORDS
-                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => {
-                    let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFastWithKeywords>(meth);
-                    Some(fast(slf, args, (total - nkw) as ffi::Py_ssize_t, kwnames))
-                }
-                _ => None,
-            };
-        }
-        if is_method_descr && kwnames.is_null() && total >= 1 {
-            let descr = function as *mut MethodDescrObject;
-            let slf = *args;
-            if ffi::Py_TYPE(slf) != (*descr).d_type {
-                return None;
+        Some(match form {
+            PrecallForm::Len => {
+                let n = ffi::PyObject_Length(*args);
+                if n < 0 { std::ptr::null_mut() } else { ffi::PyLong_FromSsize_t(n) }
             }
-            let def = (*descr).d_method;
-            return match (*def).ml_flags & CALL_KINDS {
-                // PRECALL_NO_KW_METHOD_DESCRIPTOR_FAST
-                ffi::METH_FASTCALL => {
-                    Some(((*def).ml_meth.PyCFunctionFast)(slf, args.add(1), (total - 1) as ffi::Py_ssize_t))
-                }
-                // PRECALL_METHOD_DESCRIPTOR_FAST_WITH_KEYWORDS
-                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => Some(((*def).ml_meth.PyCFunctionFastWithKeywords)(
-                    slf,
+            PrecallForm::IsInstance => {
+                let r = ffi::PyObject_IsInstance(*args, *args.add(1));
+                if r < 0 { std::ptr::null_mut() } else { new_bool(r != 0) }
+            }
+            PrecallForm::BuiltinFast => {
+                let meth = ffi::PyCFunction_GetFunction(function)?;
+                let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFast>(meth);
+                fast(ffi::PyCFunction_GetSelf(function), args, total as ffi::Py_ssize_t)
+            }
+            PrecallForm::BuiltinFastWithKeywords => {
+                let meth = ffi::PyCFunction_GetFunction(function)?;
+                let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFastWithKeywords>(meth);
+                fast(ffi::PyCFunction_GetSelf(function), args, (total - nkw) as ffi::Py_ssize_t, kwnames)
+            }
+            PrecallForm::MethodDescriptorFast => {
+                let def = (*(function as *mut MethodDescrObject)).d_method;
+                ((*def).ml_meth.PyCFunctionFast)(*args, args.add(1), (total - 1) as ffi::Py_ssize_t)
+            }
+            PrecallForm::MethodDescriptorFastWithKeywords => {
+                let def = (*(function as *mut MethodDescrObject)).d_method;
+                ((*def).ml_meth.PyCFunctionFastWithKeywords)(
+                    *args,
                     args.add(1),
                     (total - 1) as ffi::Py_ssize_t,
                     std::ptr::null_mut(),
-                )),
-                _ => None,
-            };
-        }
-        // PRECALL_NO_KW_STR_1
-        if is_str && kwnames.is_null() && total == 1 && !is_meth {
-            return Some(ffi::PyObject_Str(*args));
-        }
-        None
+                )
+            }
+            PrecallForm::Str1 => ffi::PyObject_Str(*args),
+            _ => return None,
+        })
     }
 }
 
-/// CALL with `kwnames` (the tuple of the preceding KW_NAMES, or null). Stack: (NULL or method,
-/// callable or self, args...) -> result.
+/// CALL with `kwnames` (the tuple of the preceding KW_NAMES, or null); `site` is the pair's
+/// PRECALL's, whose `running` form says how warm code calls. Stack: (NULL or method, callable or
+/// self, args...) -> result.
+///
+/// Sets the frame's `prev_instr` where ceval's has it while the callee runs: CALL's own unit
+/// (from the prelude), CALL's last cache unit once a Python function's frame is pushed (ceval
+/// pushes it inline), PRECALL's unit when a specialized PRECALL form runs the call. The error
+/// exit raises there too.
 pub unsafe extern "C" fn pg_call(
     _t: *mut ThreadState,
     frame: *mut InterpreterFrame,
     sp: Sp,
     oparg: u32,
     kwnames: *mut PyObject,
+    site: *const Site,
 ) -> Sp {
-    // SAFETY: oparg + 2 slots on the stack; kwnames is a tuple of str or null.
+    // SAFETY: oparg + 2 slots on the stack; kwnames is a tuple of str or null; `prev_instr` is
+    // this CALL's unit; `site` is the PRECALL's, owned by the compiled code.
     unsafe {
         let oparg = oparg as usize;
         let is_meth = unpack_bound_method(sp, oparg) as usize;
@@ -781,7 +1065,15 @@ pub unsafe extern "C" fn pg_call(
         let function = peek(sp, total + 1);
         let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
         let args = sp.sub(total);
-        let res = match call_specialized(frame, function, args, total, nkw, kwnames, is_meth != 0) {
+        let running = (*site).running.replace(ADAPTIVE);
+        let form = (running != ADAPTIVE).then(|| PrecallForm::from_u8(running)).filter(|f| f.skips_call());
+        let mut inlined = None;
+        if let Some(_) = form {
+            (*frame).prev_instr = (*site).unit;
+        } else if ffi::Py_TYPE(function) == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            inlined = Some(super::frame::expect_inlined_frame(frame, function, CALL_CACHES));
+        }
+        let res = match form.and_then(|f| call_directly(f, function, args, total, nkw, kwnames)) {
             Some(res) => res,
             None => ffi::PyObject_Vectorcall(
                 function,
@@ -790,6 +1082,7 @@ pub unsafe extern "C" fn pg_call(
                 kwnames,
             ),
         };
+        drop(inlined);
         ffi::Py_DECREF(function);
         for i in 0..total {
             ffi::Py_DECREF(*args.add(i));
@@ -800,6 +1093,101 @@ pub unsafe extern "C" fn pg_call(
         if res.is_null() { error_at(base.add(1)) } else { base.add(1) }
     }
 }
+
+/// The forms BINARY_SUBSCR_ADAPTIVE specializes to (`_Py_Specialize_BinarySubscr`), numbered for
+/// a [`Site`].
+const SUBSCR_LIST_INT: u8 = 1;
+const SUBSCR_TUPLE_INT: u8 = 2;
+const SUBSCR_DICT: u8 = 3;
+/// BINARY_SUBSCR_GETITEM: a Python `__getitem__` called with its frame pushed inline.
+const SUBSCR_GETITEM: u8 = 4;
+
+/// `_Py_Specialize_BinarySubscr`: the form for this container and subscript, [`ADAPTIVE`] where
+/// it fails. For BINARY_SUBSCR_GETITEM (a heap type whose `__getitem__` is a plain Python
+/// function of two positional parameters) it records the type's version, the function and its
+/// version in `site`.
+///
+/// ceval gives a function without a version one from a process-wide counter this library cannot
+/// read, and fails once 65,535 are given out; here such a function keeps version 0, so changing
+/// its `__code__` or defaults afterwards is not seen as a miss.
+///
+/// # Safety
+/// GIL held; `container` and `sub` are live objects.
+unsafe fn binary_subscr_specialize(site: &Site, container: *mut PyObject, sub: *mut PyObject) -> u8 {
+    // SAFETY: per the contract; `_PyType_Lookup` returns a borrowed reference or null and sets no
+    // error; a function's code is a code object.
+    unsafe {
+        let tp = ffi::Py_TYPE(container);
+        if tp == std::ptr::addr_of_mut!(ffi::PyList_Type) {
+            return if ffi::PyLong_CheckExact(sub) != 0 { SUBSCR_LIST_INT } else { ADAPTIVE };
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
+            return if ffi::PyLong_CheckExact(sub) != 0 { SUBSCR_TUPLE_INT } else { ADAPTIVE };
+        }
+        if tp == std::ptr::addr_of_mut!(ffi::PyDict_Type) {
+            return SUBSCR_DICT;
+        }
+        let name = STR_GETITEM.get();
+        if name.is_null() {
+            ffi::PyErr_Clear();
+            return ADAPTIVE;
+        }
+        let descr = cpython::_PyType_Lookup(tp, name);
+        if descr.is_null() || ffi::Py_TYPE(descr) != std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            return ADAPTIVE;
+        }
+        if (*tp).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
+            return ADAPTIVE;
+        }
+        let func = descr as *mut FunctionObject;
+        let code = (*func).func_code as *mut cpython::CodeObject;
+        use cpython::co_flags::{CO_OPTIMIZED, CO_VARARGS, CO_VARKEYWORDS};
+        let flags = (*code).co_flags;
+        let simple = flags & (CO_VARARGS | CO_VARKEYWORDS) == 0 && (*code).co_kwonlyargcount == 0 && flags & CO_OPTIMIZED != 0;
+        if !simple || (*code).co_argcount != 2 || (*func).func_version > u16::MAX as u32 {
+            return ADAPTIVE;
+        }
+        site.type_version.set((*tp).tp_version_tag);
+        site.func.set(descr);
+        site.func_version.set((*func).func_version);
+        SUBSCR_GETITEM
+    }
+}
+
+/// The DEOPT_IF guards of BINARY_SUBSCR's specialized forms.
+///
+/// # Safety
+/// As for [`binary_subscr_specialize`].
+unsafe fn binary_subscr_guard(site: &Site, form: u8, container: *mut PyObject, sub: *mut PyObject) -> bool {
+    // SAFETY: per the contract; the cached function is alive while its type keeps the version
+    // it was cached under (the type holds it).
+    unsafe {
+        // A small non-negative int (one digit at most) below the length.
+        let small_index_below = |len: ffi::Py_ssize_t| {
+            let size = ffi::Py_SIZE(sub);
+            (size == 0 || size == 1) && ffi::PyLong_AsSsize_t(sub) < len
+        };
+        match form {
+            SUBSCR_LIST_INT => {
+                ffi::PyLong_CheckExact(sub) != 0
+                    && ffi::PyList_CheckExact(container) != 0
+                    && small_index_below(ffi::PyList_GET_SIZE(container))
+            }
+            SUBSCR_TUPLE_INT => {
+                ffi::PyLong_CheckExact(sub) != 0
+                    && ffi::PyTuple_CheckExact(container) != 0
+                    && small_index_below(ffi::PyTuple_GET_SIZE(container))
+            }
+            SUBSCR_DICT => ffi::PyDict_CheckExact(container) != 0,
+            _ => {
+                (*ffi::Py_TYPE(container)).tp_version_tag == site.type_version.get()
+                    && (*(site.func.get() as *mut FunctionObject)).func_version == site.func_version.get()
+            }
+        }
+    }
+}
+
+static STR_GETITEM: super::support::Interned = super::support::Interned::new(b"__getitem__\0");
 
 // ---------------------------------------------------------------------------------------------
 // Building containers
@@ -1084,8 +1472,12 @@ pub unsafe extern "C" fn pg_list_to_tuple(_t: *mut ThreadState, _f: *mut Interpr
 
 /// FOR_ITER: pushes the next value (returns sp + 1), or pops the exhausted iterator (returns
 /// sp - 1, the caller jumps), or raises (tagged sp, iterator still on the stack).
-pub unsafe extern "C" fn pg_for_iter(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
-    // SAFETY: an iterator on top of the stack.
+///
+/// As ceval, an iterator that ends with StopIteration set is reported to the trace function
+/// ('exception' event) when one is set: tracing may have been switched on inside `__next__`, or
+/// the code runs inside a trace function (which the event then does not reach).
+pub unsafe extern "C" fn pg_for_iter(t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+    // SAFETY: an iterator on top of the stack; `frame` is the thread's current frame.
     unsafe {
         let iter = peek(sp, 1);
         let tp = ffi::Py_TYPE(iter);
@@ -1101,6 +1493,10 @@ pub unsafe extern "C" fn pg_for_iter(_t: *mut ThreadState, _f: *mut InterpreterF
             if ffi::PyErr_ExceptionMatches(ffi::PyExc_StopIteration) == 0 {
                 return error_at(sp);
             }
+            if !(*t).c_tracefunc.is_null() {
+                super::trace::call_exc_trace(t, frame);
+            }
+            // Whatever the trace function raised goes too, as in ceval.
             ffi::PyErr_Clear();
         }
         ffi::Py_DECREF(iter);
