@@ -182,6 +182,12 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
     Ok(())
 }
 
+/// Whether instructions with `opcode` get a specialization site (`jit::specialize::Site`): those
+/// whose specialized forms ceval runs observably differently from the generic one.
+fn has_site(opcode: u8) -> bool {
+    matches!(opcode, op::PRECALL | op::BINARY_SUBSCR | op::UNPACK_SEQUENCE)
+}
+
 fn emit(
     instrs: &[Instr],
     view: &CodeView,
@@ -210,12 +216,12 @@ fn emit(
     let second_entries: Vec<Option<dynasmrt::DynamicLabel>> = (0..instrs.len())
         .map(|k| (k > 0 && templates::pairs_with(&instrs[k - 1], &instrs[k])).then(|| e.label()))
         .collect();
-    // One specialization state per PRECALL (shared with its CALL) and BINARY_SUBSCR, allocated
-    // before emitting: the code holds their addresses.
+    // One specialization state per PRECALL (shared with its CALL), BINARY_SUBSCR and
+    // UNPACK_SEQUENCE, allocated before emitting: the code holds their addresses.
     let sites = compiled::Sites(
         instrs
             .iter()
-            .filter(|i| matches!(i.opcode, op::PRECALL | op::BINARY_SUBSCR))
+            .filter(|i| has_site(i.opcode))
             .map(|i| {
                 let code = (view.first_instr - std::mem::offset_of!(CodeObject, co_code_adaptive)) as *mut CodeObject;
                 Site::new(code, warmth, e.unit_addr(i.index as isize) as *mut u16)
@@ -251,7 +257,7 @@ fn emit(
             None
         };
         let site = match ins.opcode {
-            op::PRECALL | op::BINARY_SUBSCR => {
+            o if has_site(o) => {
                 let site: *const Site = &sites.0[next_site];
                 next_site += 1;
                 if ins.opcode == op::PRECALL {

@@ -90,7 +90,7 @@ fn core_template(opcode: u8) -> Option<Template> {
         LIST_TO_TUPLE => Helper(h::pg_list_to_tuple),
         GET_ITER => Helper(h::pg_get_iter),
         GET_LEN => Helper(h::pg_get_len),
-        UNPACK_SEQUENCE => Helper(h::pg_unpack_sequence),
+        UNPACK_SEQUENCE => Inline,
         FORMAT_VALUE => Helper(h::pg_format_value),
         MAKE_FUNCTION => Helper(h::pg_make_function),
         LOAD_ASSERTION_ERROR => Helper(h::pg_load_assertion_error),
@@ -397,6 +397,21 @@ pub fn gen_instr(
                 ; mov rax, QWORD h::pg_precall as *const () as usize as i64
                 ; call rax
                 ; mov r14, rax
+            );
+        }
+        UNPACK_SEQUENCE => {
+            let error = e.error_exit();
+            x64!(e.ops
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; mov ecx, oparg as i32
+                ; mov r8, QWORD site as i64
+                ; mov rax, QWORD h::pg_unpack_sequence as *const () as usize as i64
+                ; call rax
+                ; mov r14, rax
+                ; test al, 1
+                ; jnz =>error
             );
         }
         BINARY_SUBSCR => {

@@ -13,6 +13,7 @@ pub mod deopt;
 pub mod fallback;
 pub mod jit;
 pub mod options;
+pub mod semantics;
 pub mod stats;
 pub mod tier;
 

@@ -52,6 +52,8 @@ extern "C" {
     pub fn PyCode_GetCode(code: *mut CodeObject) -> *mut ffi::PyObject;
     /// Equality of two str objects (no error for exact strs).
     pub fn _PyUnicode_Equal(a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> c_int;
+    /// Raises KeyError(key), wrapping a tuple key so it is not taken as the exception's args.
+    pub fn _PyErr_SetKeyError(key: *mut ffi::PyObject);
     pub fn _PyLong_AsInt(obj: *mut ffi::PyObject) -> c_int;
     pub fn _PyDict_NewPresized(minused: ffi::Py_ssize_t) -> *mut ffi::PyObject;
     /// `_PyDict_FromItems(&kwnames[0], 1, values, 1, len(kwnames))` (Objects/call.c): the

@@ -10,6 +10,7 @@
 use super::support::{code, local_name, local_slot, name_at, new_bool, peek, put};
 use super::specialize::{Site, ADAPTIVE};
 use super::{error_at, Sp};
+use crate::semantics;
 use crate::cpython::{
     self, ffi, CellObject, FunctionObject, InterpreterFrame, MethodDescrObject, MethodObject, ThreadState,
 };
@@ -257,48 +258,6 @@ pub unsafe extern "C" fn pg_delete_deref(_t: *mut ThreadState, frame: *mut Inter
 // ---------------------------------------------------------------------------------------------
 // Operators
 
-type BinaryFn = unsafe extern "C" fn(*mut PyObject, *mut PyObject) -> *mut PyObject;
-
-unsafe extern "C" fn power(a: *mut PyObject, b: *mut PyObject) -> *mut PyObject {
-    // SAFETY: GIL held; live operands.
-    unsafe { ffi::PyNumber_Power(a, b, ffi::Py_None()) }
-}
-
-unsafe extern "C" fn inplace_power(a: *mut PyObject, b: *mut PyObject) -> *mut PyObject {
-    // SAFETY: GIL held; live operands.
-    unsafe { ffi::PyNumber_InPlacePower(a, b, ffi::Py_None()) }
-}
-
-/// BINARY_OP's operators, indexed by oparg in the order of `opcode._nb_ops`.
-pub static BINARY_OPS: [BinaryFn; 26] = [
-    ffi::PyNumber_Add,
-    ffi::PyNumber_And,
-    ffi::PyNumber_FloorDivide,
-    ffi::PyNumber_Lshift,
-    ffi::PyNumber_MatrixMultiply,
-    ffi::PyNumber_Multiply,
-    ffi::PyNumber_Remainder,
-    ffi::PyNumber_Or,
-    power,
-    ffi::PyNumber_Rshift,
-    ffi::PyNumber_Subtract,
-    ffi::PyNumber_TrueDivide,
-    ffi::PyNumber_Xor,
-    ffi::PyNumber_InPlaceAdd,
-    ffi::PyNumber_InPlaceAnd,
-    ffi::PyNumber_InPlaceFloorDivide,
-    ffi::PyNumber_InPlaceLshift,
-    ffi::PyNumber_InPlaceMatrixMultiply,
-    ffi::PyNumber_InPlaceMultiply,
-    ffi::PyNumber_InPlaceRemainder,
-    ffi::PyNumber_InPlaceOr,
-    inplace_power,
-    ffi::PyNumber_InPlaceRshift,
-    ffi::PyNumber_InPlaceSubtract,
-    ffi::PyNumber_InPlaceTrueDivide,
-    ffi::PyNumber_InPlaceXor,
-];
-
 /// Replaces the two top values with `res` (releasing them); error if `res` is null.
 #[inline(always)]
 unsafe fn binary_result(sp: Sp, lhs: *mut PyObject, rhs: *mut PyObject, res: *mut PyObject) -> Sp {
@@ -320,7 +279,7 @@ pub unsafe extern "C" fn pg_binary_op(_t: *mut ThreadState, _f: *mut Interpreter
     // SAFETY: two values on the stack; oparg < 26 checked by the compiler.
     unsafe {
         let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
-        let res = BINARY_OPS[oparg as usize](lhs, rhs);
+        let res = semantics::operators::binary_op(oparg, lhs, rhs);
         binary_result(sp, lhs, rhs, res)
     }
 }
@@ -330,7 +289,7 @@ pub unsafe extern "C" fn pg_compare_op(_t: *mut ThreadState, _f: *mut Interprete
     // SAFETY: two values on the stack; oparg <= Py_GE checked by the compiler.
     unsafe {
         let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
-        let res = ffi::PyObject_RichCompare(lhs, rhs, oparg as c_int);
+        let res = semantics::operators::compare_op(oparg as c_int, lhs, rhs);
         binary_result(sp, lhs, rhs, res)
     }
 }
@@ -359,54 +318,13 @@ pub unsafe extern "C" fn pg_compare_op_jump(_t: *mut ThreadState, frame: *mut In
     // SAFETY: two values on the stack; oparg <= Py_GE checked by the compiler; a live frame.
     unsafe {
         let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
-        if let Some(truth) = compare_specialized(lhs, rhs, oparg as c_int) {
+        if let Some(truth) = semantics::operators::compare_specialized(lhs, rhs, oparg as c_int) {
             // The warmth lookup last: it costs more than the type checks.
             if frame_is_warm(frame) {
                 return binary_result(sp, lhs, rhs, new_bool(truth));
             }
         }
         pg_compare_op(_t, frame, sp, oparg)
-    }
-}
-
-/// The result of `lhs <op> rhs` where ceval's combined compare-and-jump forms compute it
-/// directly: two exact floats, neither NaN; two exact ints of at most one digit; two exact strs
-/// compared with == or !=. `None` elsewhere (the generic path).
-///
-/// # Safety
-/// GIL held; live objects.
-unsafe fn compare_specialized(lhs: *mut PyObject, rhs: *mut PyObject, op: c_int) -> Option<bool> {
-    // SAFETY: exact-type checks come before each type's accessor.
-    unsafe {
-        let ord = if ffi::PyFloat_CheckExact(lhs) != 0 && ffi::PyFloat_CheckExact(rhs) != 0 {
-            // A NaN operand has no ordering: ceval bails out to the generic compare too.
-            ffi::PyFloat_AS_DOUBLE(lhs).partial_cmp(&ffi::PyFloat_AS_DOUBLE(rhs))?
-        } else if ffi::PyLong_CheckExact(lhs) != 0 && ffi::PyLong_CheckExact(rhs) != 0 {
-            // ceval's test: Py_SIZE in -1..=1, so the value fits one digit and converts without
-            // an error.
-            if ffi::Py_SIZE(lhs).unsigned_abs() > 1 || ffi::Py_SIZE(rhs).unsigned_abs() > 1 {
-                return None;
-            }
-            ffi::PyLong_AsLongLong(lhs).cmp(&ffi::PyLong_AsLongLong(rhs))
-        } else if ffi::PyUnicode_CheckExact(lhs) != 0 && ffi::PyUnicode_CheckExact(rhs) != 0 {
-            let equal = cpython::_PyUnicode_Equal(lhs, rhs) != 0;
-            return match op {
-                ffi::Py_EQ => Some(equal),
-                ffi::Py_NE => Some(!equal),
-                _ => None,
-            };
-        } else {
-            return None;
-        };
-        use std::cmp::Ordering::*;
-        Some(match op {
-            ffi::Py_LT => ord == Less,
-            ffi::Py_LE => ord != Greater,
-            ffi::Py_EQ => ord == Equal,
-            ffi::Py_NE => ord != Equal,
-            ffi::Py_GT => ord == Greater,
-            _ => ord != Less, // Py_GE
-        })
     }
 }
 
@@ -530,7 +448,7 @@ pub unsafe extern "C" fn pg_binary_subscr(
         };
         let inlined =
             (form == SUBSCR_GETITEM).then(|| super::frame::expect_inlined_frame(frame, site.func.get(), BINARY_SUBSCR_CACHES));
-        let res = ffi::PyObject_GetItem(container, sub);
+        let res = semantics::subscr::binary_subscr(container, sub);
         drop(inlined);
         binary_result(sp, container, sub, res)
     }
@@ -541,7 +459,7 @@ pub unsafe extern "C" fn pg_store_subscr(_t: *mut ThreadState, _f: *mut Interpre
     // SAFETY: three values on the stack.
     unsafe {
         let (v, container, sub) = (peek(sp, 3), peek(sp, 2), peek(sp, 1));
-        let err = ffi::PyObject_SetItem(container, sub, v);
+        let err = semantics::subscr::store_subscr(container, sub, v);
         ffi::Py_DECREF(v);
         ffi::Py_DECREF(container);
         ffi::Py_DECREF(sub);
@@ -1521,12 +1439,47 @@ pub unsafe extern "C" fn pg_get_len(_t: *mut ThreadState, _f: *mut InterpreterFr
     }
 }
 
-/// UNPACK_SEQUENCE: replaces a sequence of exactly `oparg` items with its items, last on top.
-pub unsafe extern "C" fn pg_unpack_sequence(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
-    // SAFETY: one value on the stack and room for oparg (the compiler checked the stack size).
+/// UNPACK_SEQUENCE_TUPLE (and _TWO_TUPLE, which runs the same way) and UNPACK_SEQUENCE_LIST.
+const UNPACK_TUPLE: u8 = 1;
+const UNPACK_LIST: u8 = 2;
+
+/// UNPACK_SEQUENCE at `site`: replaces a sequence of exactly `oparg` items with its items, the
+/// first on top.
+///
+/// The forms ceval specializes warm code to (an exact tuple or list of exactly `oparg` items)
+/// copy the items out; the generic instruction iterates, allocating an iterator, which is a GC
+/// object: its allocation counts towards the next collection, so which one runs is observable
+/// (`gc.callbacks`, when cyclic garbage dies). The site replays ceval's choice.
+pub unsafe extern "C" fn pg_unpack_sequence(
+    _t: *mut ThreadState,
+    _f: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: one value on the stack and room for oparg (the compiler checked the stack size);
+    // `site` is this instruction's own, owned by the compiled code.
     unsafe {
         let n = oparg as usize;
         let seq = peek(sp, 1);
+        let site = &*site;
+        if site.is_warm() {
+            let form = site.execute(|_| unpack_specialize(seq, n), |_, form| unpack_guard(form, seq, n));
+            if form != ADAPTIVE {
+                let base = sp.sub(1);
+                for i in 0..n {
+                    let item = if form == UNPACK_TUPLE {
+                        ffi::PyTuple_GET_ITEM(seq, i as ffi::Py_ssize_t)
+                    } else {
+                        ffi::PyList_GET_ITEM(seq, i as ffi::Py_ssize_t)
+                    };
+                    ffi::Py_INCREF(item);
+                    *base.add(n - 1 - i) = item;
+                }
+                ffi::Py_DECREF(seq);
+                return base.add(n);
+            }
+        }
         let it = ffi::PyObject_GetIter(seq);
         if it.is_null() {
             if ffi::PyErr_ExceptionMatches(ffi::PyExc_TypeError) != 0 {
@@ -1583,6 +1536,31 @@ pub unsafe extern "C" fn pg_unpack_sequence(_t: *mut ThreadState, _f: *mut Inter
         );
         release_unpacked(base, n, it, seq);
         error_at(base)
+    }
+}
+
+/// `_Py_Specialize_UnpackSequence`: an exact tuple or list of exactly `n` items.
+unsafe fn unpack_specialize(seq: *mut PyObject, n: usize) -> u8 {
+    // SAFETY: GIL held; a live object; sizes read after the exact-type checks.
+    unsafe {
+        if ffi::PyTuple_CheckExact(seq) != 0 && ffi::PyTuple_GET_SIZE(seq) as usize == n {
+            UNPACK_TUPLE
+        } else if ffi::PyList_CheckExact(seq) != 0 && ffi::PyList_GET_SIZE(seq) as usize == n {
+            UNPACK_LIST
+        } else {
+            ADAPTIVE
+        }
+    }
+}
+
+/// The DEOPT_IF checks of the UNPACK_SEQUENCE forms.
+unsafe fn unpack_guard(form: u8, seq: *mut PyObject, n: usize) -> bool {
+    // SAFETY: as for `unpack_specialize`.
+    unsafe {
+        match form {
+            UNPACK_TUPLE => ffi::PyTuple_CheckExact(seq) != 0 && ffi::PyTuple_GET_SIZE(seq) as usize == n,
+            _ => ffi::PyList_CheckExact(seq) != 0 && ffi::PyList_GET_SIZE(seq) as usize == n,
+        }
     }
 }
 
