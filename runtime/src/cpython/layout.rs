@@ -221,6 +221,10 @@ pub const INTERP_CEVAL_OFFSET: usize = 96;
 /// IMPORT_NAME bypasses when the frame's builtins still hold it.
 pub const INTERP_IMPORT_FUNC_OFFSET: usize = 1416;
 
+/// `offsetof(PyLongObject, ob_digit)`: an int's first 30-bit digit (`uint32_t`), which with the
+/// sign in `ob_size` is the whole value of an int of at most one digit.
+pub const LONG_DIGIT_OFFSET: usize = 24;
+
 /// `offsetof(_PyRuntimeState, ceval.signals_pending)`: set when a signal arrived and its Python
 /// handler has not run yet.
 pub const RUNTIME_SIGNALS_PENDING_OFFSET: usize = 352;
@@ -281,6 +285,7 @@ pub const SIZES: &[(&str, usize)] = &[
 pub const OFFSETS: &[(&str, &str, usize)] = &[
     ("PyInterpreterState", "ceval", INTERP_CEVAL_OFFSET),
     ("PyInterpreterState", "import_func", INTERP_IMPORT_FUNC_OFFSET),
+    ("struct _longobject", "ob_digit", LONG_DIGIT_OFFSET),
     ("_PyRuntimeState", "ceval.signals_pending", RUNTIME_SIGNALS_PENDING_OFFSET),
     ("PyMethodDescrObject", "d_common.d_type", offset_of!(MethodDescrObject, d_type)),
     ("PyMethodDescrObject", "d_common.d_name", offset_of!(MethodDescrObject, d_name)),

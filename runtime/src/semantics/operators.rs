@@ -143,12 +143,14 @@ unsafe fn binary_op_fast(op: u32, lhs: *mut PyObject, rhs: *mut PyObject) -> Opt
 /// `v` is an exact int.
 #[inline(always)]
 pub(crate) unsafe fn small_int(v: *mut PyObject) -> Option<i64> {
-    // SAFETY: per the contract; a one-digit int converts without an error.
+    // SAFETY: per the contract; an int has at least one digit after its header (layout checked).
     unsafe {
-        if ffi::Py_SIZE(v).unsigned_abs() > 1 {
+        let size = ffi::Py_SIZE(v);
+        if size.unsigned_abs() > 1 {
             return None;
         }
-        Some(ffi::PyLong_AsLongLong(v))
+        let digit = *((v as *const u8).add(crate::cpython::layout::LONG_DIGIT_OFFSET) as *const u32);
+        Some(size as i64 * digit as i64)
     }
 }
 
