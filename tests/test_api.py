@@ -70,12 +70,17 @@ def test_thresholds_are_keyword_only():
 
 def test_stats_shape_and_reset(jit):
     s = jit.stats()
-    assert set(s) >= {"interpreter", "baseline", "optimized", "fallbacks", "compile_failures"}
+    assert set(s) >= {"interpreter", "baseline", "optimized", "exits", "compile_failures"}
     assert set(s["interpreter"]) >= {"entries"}
     assert set(s["baseline"]) >= {"compiled", "entries", "compile_ns"}
     assert set(s["optimized"]) >= {"compiled", "entries", "compile_ns", "deopts"}
-    assert set(s["fallbacks"]) == {"tracing", "throwflag", "uncompilable", "generator_creation"}
-    assert set(s["deopt_reasons"]) >= {"exception", "tracing", "eval_breaker"}
+    # One key per declared exit reason: the frames that never ran compiled code (at entry) and
+    # those handed over mid-way.
+    assert set(s["exits"]) == set(jit.exit_reasons())
+    when = {name: r["when"] for name, r in jit.exit_reasons().items()}
+    assert {n for n, w in when.items() if w == "entry"} == {
+        "tracing_at_entry", "throwflag", "uncompilable", "generator_creation", "resumed_frame", "recursion_limit"}
+    assert {n for n, w in when.items() if w == "mid_frame"} >= {"exception", "tracing", "eval_breaker"}
     jit.reset_stats()
 
     def g():

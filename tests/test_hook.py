@@ -36,7 +36,7 @@ def test_tracing_frames_fall_back_and_are_counted(jit):
         traced()
     finally:
         sys.settrace(None)
-    assert jit.stats()["fallbacks"]["tracing"] >= 1
+    assert jit.stats()["exits"]["tracing_at_entry"] >= 1
     assert events == ["call", "line", "return"]
 
 
@@ -51,7 +51,7 @@ def test_generator_throw_falls_back_and_is_counted(jit):
     g = gen()
     next(g)
     assert g.throw(KeyError) == "caught"
-    assert jit.stats()["fallbacks"]["throwflag"] == 1
+    assert jit.stats()["exits"]["throwflag"] == 1
 
 
 def test_code_past_the_threshold_that_no_tier_compiles_is_counted(jit):
@@ -64,7 +64,7 @@ def test_code_past_the_threshold_that_no_tier_compiles_is_counted(jit):
     assert [hot(i) for i in range(10)] == list(range(10))
     s = jit.stats()
     # Calls 4..10 found the threshold reached; the baseline refused once and was not asked again.
-    assert s["fallbacks"]["uncompilable"] == 7
+    assert s["exits"]["uncompilable"] == 7
     assert s["baseline"]["failed"] == 1
     assert peregrine.tier_of(hot) == "interpreter"
 
@@ -79,7 +79,7 @@ def test_generators_are_created_in_the_interpreter_and_resumed_compiled(jit):
     assert [list(gen(3)) for _ in range(4)] == [[0, 1, 2]] * 4
     s = jit.stats()
     assert peregrine.tier_of(gen) == "baseline"
-    assert s["fallbacks"]["generator_creation"] == 4
+    assert s["exits"]["generator_creation"] == 4
     # Each generator is resumed 4 times (3 values, then exhaustion), all in compiled code.
     assert s["baseline"]["entries"] >= 16
 
@@ -93,7 +93,7 @@ def test_threshold_off_never_tries_to_compile(jit):
     for i in range(50):
         cold(i)
     s = jit.stats()
-    assert s["baseline"]["failed"] == 0 and s["fallbacks"]["uncompilable"] == 0
+    assert s["baseline"]["failed"] == 0 and s["exits"]["uncompilable"] == 0
 
 
 def _program():

@@ -14,7 +14,7 @@ use peregrine_runtime::cpython::{self, frame_state, ref_debug, CevalState, CodeO
 use peregrine_runtime::jit::frame;
 use peregrine_runtime::jit::ops::{self, OpHelper};
 use peregrine_runtime::bytecode::Handler;
-use peregrine_runtime::DeoptReason;
+use peregrine_runtime::ExitReason;
 use std::mem::offset_of;
 
 /// Pins the architecture for every `dynasm!` use in this crate.
@@ -39,7 +39,7 @@ pub const CFRAME: i32 = 80;
 enum Stub {
     /// Hands the frame to the interpreter before an instruction (`prev_instr` = the unit before
     /// it), with `r14` the exact stack.
-    HandOff { label: DynamicLabel, prev_instr: usize, reason: DeoptReason },
+    HandOff { label: DynamicLabel, prev_instr: usize, reason: ExitReason },
     /// Eval breaker set: `pg_eval_breaker`, then back to `resume` or on to `handoff`.
     EvalBreaker { label: DynamicLabel, resume: DynamicLabel, handoff: DynamicLabel },
     /// Eval breaker set after a call: `pg_handle_pending`, then back to `resume` or to `error`.
@@ -127,7 +127,7 @@ impl Emitter {
     /// Per-instruction prelude: hand off before the instruction if tracing went on, and point
     /// `prev_instr` at it (tracebacks, `f_lineno` and destructors read it).
     pub fn instr_prelude(&mut self, start: usize, index: usize) {
-        let tracing = self.handoff_before(start, DeoptReason::Tracing);
+        let tracing = self.handoff_before(start, ExitReason::Tracing);
         let addr = self.unit_addr(index as isize) as i64;
         x64!(self.ops
             ; cmp BYTE [rbp - CFRAME], 0
@@ -149,7 +149,7 @@ impl Emitter {
     }
 
     /// A label that hands the frame to the interpreter before the instruction at `start`.
-    pub fn handoff_before(&mut self, start: usize, reason: DeoptReason) -> DynamicLabel {
+    pub fn handoff_before(&mut self, start: usize, reason: ExitReason) -> DynamicLabel {
         let label = self.label();
         self.stubs.push(Stub::HandOff { label, prev_instr: self.unit_addr(start as isize - 1), reason });
         label
@@ -160,7 +160,7 @@ impl Emitter {
     pub fn check_eval_breaker(&mut self, start: usize) {
         let stub = self.label();
         let resume = self.label();
-        let handoff = self.handoff_before(start, DeoptReason::EvalBreaker);
+        let handoff = self.handoff_before(start, ExitReason::EvalBreaker);
         self.stubs.push(Stub::EvalBreaker { label: stub, resume, handoff });
         x64!(self.ops
             ; mov rax, [r13 + TSTATE_INTERP]
@@ -394,7 +394,7 @@ impl Emitter {
         x64!(self.ops
             ; =>unknown
             ; mov r8, [r12 + FRAME_PREV_INSTR]
-            ; mov r9d, DeoptReason::ResumedFrame as u32 as i32
+            ; mov r9d, ExitReason::ResumedFrame as u32 as i32
             ; jmp =>handoff
         );
     }
@@ -408,7 +408,7 @@ impl Emitter {
             ; =>error
             ; and r14, -2
             ; mov r8, [r12 + FRAME_PREV_INSTR]
-            ; mov r9d, DeoptReason::Exception as u32 as i32
+            ; mov r9d, ExitReason::Exception as u32 as i32
             ; =>handoff
             ; mov rdi, r13
             ; mov rsi, r12
@@ -492,7 +492,7 @@ impl Emitter {
                             let at = self.unit_addr(h.target as isize - 1);
                             x64!(self.ops
                                 ; mov r8, QWORD at as i64
-                                ; mov r9d, DeoptReason::ExceptionHandler as u32 as i32
+                                ; mov r9d, ExitReason::ExceptionHandler as u32 as i32
                                 ; jmp =>handoff_traced
                             );
                         }
@@ -524,11 +524,11 @@ impl Emitter {
 
     /// `pg_frame_handoff(tstate, frame, r14, cframe, prev_instr, reason)` through the shared
     /// tail, which returns the frame's result.
-    fn emit_handoff(&mut self, prev_instr: usize, reason: DeoptReason) {
+    fn emit_handoff(&mut self, prev_instr: usize, reason: ExitReason) {
         // Tracing went on, or an instruction only the interpreter runs (tracing may be on): the
         // interpreter checks for a 'line' event first, which must be stock's.
         let handoff = match reason {
-            DeoptReason::Tracing | DeoptReason::InterpreterOnlyInstruction => self.handoff_traced,
+            ExitReason::Tracing | ExitReason::InterpreterOnlyInstruction => self.handoff_traced,
             _ => self.handoff,
         };
         x64!(self.ops

@@ -15,7 +15,7 @@ use peregrine_runtime::cpython::ffi;
 use peregrine_runtime::jit::ops as h;
 use peregrine_runtime::jit::ops::OpHelper;
 use peregrine_runtime::jit::specialize::Site;
-use peregrine_runtime::DeoptReason;
+use peregrine_runtime::ExitReason;
 
 /// What the template of an opcode is.
 #[derive(Clone, Copy)]
@@ -172,7 +172,7 @@ pub fn gen_instr(
         return;
     }
     if let Template::HandOff = template {
-        let label = e.handoff_before(ins.start, DeoptReason::InterpreterOnlyInstruction);
+        let label = e.handoff_before(ins.start, ExitReason::InterpreterOnlyInstruction);
         x64!(e.ops ; jmp =>label);
         return;
     }

@@ -6,10 +6,11 @@ use crate::tier_up::{compile_into, describe_code};
 use peregrine_runtime::code_state::CodeState;
 use peregrine_runtime::options::{OptionSpec, BASELINE_THRESHOLD, OPTIMIZE_THRESHOLD};
 use peregrine_runtime::stats::{TierStats, STATS};
-use peregrine_runtime::{DeoptReason, FallbackReason, Tier};
+use peregrine_runtime::{bytecode, ExitReason, Tier};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyCode, PyDict, PyInt, PyString};
+use pyo3::types::{PyBool, PyBytes, PyCode, PyDict, PyInt, PyString, PyTuple};
+use std::collections::BTreeMap;
 
 pyo3::create_exception!(
     peregrine,
@@ -121,16 +122,13 @@ pub fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("interpreter", interp)?;
     d.set_item("baseline", tier_dict(py, &STATS.baseline)?)?;
     d.set_item("optimized", tier_dict(py, &STATS.optimized)?)?;
-    let fallbacks = PyDict::new(py);
-    for r in FallbackReason::ALL {
-        fallbacks.set_item(r.name(), STATS.fallback(r))?;
+    let exits = PyDict::new(py);
+    for r in ExitReason::ALL {
+        exits.set_item(r.name(), STATS.exit(r))?;
     }
-    d.set_item("fallbacks", fallbacks)?;
-    let deopts = PyDict::new(py);
-    for r in DeoptReason::ALL {
-        deopts.set_item(r.name(), STATS.deopt(r))?;
-    }
-    d.set_item("deopt_reasons", deopts)?;
+    d.set_item("exits", exits)?;
+    d.set_item("exit_sites", STATS.exit_sites.get())?;
+    d.set_item("exit_sites_dropped", STATS.exit_sites_dropped.get())?;
     let failures = PyDict::new(py);
     let by_tier = [("baseline", PyDict::new(py)), ("optimized", PyDict::new(py))];
     for (tier, reason, n) in STATS.compile_failures() {
@@ -144,6 +142,59 @@ pub fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("compile_failures", failures)?;
     d.set_item("live_code_states", STATS.live_code_states.get())?;
     d.set_item("stack_segments", STATS.stack_segments.get())?;
+    Ok(d)
+}
+
+/// Every exit reason: `{name: {"code": int, "when": "entry" or "mid_frame", "doc": str}}`, in
+/// code order.
+#[pyfunction]
+pub fn exit_reasons(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for r in ExitReason::ALL {
+        let info = PyDict::new(py);
+        info.set_item("code", r as u32)?;
+        info.set_item("when", r.when().name())?;
+        info.set_item("doc", r.doc())?;
+        d.set_item(r.name(), info)?;
+    }
+    Ok(d)
+}
+
+/// Where `func_or_code`'s frames left compiled code, or did not enter it, since the last
+/// `reset_stats()`: `{(offset, reason): count}`, sorted by offset. `offset` is the `dis` offset
+/// of the instruction where the interpreter took the frame over (the one it raised at, for an
+/// exception).
+#[pyfunction]
+pub fn exits<'py>(func_or_code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let py = func_or_code.py();
+    let code = code_of(func_or_code, "exits")?;
+    // SAFETY: GIL held (we have a Python token) and `code` is a live code object.
+    let state = unsafe { CodeState::existing(code.as_ptr()) };
+    let sites = state.map(|s| s.exit_sites()).unwrap_or_default();
+    let d = PyDict::new(py);
+    if sites.is_empty() {
+        return Ok(d);
+    }
+    // Sites are code units; name each by its instruction (a unit inside EXTENDED_ARG prefixes or
+    // inline caches, such as CALL's last cache unit, belongs to the instruction after or before).
+    let co_code = code.getattr("co_code")?;
+    let instrs = bytecode::decode(co_code.cast::<PyBytes>()?.as_bytes()).unwrap_or_default();
+    let offset_of_unit = |unit: u32| -> u32 {
+        let u = unit as usize;
+        let i = instrs.partition_point(|ins| ins.start <= u);
+        match i.checked_sub(1).map(|i| &instrs[i]) {
+            Some(ins) if u < ins.next => 2 * ins.index as u32,
+            _ => 2 * unit,
+        }
+    };
+    let mut by_offset: BTreeMap<(u32, ExitReason), u64> = BTreeMap::new();
+    for (unit, reason, n) in sites {
+        *by_offset.entry((offset_of_unit(unit), reason)).or_insert(0) += n as u64;
+    }
+    for ((offset, reason), n) in by_offset {
+        let key = PyTuple::new(py, [offset.into_pyobject(py)?.into_any(), PyString::new(py, reason.name()).into_any()])?;
+        d.set_item(key, n)?;
+    }
     Ok(d)
 }
 

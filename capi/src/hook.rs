@@ -9,7 +9,8 @@ use peregrine_runtime::cstack;
 use peregrine_runtime::cpython::{self, co_flags, ffi, EvalFrameFn, InterpreterFrame, ThreadState};
 use peregrine_runtime::options::{BASELINE_THRESHOLD, OPTIMIZE_THRESHOLD};
 use peregrine_runtime::stats::STATS;
-use peregrine_runtime::{FallbackReason, Tier};
+use peregrine_runtime::exits;
+use peregrine_runtime::{ExitReason, Tier};
 use std::ffi::c_void;
 use std::os::raw::c_int;
 
@@ -45,13 +46,15 @@ pub unsafe extern "C" fn peregrine_eval_frame(
         return unsafe { eval_frame_on_fresh_segment(tstate, frame, throwflag) };
     }
     if throwflag != 0 {
-        STATS.count_fallback(FallbackReason::ThrowFlag);
+        // SAFETY: live frame; the interpreter raises at its `prev_instr`.
+        unsafe { exits::count(frame, None, ExitReason::ThrowFlag, (*frame).prev_instr) };
         // SAFETY: forwarded unchanged.
         return unsafe { run_in_interpreter(tstate, frame, throwflag) };
     }
     // SAFETY: a running thread state always points at a live cframe (at least its root cframe).
     if unsafe { (*(*tstate).cframe).use_tracing } != 0 {
-        STATS.count_fallback(FallbackReason::Tracing);
+        // SAFETY: live frame; the interpreter runs it from `prev_instr + 1`.
+        unsafe { exits::count(frame, None, ExitReason::TracingAtEntry, (*frame).prev_instr.add(1)) };
         // SAFETY: forwarded unchanged.
         return unsafe { run_in_interpreter(tstate, frame, throwflag) };
     }
@@ -74,7 +77,7 @@ pub unsafe extern "C" fn peregrine_eval_frame(
             // SAFETY: GIL held, `code` is the state's live code object.
             unsafe { maybe_optimize(state, code, seen) };
         }
-        return unsafe { run_compiled(tstate, frame, throwflag, entry, tier, creating) };
+        return unsafe { run_compiled(tstate, frame, throwflag, state, entry, tier, creating) };
     }
     // Code with a loop compiles on its first entry: a function called once may loop for long.
     let due = BASELINE_THRESHOLD.get().is_some_and(|t| seen >= t || state.has_loop());
@@ -86,9 +89,10 @@ pub unsafe extern "C" fn peregrine_eval_frame(
         // SAFETY: as above.
         unsafe { maybe_optimize(state, code, seen) };
         if let Some((entry, tier)) = state.entry() {
-            return unsafe { run_compiled(tstate, frame, throwflag, entry, tier, creating) };
+            return unsafe { run_compiled(tstate, frame, throwflag, state, entry, tier, creating) };
         }
-        STATS.count_fallback(FallbackReason::Uncompilable);
+        // SAFETY: live frame of `state`'s code; the interpreter runs it from `prev_instr + 1`.
+        unsafe { exits::count(frame, Some(state), ExitReason::Uncompilable, (*frame).prev_instr.add(1)) };
     }
     // SAFETY: forwarded unchanged.
     unsafe { run_in_interpreter(tstate, frame, throwflag) }
@@ -190,18 +194,22 @@ unsafe fn maybe_optimize(state: &CodeState, code: *mut ffi::PyObject, seen: u32)
 /// generator: `creating`, from `creates_generator`).
 ///
 /// # Safety
-/// As for [`peregrine_eval_frame`]; `entry` is the installed entry of `state`'s code.
+/// As for [`peregrine_eval_frame`]; `state` is the state of the frame's code and `entry` its
+/// installed entry.
 #[inline(always)]
 unsafe fn run_compiled(
     tstate: *mut ThreadState,
     frame: *mut InterpreterFrame,
     throwflag: c_int,
+    state: &CodeState,
     entry: EvalFrameFn,
     tier: Tier,
     creating: bool,
 ) -> *mut ffi::PyObject {
     if creating {
-        STATS.count_fallback(FallbackReason::GeneratorCreation);
+        // SAFETY: live frame of `state`'s code, at its start: the interpreter runs
+        // RETURN_GENERATOR at `prev_instr + 1`.
+        unsafe { exits::count(frame, Some(state), ExitReason::GeneratorCreation, (*frame).prev_instr.add(1)) };
         // SAFETY: forwarded unchanged.
         return unsafe { run_in_interpreter(tstate, frame, throwflag) };
     }

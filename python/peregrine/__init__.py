@@ -13,6 +13,8 @@ from ._peregrine import (
     disable,
     disassemble,
     enable,
+    exit_reasons,
+    exits,
     get_thresholds,
     is_enabled,
     reset_stats,
@@ -29,6 +31,8 @@ __all__ = [
     "dis",
     "disassemble",
     "enable",
+    "exit_reasons",
+    "exits",
     "format_stats",
     "get_thresholds",
     "is_enabled",
@@ -39,6 +43,11 @@ __all__ = [
 ]
 
 _TIERS = ("interpreter", "baseline", "optimized")
+_EXIT_GROUPS = (
+    ("entry", "frames the interpreter ran instead of compiled code"),
+    ("mid_frame", "frames compiled code handed to the interpreter mid-way"),
+    ("other", "other exits"),
+)
 
 
 def format_stats(s=None):
@@ -61,16 +70,18 @@ def format_stats(s=None):
                 f"{t['code_bytes'] / 1024:>9.1f} {t['deopts']:>7}"
             )
         lines.append(f"  {tier:<12} {entries:>12} {100 * entries / total:>6.1f}% {extra}")
-    fallbacks = {k: v for k, v in s["fallbacks"].items() if v}
-    if fallbacks:
-        lines.append("  frames sent to the interpreter, by reason:")
-        for reason, n in sorted(fallbacks.items(), key=lambda kv: -kv[1]):
-            lines.append(f"    {reason:<20} {n:>12}")
-    deopts = {k: v for k, v in s["deopt_reasons"].items() if v}
-    if deopts:
-        lines.append("  frames compiled code handed to the interpreter mid-way, by reason:")
-        for reason, n in sorted(deopts.items(), key=lambda kv: -kv[1]):
-            lines.append(f"    {reason:<28} {n:>12}")
+    # Both views of the exits: frames that never ran compiled code, and frames handed over
+    # mid-way. A name this build does not declare (a snapshot from another version) is "other".
+    when = {name: info["when"] for name, info in exit_reasons().items()}
+    taken = {k: v for k, v in s["exits"].items() if v}
+    for group, title in _EXIT_GROUPS:
+        part = {k: v for k, v in taken.items() if when.get(k, "other") == group}
+        if part:
+            lines.append(f"  {title}, by reason:")
+            for reason, n in sorted(part.items(), key=lambda kv: -kv[1]):
+                lines.append(f"    {reason:<28} {n:>12}")
+    if s.get("exit_sites_dropped"):
+        lines.append(f"  exits not recorded by site (site table full): {s['exit_sites_dropped']}")
     for tier, reasons in s["compile_failures"].items():
         if reasons:
             lines.append(f"  code objects the {tier} tier refused, by reason:")

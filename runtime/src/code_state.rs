@@ -16,6 +16,7 @@
 
 use crate::compile_error::CompileError;
 use crate::cpython::{self, ffi, EvalFrameFn};
+use crate::exits::{ExitReason, ExitSites};
 use crate::stats::STATS;
 use crate::tier::Tier;
 use std::cell::{Cell, RefCell};
@@ -83,6 +84,9 @@ pub struct CodeState {
     entry: Cell<Option<(EvalFrameFn, Tier)>>,
     baseline: RefCell<Slot>,
     optimized: RefCell<Slot>,
+    /// Where frames of this code left compiled code, or never entered it, and why
+    /// (`peregrine.exits`). Allocated on the first exit, freed with the state.
+    exits: RefCell<ExitSites>,
 }
 
 impl CodeState {
@@ -96,6 +100,7 @@ impl CodeState {
             entry: Cell::new(None),
             baseline: RefCell::new(Slot::NotTried),
             optimized: RefCell::new(Slot::NotTried),
+            exits: RefCell::new(ExitSites::default()),
         }
     }
 
@@ -114,6 +119,7 @@ impl CodeState {
         self.entry.set(None);
         self.baseline.replace(Slot::NotTried);
         self.optimized.replace(Slot::NotTried);
+        self.exits.borrow_mut().clear(&STATS.exit_sites);
     }
 
     /// Counts one entry and returns the count before it.
@@ -154,6 +160,20 @@ impl CodeState {
 
     pub fn entries(&self) -> u32 {
         self.entries.get()
+    }
+
+    /// Counts an exit at code unit `unit` (see `exits::count`). GIL held; no Python code runs
+    /// while the record is borrowed.
+    pub fn count_exit_at(&self, unit: u32, reason: ExitReason) {
+        let recorded = self.exits.borrow_mut().record(unit, reason, &STATS.exit_sites, STATS.generation());
+        if !recorded {
+            STATS.exit_sites_dropped.add_with_gil(1);
+        }
+    }
+
+    /// This code's exits since the last `reset_stats()`: `(code unit, reason, count)`, sorted.
+    pub fn exit_sites(&self) -> Vec<(u32, ExitReason, u32)> {
+        self.exits.borrow_mut().snapshot(&STATS.exit_sites, STATS.generation())
     }
 
     pub fn has_loop(&self) -> bool {

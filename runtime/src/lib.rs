@@ -1,5 +1,5 @@
 //! Everything the tiers share: CPython 3.11 bindings and layouts, the per-code state kept in
-//! `co_extra`, options (thresholds), statistics and fallback reasons.
+//! `co_extra`, options (thresholds), statistics and exit reasons.
 //!
 //! Dependency direction: `capi` -> (`baseline`, `optimizer`) -> `runtime`. Nothing here knows about
 //! a particular tier's code generator; tiers report through the types defined here.
@@ -9,8 +9,7 @@ pub mod code_state;
 pub mod compile_error;
 pub mod cpython;
 pub mod cstack;
-pub mod deopt;
-pub mod fallback;
+pub mod exits;
 pub mod jit;
 pub mod options;
 pub mod semantics;
@@ -18,6 +17,5 @@ pub mod stats;
 pub mod tier;
 
 pub use compile_error::CompileError;
-pub use deopt::DeoptReason;
-pub use fallback::FallbackReason;
+pub use exits::{ExitReason, ExitWhen};
 pub use tier::Tier;

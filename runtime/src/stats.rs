@@ -5,8 +5,7 @@
 //! read-modify-write on every call. Counters written off the GIL (the background optimizer, later)
 //! use [`Counter::add_atomic`].
 
-use crate::deopt::DeoptReason;
-use crate::fallback::FallbackReason;
+use crate::exits::{ExitCounters, ExitReason};
 use crate::tier::Tier;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,9 +88,14 @@ pub struct Stats {
     pub interpreter_entries: Counter,
     pub baseline: TierStats,
     pub optimized: TierStats,
-    fallbacks: [Counter; FallbackReason::COUNT],
-    /// Frames compiled code handed to the interpreter mid-way, by reason.
-    deopts: [Counter; DeoptReason::COUNT],
+    /// Frames that left compiled code, or never entered it, by reason (`crate::exits`).
+    pub exits: ExitCounters,
+    /// Exit-site records all code objects hold now (a gauge, at most `exits::MAX_EXIT_SITES`).
+    pub exit_sites: Counter,
+    /// Exits at a new site that found [`Stats::exit_sites`] full and were counted by reason only.
+    pub exit_sites_dropped: Counter,
+    /// Bumped by [`Stats::reset`]: per-code exit sites of an older generation read as zero.
+    generation: Counter,
     /// Refused compilations by tier and reason, e.g. ("baseline", "not supported: opcode X").
     compile_failures: Mutex<BTreeMap<(&'static str, String), u64>>,
     /// Per-code states alive now (allocated in `co_extra`, freed with their code object).
@@ -104,8 +108,10 @@ pub static STATS: Stats = Stats {
     interpreter_entries: Counter::new(),
     baseline: TierStats::new(),
     optimized: TierStats::new(),
-    fallbacks: [const { Counter::new() }; FallbackReason::COUNT],
-    deopts: [const { Counter::new() }; DeoptReason::COUNT],
+    exits: ExitCounters::new(),
+    exit_sites: Counter::new(),
+    exit_sites_dropped: Counter::new(),
+    generation: Counter::new(),
     compile_failures: Mutex::new(BTreeMap::new()),
     live_code_states: Counter::new(),
     stack_segments: Counter::new(),
@@ -120,24 +126,14 @@ impl Stats {
         }
     }
 
-    /// Counts one frame that went to the interpreter for `reason`. GIL held.
-    #[inline]
-    pub fn count_fallback(&self, reason: FallbackReason) {
-        self.fallbacks[reason.index()].add_with_gil(1);
+    /// The process-wide count of exits for `reason`.
+    pub fn exit(&self, reason: ExitReason) -> u64 {
+        self.exits.get(reason)
     }
 
-    pub fn fallback(&self, reason: FallbackReason) -> u64 {
-        self.fallbacks[reason.index()].get()
-    }
-
-    /// Counts one frame handed from compiled code to the interpreter. GIL held.
-    #[inline]
-    pub fn count_deopt(&self, reason: DeoptReason) {
-        self.deopts[reason as usize].add_with_gil(1);
-    }
-
-    pub fn deopt(&self, reason: DeoptReason) -> u64 {
-        self.deopts[reason as usize].get()
+    /// The reset generation per-code exit sites are counted in (see `exits::ExitSites`).
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
     }
 
     /// Records that `tier` refused a code object for `reason`.
@@ -155,15 +151,16 @@ impl Stats {
         map.iter().map(|((tier, reason), n)| (*tier, reason.clone(), *n)).collect()
     }
 
-    /// Zeroes every statistic except the count of live code states, which is a gauge.
+    /// Zeroes every statistic except the gauges (live code states, exit-site records); per-code
+    /// exit sites read as zero from now on and are freed when next touched.
     pub fn reset(&self) {
         self.interpreter_entries.reset();
         self.stack_segments.reset();
         self.baseline.reset();
         self.optimized.reset();
-        for c in self.fallbacks.iter().chain(&self.deopts) {
-            c.reset();
-        }
+        self.exits.reset();
+        self.exit_sites_dropped.reset();
+        self.generation.add_atomic(1);
         self.compile_failures.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
@@ -188,8 +185,10 @@ mod tests {
             interpreter_entries: Counter::new(),
             baseline: TierStats::new(),
             optimized: TierStats::new(),
-            fallbacks: [const { Counter::new() }; FallbackReason::COUNT],
-            deopts: [const { Counter::new() }; DeoptReason::COUNT],
+            exits: ExitCounters::new(),
+            exit_sites: Counter::new(),
+            exit_sites_dropped: Counter::new(),
+            generation: Counter::new(),
             compile_failures: Mutex::new(BTreeMap::new()),
             live_code_states: Counter::new(),
             stack_segments: Counter::new(),
@@ -202,10 +201,12 @@ mod tests {
             vec![("baseline", "x".to_string(), 2), ("optimized", "x".to_string(), 1)]
         );
         assert_eq!(s.baseline.failed.get(), 2);
-        s.count_fallback(FallbackReason::Tracing);
-        assert_eq!(s.fallback(FallbackReason::Tracing), 1);
+        s.exits.count(ExitReason::TracingAtEntry);
+        assert_eq!(s.exit(ExitReason::TracingAtEntry), 1);
+        let generation = s.generation();
         s.reset();
         assert!(s.compile_failures().is_empty());
-        assert_eq!(s.fallback(FallbackReason::Tracing), 0);
+        assert_eq!(s.exit(ExitReason::TracingAtEntry), 0);
+        assert_ne!(s.generation(), generation);
     }
 }

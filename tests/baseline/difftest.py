@@ -14,6 +14,11 @@ It captures the outcome of each run (the return value, or the exception's type, 
 `__cause__`/`__context__`, and the traceback frames outside this harness as (filename, lineno,
 name)), asserts the two are equal and that the baseline was entered at least once, and restores the
 previous JIT state and thresholds. It returns the interpreter's `Outcome` for further checks.
+
+`assert_compiles(func, *args, exits=None, **kwargs)` does the same and then asserts where the
+baseline run left compiled code: `peregrine.exits()` of the compiled copy must equal `exits`, a
+dict {(dis offset, reason name): count}; omitted or `{}` means the function ran compiled from
+start to end and never left (the exits of nested code objects are not checked).
 """
 
 import sys
@@ -124,6 +129,11 @@ def run_interpreted(func, *args, **kwargs):
 
 def run_baseline(func, *args, **kwargs):
     """Runs a fresh copy of `func` compiled by the baseline (threshold 0 for nested code)."""
+    return _run_baseline(func, args, kwargs)[0]
+
+
+def _run_baseline(func, args, kwargs):
+    """run_baseline, also returning the compiled copy of `func` it ran."""
     was, thresholds = peregrine.is_enabled(), peregrine.get_thresholds()
     f = fresh_function(func)
     peregrine.compile(f, tier="baseline")
@@ -139,7 +149,7 @@ def run_baseline(func, *args, **kwargs):
         peregrine.set_thresholds(**thresholds)
     entries = peregrine.stats()["baseline"]["entries"] - before
     assert entries > 0, "the baseline was never entered"
-    return out
+    return out, f
 
 
 def run_both(func, *args, **kwargs):
@@ -154,6 +164,10 @@ def run_both_copying(func, *args, **kwargs):
 
 
 def _run_both(func, args, kwargs, copying):
+    return _run_both_keeping_copy(func, args, kwargs, copying)[0]
+
+
+def _run_both_keeping_copy(func, args, kwargs, copying):
     import copy
 
     def fresh():
@@ -162,9 +176,29 @@ def _run_both(func, args, kwargs, copying):
     a, k = fresh()
     expected = run_interpreted(func, *a, **k)
     a, k = fresh()
-    got = run_baseline(func, *a, **k)
+    got, compiled = _run_baseline(func, a, k)
     assert got.key() == expected.key(), f"\ninterpreter: {expected!r}\nbaseline:    {got!r}"
+    return expected, compiled
+
+
+def assert_compiles(func, *args, exits=None, **kwargs):
+    """As run_both, then asserts that the baseline run's exits from `func`'s compiled code
+    (`peregrine.exits` of the copy) are exactly `exits`, {(dis offset, reason): count}; None or
+    {} means it never left compiled code. Returns the interpreter's Outcome."""
+    expected_exits = {} if exits is None else dict(exits)
+    expected, compiled = _run_both_keeping_copy(func, args, kwargs, False)
+    got = peregrine.exits(compiled)
+    assert got == expected_exits, (
+        f"\nexits of {func.__qualname__}:\n  expected {expected_exits}\n  got      {got}\n"
+        + _describe_offsets(func, set(got) | set(expected_exits)))
     return expected
+
+
+def _describe_offsets(func, keys):
+    import dis
+
+    names = {i.offset: i.opname for i in dis.get_instructions(func)}
+    return "".join(f"  offset {off}: {names.get(off, '?')}\n" for off in sorted({off for off, _ in keys}))
 
 
 def compiles(func):
@@ -203,5 +237,5 @@ class Cases:
         return deco
 
 
-__all__ = ["Cases", "run_both", "run_both_copying", "run_interpreted", "run_baseline", "fresh_function", "copy_code",
+__all__ = ["Cases", "run_both", "run_both_copying", "assert_compiles", "run_interpreted", "run_baseline", "fresh_function", "copy_code",
            "compiles", "refusal", "Outcome", "sys"]

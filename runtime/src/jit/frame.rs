@@ -7,7 +7,7 @@ use super::Sp;
 use crate::cpython::layout::{INTERP_CEVAL_OFFSET, RUNTIME_SIGNALS_PENDING_OFFSET};
 use std::sync::atomic::AtomicI32;
 use crate::cpython::{self, ffi, CFrame, CevalState, InterpreterFrame, ThreadState};
-use crate::deopt::DeoptReason;
+use crate::exits::{self, ExitReason};
 use crate::stats::STATS;
 use std::cell::Cell;
 use std::os::raw::c_int;
@@ -51,12 +51,13 @@ pub unsafe extern "C" fn pg_frame_enter(
         // (the hook leaves the creating call to the interpreter).
         let fresh = (*frame).prev_instr == first.wrapping_sub(1);
         let resumable = (*code).co_flags & crate::cpython::co_flags::RESUMABLE != 0;
+        // The interpreter then runs the frame from `prev_instr + 1`.
         if fresh == resumable {
-            STATS.count_deopt(DeoptReason::ResumedFrame);
+            exits::count(frame, None, ExitReason::ResumedFrame, (*frame).prev_instr.add(1));
             return std::ptr::null_mut();
         }
         if (*tstate).recursion_remaining <= 0 {
-            STATS.count_deopt(DeoptReason::RecursionLimit);
+            exits::count(frame, None, ExitReason::RecursionLimit, (*frame).prev_instr.add(1));
             return std::ptr::null_mut();
         }
         let prev = (*tstate).cframe;
@@ -104,7 +105,7 @@ pub unsafe extern "C" fn pg_frame_return(
     unsafe { leave(tstate, frame, sp, cframe) }
 }
 
-/// The `reason` argument of [`pg_frame_handoff`]: a [`DeoptReason`] in the low byte, and this
+/// The `reason` argument of [`pg_frame_handoff`]: an [`ExitReason`] in the low byte, and this
 /// bit when the optimized tier (not the baseline) hands over.
 pub const HANDOFF_FROM_OPTIMIZED: u32 = 0x100;
 
@@ -125,13 +126,15 @@ pub unsafe extern "C" fn pg_frame_handoff(
 ) -> *mut ffi::PyObject {
     let tier = if reason & HANDOFF_FROM_OPTIMIZED != 0 { &STATS.optimized } else { &STATS.baseline };
     tier.deopts.add_with_gil(1);
-    let reason = DeoptReason::from_u32(reason & 0xff);
-    STATS.count_deopt(reason);
+    let reason = ExitReason::from_u32(reason & 0xff);
+    let throwflag = (reason == ExitReason::Exception) as i32;
     // SAFETY: per the contract.
     unsafe {
+        // The site: the instruction the interpreter raises at, or the next one it runs.
+        let at = if throwflag != 0 { prev_instr } else { prev_instr.add(1) };
+        exits::count(frame, None, reason, at);
         leave(tstate, frame, sp, cframe);
         (*frame).prev_instr = prev_instr;
-        let throwflag = (reason == DeoptReason::Exception) as i32;
         if throwflag != 0 && (*(*tstate).cframe).use_tracing != 0 {
             swallow_next_call_event(tstate);
         }
@@ -166,7 +169,7 @@ pub unsafe extern "C" fn pg_frame_handoff_traced(
             super::trace::Correction::Raise { sp } => {
                 let at = (*frame).prev_instr;
                 let tier = reason & HANDOFF_FROM_OPTIMIZED;
-                pg_frame_handoff(tstate, frame, sp, cframe, at, DeoptReason::Exception as u32 | tier)
+                pg_frame_handoff(tstate, frame, sp, cframe, at, ExitReason::Exception as u32 | tier)
             }
         }
     }

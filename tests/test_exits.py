@@ -1,0 +1,302 @@
+"""Exits: every reason a frame leaves compiled code or never enters it, declared once
+(runtime/src/exits.rs), counted process-wide in stats()["exits"] and by site (the instruction
+where the interpreter takes over) in peregrine.exits(f)."""
+
+import dis
+import gc
+import pathlib
+import sys
+
+import pytest
+
+import peregrine
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent / "baseline"))
+from difftest import assert_compiles, fresh_function  # noqa: E402
+
+# The declaration's names and codes. Codes are what machine code passes, names what users and
+# saved statistics read: changing either is a compatibility break, so this list is literal.
+DECLARED = {
+    "exception": 0,
+    "tracing": 1,
+    "eval_breaker": 2,
+    "resumed_frame": 3,
+    "recursion_limit": 4,
+    "interpreter_only_instruction": 5,
+    "exception_handler": 6,
+    "tracing_at_entry": 7,
+    "throwflag": 8,
+    "uncompilable": 9,
+    "generator_creation": 10,
+}
+
+
+def offsets(func, opname, argrepr=None):
+    """The dis offsets of `func`'s instructions named `opname` (and showing `argrepr`)."""
+    return [i.offset for i in dis.get_instructions(func)
+            if i.opname == opname and (argrepr is None or i.argrepr == argrepr)]
+
+
+def only(xs):
+    assert len(xs) == 1, xs
+    return xs[0]
+
+
+# --- the declaration ---------------------------------------------------------------------------
+
+def test_names_and_codes_are_unique_and_stable():
+    reasons = peregrine.exit_reasons()
+    assert {name: r["code"] for name, r in reasons.items()} == DECLARED
+    assert [r["code"] for r in reasons.values()] == list(range(len(reasons)))  # in code order
+    for name, r in reasons.items():
+        assert r["when"] in ("entry", "mid_frame"), name
+        assert r["doc"] and not r["doc"].startswith(" "), name
+
+
+def test_each_reason_says_whether_it_happens_at_entry_or_mid_frame():
+    when = {name: r["when"] for name, r in peregrine.exit_reasons().items()}
+    assert {n for n, w in when.items() if w == "entry"} == {
+        "tracing_at_entry", "throwflag", "uncompilable", "generator_creation", "resumed_frame", "recursion_limit"}
+    assert {n for n, w in when.items() if w == "mid_frame"} == {
+        "exception", "tracing", "eval_breaker", "interpreter_only_instruction", "exception_handler"}
+
+
+def test_stats_has_a_counter_for_every_reason():
+    s = peregrine.stats()
+    assert set(s["exits"]) == set(peregrine.exit_reasons())
+    assert all(isinstance(n, int) for n in s["exits"].values())
+    assert "fallbacks" not in s and "deopt_reasons" not in s
+    assert isinstance(s["exit_sites"], int) and isinstance(s["exit_sites_dropped"], int)
+
+
+# --- exits(): the argument -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [42, "f", None, len, object()])
+def test_exits_of_something_without_bytecode_is_a_type_error(bad):
+    with pytest.raises(TypeError, match=r"exits\(\) expects a Python function, method or code object"):
+        peregrine.exits(bad)
+
+
+def test_exits_of_unseen_code_is_empty_and_accepts_code_and_methods():
+    def never_called():
+        return 1
+
+    class C:
+        def m(self):
+            return 1
+
+    assert peregrine.exits(never_called) == {}
+    assert peregrine.exits(never_called.__code__) == {}
+    assert peregrine.exits(C().m) == {}
+    assert peregrine.exits(C.m) == {}
+
+
+# --- sites, through the differential helper ------------------------------------------------------
+
+def loop_only(n):
+    total = 0
+    for i in range(n):
+        total += i * 2
+    return total
+
+
+def test_a_loop_only_function_never_leaves_compiled_code():
+    assert assert_compiles(loop_only, 2000).value == sum(i * 2 for i in range(2000))
+
+
+def divides_by_zero(x):
+    y = x + 1
+    return y // 0
+
+
+def test_a_raise_is_one_exception_exit_at_the_raising_instruction():
+    at = only(offsets(divides_by_zero, "BINARY_OP", "//"))
+    out = assert_compiles(divides_by_zero, 1, exits={(at, "exception"): 1})
+    assert out.kind == "raise"
+
+
+def iterates_an_int():
+    for _ in 5:
+        pass
+
+
+def reads_an_unbound_local(flag):
+    if flag:
+        v = 1
+    return v
+
+
+def test_the_site_of_a_raising_instruction_without_caches_is_that_instruction():
+    # No inline cache follows GET_ITER or LOAD_FAST, so the next code unit is the next
+    # instruction: a site recorded one unit off would name it instead.
+    at = only(offsets(iterates_an_int, "GET_ITER"))
+    assert_compiles(iterates_an_int, exits={(at, "exception"): 1})
+    at = only(offsets(reads_an_unbound_local, "LOAD_FAST", "v"))
+    assert_compiles(reads_an_unbound_local, False, exits={(at, "exception"): 1})
+
+
+def catches_in_a_loop(n):
+    caught = 0
+    for i in range(n):
+        try:
+            1 // (i - i)
+        except ZeroDivisionError:
+            caught += 1
+    return caught
+
+
+def test_the_interpreter_finishes_the_frame_after_an_exception():
+    # The first exception hands the frame over; the other iterations run in the interpreter.
+    at = only(offsets(catches_in_a_loop, "BINARY_OP", "//"))
+    assert assert_compiles(catches_in_a_loop, 5, exits={(at, "exception"): 1}).value == 5
+
+
+def _fails():
+    raise KeyError("inner")
+
+
+def calls_a_failing_function():
+    return _fails()
+
+
+def test_an_exception_from_a_callee_exits_at_the_call():
+    # prev_instr is CALL's last cache unit then (as ceval's inline push leaves it); the site is
+    # named by the CALL instruction itself.
+    at = only(offsets(calls_a_failing_function, "CALL"))
+    assert_compiles(calls_a_failing_function, exits={(at, "exception"): 1})
+
+
+def raises_directly():
+    raise ValueError("boom")
+
+
+def test_raise_varargs_is_an_interpreter_only_instruction():
+    at = only(offsets(raises_directly, "RAISE_VARARGS"))
+    assert_compiles(raises_directly, exits={(at, "interpreter_only_instruction"): 1})
+
+
+def _quiet_tracer(frame, event, arg):
+    return None
+
+
+def turns_tracing_on():
+    sys.settrace(_quiet_tracer)
+    x = 1
+    sys.settrace(None)
+    return x
+
+
+def test_tracing_switched_on_mid_frame_is_a_tracing_exit_before_the_next_instruction():
+    # After the call that switched tracing on, the next instruction (the POP_TOP of its result)
+    # checks for tracing and hands the frame over before running.
+    call = offsets(turns_tracing_on, "CALL")[0]
+    at = min(o for o in offsets(turns_tracing_on, "POP_TOP") if o > call)
+    try:
+        assert_compiles(turns_tracing_on, exits={(at, "tracing"): 1})
+    finally:
+        sys.settrace(None)
+
+
+def test_assert_compiles_fails_when_the_exits_differ():
+    at = only(offsets(divides_by_zero, "BINARY_OP", "//"))
+    with pytest.raises(AssertionError, match="exits of divides_by_zero"):
+        assert_compiles(divides_by_zero, 1)
+    with pytest.raises(AssertionError, match=f"offset {at}: BINARY_OP"):
+        assert_compiles(divides_by_zero, 1, exits={(at + 2, "exception"): 1})
+
+
+# --- entry exits ---------------------------------------------------------------------------------
+
+def counting():
+    yield 1
+    yield 2
+
+
+def test_generator_creation_is_counted_at_entry(jit):
+    g = fresh_function(counting)
+    jit.compile(g)
+    jit.set_thresholds(baseline=0, optimize="off")
+    before = jit.stats()["exits"]["generator_creation"]
+    for _ in range(3):
+        assert list(g()) == [1, 2]
+    assert jit.stats()["exits"]["generator_creation"] - before == 3
+    # RETURN_GENERATOR, where the interpreter starts each creating call; every resumption runs
+    # compiled, so there is no other exit.
+    assert only(offsets(g, "RETURN_GENERATOR")) == 0
+    assert jit.exits(g) == {(0, "generator_creation"): 3}
+    assert jit.exit_reasons()["generator_creation"]["when"] == "entry"
+
+
+def thrown_into():
+    try:
+        yield 1
+    except KeyError:
+        yield 2
+
+
+def test_throw_exits_at_the_yield_it_raises_at(jit):
+    g = fresh_function(thrown_into)
+    jit.compile(g)
+    jit.set_thresholds(baseline=0, optimize="off")
+    it = g()
+    assert next(it) == 1
+    assert it.throw(KeyError) == 2
+    first_yield = offsets(g, "YIELD_VALUE")[0]
+    assert jit.exits(g) == {(0, "generator_creation"): 1, (first_yield, "throwflag"): 1}
+
+
+def test_tracing_at_entry_is_its_own_reason(jit):
+    f = fresh_function(loop_only)
+    jit.compile(f)
+    before = jit.stats()["exits"]
+    sys.settrace(_quiet_tracer)
+    try:
+        f(3)
+    finally:
+        sys.settrace(None)
+    after = jit.stats()["exits"]
+    assert after["tracing_at_entry"] > before["tracing_at_entry"]
+    assert after["tracing"] == before["tracing"]
+    assert jit.exits(f) == {(0, "tracing_at_entry"): 1}
+
+
+# --- lifetime and reset --------------------------------------------------------------------------
+
+def test_reset_stats_zeroes_the_sites_too(jit):
+    f = fresh_function(divides_by_zero)
+    jit.compile(f)
+    with pytest.raises(ZeroDivisionError):
+        f(1)
+    assert jit.exits(f) != {}
+    jit.reset_stats()
+    assert jit.exits(f) == {}
+    assert jit.stats()["exits"]["exception"] == 0
+
+
+def test_sites_are_freed_with_the_code_object(jit):
+    gc.collect()
+    f = fresh_function(divides_by_zero)
+    jit.compile(f)
+    before = jit.stats()["exit_sites"]
+    try:
+        f(1)
+    except ZeroDivisionError:
+        pass
+    assert jit.stats()["exit_sites"] == before + 1
+    del f
+    gc.collect()
+    assert jit.stats()["exit_sites"] == before
+
+
+# --- format_stats --------------------------------------------------------------------------------
+
+def test_format_stats_shows_entry_and_mid_frame_exits_apart():
+    s = peregrine.stats()
+    s["exits"] = dict.fromkeys(s["exits"], 0)
+    s["exits"].update(generator_creation=3, exception=2, some_future_reason=1)
+    text = peregrine.format_stats(s)
+    entry = text.index("frames the interpreter ran instead of compiled code")
+    mid = text.index("frames compiled code handed to the interpreter mid-way")
+    other = text.index("other exits")
+    assert entry < text.index("generator_creation") < mid < text.index("exception") < other
+    assert text.index("some_future_reason") > other
