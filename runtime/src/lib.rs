@@ -12,6 +12,7 @@ pub mod cstack;
 pub mod deopt;
 pub mod fallback;
 pub mod jit;
+pub mod opcodes;
 pub mod options;
 pub mod stats;
 pub mod tier;
