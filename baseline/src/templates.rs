@@ -248,12 +248,12 @@ pub fn gen_instr(
     match template {
         Template::Helper(helper) => {
             let error = e.error_exit();
-            e.call_op_helper(helper, ins.oparg, error);
+            e.call_op_helper(ins.opcode, helper, ins.oparg, error);
             return;
         }
         Template::CallingHelper(helper) => {
             let error = e.error_exit();
-            e.call_op_helper(helper, ins.oparg, error);
+            e.call_op_helper(ins.opcode, helper, ins.oparg, error);
             e.check_pending_after_call(error);
             return;
         }
@@ -428,7 +428,7 @@ pub fn gen_instr(
         FOR_ITER => {
             // The exhausted iterator is popped (the stack shrinks) and the loop exits.
             let (t, error) = (target(), e.error_exit());
-            e.call_op_helper_branching(h::pg_for_iter, error, t);
+            e.call_op_helper_branching(ins.opcode, h::pg_for_iter, error, t);
         }
         PRECALL => {
             // Never raises; replays the site's specialization for the CALL that follows.
@@ -441,8 +441,9 @@ pub fn gen_instr(
                 ; mov r9, QWORD site as i64
                 ; mov rax, QWORD h::pg_precall as *const () as usize as i64
                 ; call rax
-                ; mov r14, rax
             );
+            e.check_helper_moved(ins.opcode, oparg);
+            x64!(e.ops ; mov r14, rax);
         }
         BINARY_SUBSCR => {
             let error = e.error_exit();
@@ -453,6 +454,9 @@ pub fn gen_instr(
                 ; mov rcx, QWORD site as i64
                 ; mov rax, QWORD h::pg_binary_subscr as *const () as usize as i64
                 ; call rax
+            );
+            e.check_helper_moved(ins.opcode, oparg);
+            x64!(e.ops
                 ; mov r14, rax
                 ; test al, 1
                 ; jnz =>error
@@ -469,6 +473,9 @@ pub fn gen_instr(
                 ; mov r9, QWORD site as i64
                 ; mov rax, QWORD h::pg_call as *const () as usize as i64
                 ; call rax
+            );
+            e.check_helper_moved(ins.opcode, oparg);
+            x64!(e.ops
                 ; mov r14, rax
                 ; test al, 1
                 ; jnz =>error
@@ -479,7 +486,7 @@ pub fn gen_instr(
         SEND => {
             // The receiver returned: its result replaced it (the stack shrinks) and we jump.
             let (t, error) = (target(), e.error_exit());
-            e.call_op_helper_branching(peregrine_runtime::jit::gen::pg_send, error, t);
+            e.call_op_helper_branching(ins.opcode, peregrine_runtime::jit::gen::pg_send, error, t);
         }
         other => unreachable!("opcode {other} has no inline template"),
     }
