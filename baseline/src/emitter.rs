@@ -262,7 +262,14 @@ impl Emitter {
         let u = table_moves(opcode, 0);
         let taken = u.jump_effect.expect("a jump");
         debug_assert!(taken < 0 && u.effect >= 0, "{opcode}: {u:?} cannot be told apart by the stack pointer");
-        self.emit_helper_call(helper, 0);
+        x64!(self.ops
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; xor ecx, ecx
+            ; mov rax, QWORD helper as *const () as usize as i64
+            ; call rax
+        );
         self.check_moved_by(opcode, 0, &[u.effect, taken]);
         x64!(self.ops
             ; test al, 1
