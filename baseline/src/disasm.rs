@@ -14,7 +14,7 @@ use std::fmt::Write;
 /// Names of the functions compiled code calls, by address.
 fn known_functions() -> HashMap<u64, String> {
     let mut names: HashMap<u64, String> = HashMap::new();
-    let fixed: [(usize, &str); 17] = [
+    let fixed: [(usize, &str); 18] = [
         (peregrine_runtime::jit::ops::pg_pop_truth as *const () as usize, "pg_pop_truth"),
         (peregrine_runtime::jit::ops::pg_peek_truth as *const () as usize, "pg_peek_truth"),
         (peregrine_runtime::jit::ops::pg_for_iter as *const () as usize, "pg_for_iter"),
@@ -32,6 +32,7 @@ fn known_functions() -> HashMap<u64, String> {
         (peregrine_runtime::jit::ops::pg_binary_subscr as *const () as usize, "pg_binary_subscr"),
         (peregrine_runtime::jit::ops::pg_raise_unbound_in_pair as *const () as usize, "pg_raise_unbound_in_pair"),
         (frame::pg_frame_handoff_traced as *const () as usize, "pg_frame_handoff_traced"),
+        (peregrine_runtime::jit::pg_bad_stack_move as *const () as usize, "pg_bad_stack_move"),
     ];
     for (addr, name) in fixed {
         names.insert(addr as u64, name.to_string());

@@ -11,9 +11,10 @@ use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::code_state::{WarmthCounters, WARMUP_DELAY};
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
 use peregrine_runtime::cpython::{self, frame_state, ref_debug, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
-use peregrine_runtime::jit::frame;
+use peregrine_runtime::jit::{self, frame};
 use peregrine_runtime::jit::ops::{self, OpHelper};
 use peregrine_runtime::bytecode::Handler;
+use peregrine_runtime::opcodes::{self, StackUse};
 use peregrine_runtime::ExitReason;
 use std::mem::offset_of;
 
@@ -50,6 +51,11 @@ enum Stub {
     /// handlers: `pg_raise_unbound_in_pair`, then on to `handler` (the second half's) or out of
     /// the frame.
     UnboundInPair { label: DynamicLabel, oparg: u32, handler: Option<Handler> },
+}
+
+/// How far `opcode oparg` moves the stack pointer, from the opcode table.
+fn table_moves(opcode: u8, oparg: u32) -> StackUse {
+    opcodes::moves(opcode, oparg).expect("templates are emitted for base opcodes only")
 }
 
 pub struct Emitter {
@@ -224,9 +230,20 @@ impl Emitter {
         );
     }
 
-    /// Calls `helper(tstate, frame, sp, oparg)`, takes its stack pointer and branches to `error`
-    /// when it is tagged.
-    pub fn call_op_helper(&mut self, helper: OpHelper, oparg: u32, error: DynamicLabel) {
+    /// Calls `helper(tstate, frame, sp, oparg)`, the template of `opcode oparg`, takes its stack
+    /// pointer and branches to `error` when it is tagged.
+    pub fn call_op_helper(&mut self, opcode: u8, helper: OpHelper, oparg: u32, error: DynamicLabel) {
+        self.emit_helper_call(helper, oparg);
+        self.check_helper_moved(opcode, oparg);
+        x64!(self.ops
+            ; mov r14, rax
+            ; test al, 1
+            ; jnz =>error
+        );
+    }
+
+    /// `rax = helper(tstate, frame, r14, oparg)`.
+    fn emit_helper_call(&mut self, helper: OpHelper, oparg: u32) {
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
@@ -234,15 +251,17 @@ impl Emitter {
             ; mov ecx, oparg as i32
             ; mov rax, QWORD helper as *const () as usize as i64
             ; call rax
-            ; mov r14, rax
-            ; test al, 1
-            ; jnz =>error
         );
     }
 
-    /// Calls a helper with three outcomes (FOR_ITER, SEND): the stack grew or stayed (go on), it
-    /// shrank (jump to `target`), or the result is tagged (raise through `error`).
-    pub fn call_op_helper_branching(&mut self, helper: OpHelper, error: DynamicLabel, target: DynamicLabel) {
+    /// Calls the helper of a jump with three outcomes (FOR_ITER, SEND): the stack grew or stayed
+    /// (go on), it shrank (jump to `target`), or the result is tagged (raise through `error`).
+    pub fn call_op_helper_branching(&mut self, opcode: u8, helper: OpHelper, error: DynamicLabel, target: DynamicLabel) {
+        // Which way the helper went is told by the stack pointer alone: the table's taken path
+        // must shrink the stack and its fall-through must not.
+        let u = table_moves(opcode, 0);
+        let taken = u.jump_effect.expect("a jump");
+        debug_assert!(taken < 0 && u.effect >= 0, "{opcode}: {u:?} cannot be told apart by the stack pointer");
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
@@ -250,6 +269,9 @@ impl Emitter {
             ; xor ecx, ecx
             ; mov rax, QWORD helper as *const () as usize as i64
             ; call rax
+        );
+        self.check_moved_by(opcode, 0, &[u.effect, taken]);
+        x64!(self.ops
             ; test al, 1
             ; jnz >failed
             ; cmp rax, r14
@@ -260,6 +282,38 @@ impl Emitter {
             ; mov r14, rax
             ; jmp =>error
             ; next:
+        );
+    }
+
+    /// Debug builds only (release builds emit nothing): right after the call of the helper of
+    /// `opcode oparg`, with `rax` its result and `r14` the stack before it, checks that the helper
+    /// moved the stack pointer as the opcode table says (`opcodes::moves`), and aborts naming the
+    /// instruction otherwise. Helpers compute their new stack pointer themselves, so this is what
+    /// ties them to the table the stack verifier trusted. A tagged (raising) result is not
+    /// checked: the stack is then as ceval's error path leaves it. Clobbers `rcx`.
+    pub fn check_helper_moved(&mut self, opcode: u8, oparg: u32) {
+        self.check_moved_by(opcode, oparg, &[table_moves(opcode, oparg).effect]);
+    }
+
+    /// [`Emitter::check_helper_moved`] for a helper that may move the stack by any of `effects`.
+    fn check_moved_by(&mut self, opcode: u8, oparg: u32, effects: &[i32]) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let ok = self.label();
+        x64!(self.ops ; test al, 1 ; jnz =>ok);
+        for &effect in effects {
+            let disp = 8 * effect;
+            x64!(self.ops ; lea rcx, [r14 + disp] ; cmp rax, rcx ; je =>ok);
+        }
+        x64!(self.ops
+            ; mov edi, opcode as i32
+            ; mov esi, oparg as i32
+            ; mov rdx, r14
+            ; mov rcx, rax
+            ; mov rax, QWORD jit::pg_bad_stack_move as *const () as usize as i64
+            ; call rax
+            ; =>ok
         );
     }
 
@@ -514,7 +568,8 @@ impl Emitter {
                 }
                 Stub::UnboundLocal { label, oparg, error } => {
                     x64!(self.ops ; =>label);
-                    self.call_op_helper(ops::pg_unbound_local, oparg, error);
+                    self.emit_helper_call(ops::pg_unbound_local, oparg);
+                    x64!(self.ops ; mov r14, rax ; test al, 1 ; jnz =>error);
                     // pg_unbound_local always tags its result, so the line above always jumps.
                 }
             }

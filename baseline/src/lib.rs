@@ -11,7 +11,6 @@
 mod compiled;
 mod disasm;
 mod emitter;
-mod families;
 mod templates;
 
 pub use compiled::{BaselineCode, InstrOffset};
@@ -19,11 +18,12 @@ pub use disasm::disassemble;
 
 use emitter::Emitter;
 use peregrine_runtime::bytecode::{self, op, Instr};
+use peregrine_runtime::opcodes::Operand;
 use peregrine_runtime::code_state::{CompiledCode, WarmthCounters};
 use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::cpython::{self, co_flags, ffi, CodeObject};
 use peregrine_runtime::CompileError;
-use templates::{gen_instr, template};
+use templates::{gen_instr, template, NOT_COMPILED};
 
 /// Compiles `code` for the baseline tier. `warmth` are the code state's counters
 /// (`CodeState::warmth_counters`): the code bumps the backward jumps at JUMP_BACKWARD as ceval
@@ -120,7 +120,8 @@ unsafe fn canonical_bytecode(co: *mut CodeObject) -> Result<Vec<u8>, CompileErro
 }
 
 /// Refuses what the baseline does not compile and any argument the templates would trust
-/// blindly (indices into constants, names and locals; operator numbers).
+/// blindly (indices into constants, names and locals; operator numbers: the table's operand
+/// kinds), and legal shapes a template does not handle.
 fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
     let malformed = |ins: &Instr, what: &str| {
         Err(CompileError::Malformed(format!("{} {} at offset {}: {}", ins.name(), ins.oparg, 2 * ins.index, what)))
@@ -137,33 +138,32 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
             return malformed(ins, "PRECALL and CALL must come as a pair with the same argument");
         }
         if template(ins.opcode).is_none() {
-            return Err(CompileError::NotSupported(format!("opcode {}", ins.name())));
+            return Err(CompileError::NotSupported(match NOT_COMPILED.iter().find(|(o, _)| *o == ins.opcode) {
+                Some((_, why)) => format!("opcode {}: {why}", ins.name()),
+                None => format!("opcode {}", ins.name()),
+            }));
         }
         let a = ins.oparg as usize;
-        use op::*;
-        let in_range = match ins.opcode {
-            LOAD_CONST | KW_NAMES => a < view.consts.len(),
-            LOAD_GLOBAL => a >> 1 < view.n_names,
-            STORE_GLOBAL | DELETE_GLOBAL | LOAD_ATTR | STORE_ATTR | DELETE_ATTR | LOAD_METHOD => a < view.n_names,
-            LOAD_FAST | STORE_FAST | DELETE_FAST => a < view.n_localsplus,
-            // Cell operations rely on the slot holding a cell: it must be a cell or free variable.
-            LOAD_CLOSURE | MAKE_CELL | LOAD_DEREF | STORE_DEREF | DELETE_DEREF => view.is_cell_or_free(a),
-            BINARY_OP => a < 26,
-            COMPARE_OP => a <= 5,
-            COPY => a >= 1,
-            SWAP => a >= 2,
-            BUILD_SLICE => a == 2 || a == 3,
-            COPY_FREE_VARS => a == view.n_freevars,
-            other => {
-                if let Some(verdict) = families::check(other, a, view) {
-                    families::verdict_result(verdict, ins.name(), a, 2 * ins.index)?;
-                }
-                true
-            }
+        // What the argument may be is the opcode table's; what it must be here, this code
+        // object's. Templates and helpers index with it unchecked.
+        let in_range = match ins.info().operand {
+            Operand::Unused | Operand::Raw | Operand::JumpOffset => true, // jumps: checked by decode
+            Operand::Const => a < view.consts.len(),
+            Operand::Name => a < view.n_names,
+            Operand::GlobalName => a >> 1 < view.n_names,
+            Operand::Local => a < view.n_localsplus,
+            Operand::CellOrFree => view.is_cell_or_free(a),
+            Operand::FreeVarCount => a == view.n_freevars,
+            Operand::Range(lo, hi) => (lo..=hi).contains(&ins.oparg),
+            Operand::AtLeast(lo) => ins.oparg >= lo,
         };
         if !in_range {
             return malformed(ins, "argument out of range for this code object");
         }
+        if let Some(why) = unsupported_shape(ins, view) {
+            return Err(CompileError::NotSupported(format!("{}: {}", ins.name(), why)));
+        }
+        use op::*;
         if ins.opcode == KW_NAMES {
             // SAFETY: index checked above; GIL held by the caller of `compile`.
             if unsafe { ffi::PyTuple_CheckExact(view.consts[a]) } == 0 {
@@ -186,6 +186,18 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
 /// whose specialized forms ceval runs observably differently from the generic one.
 fn has_site(opcode: u8) -> bool {
     matches!(opcode, op::PRECALL | op::BINARY_SUBSCR | op::UNPACK_SEQUENCE)
+}
+
+/// Legal instructions whose template does not handle this code object, and why: shapes beyond
+/// an argument's range.
+fn unsupported_shape(ins: &Instr, view: &CodeView) -> Option<&'static str> {
+    match ins.opcode {
+        // IMPORT_STAR's helper relies on the code object having no fast locals to synchronise
+        // with f_locals (true of all module-level code, the only place Python's compiler emits
+        // it); anything else runs in the interpreter.
+        op::IMPORT_STAR if view.n_localsplus != 0 => Some("in a code object with fast locals"),
+        _ => None,
+    }
 }
 
 fn emit(

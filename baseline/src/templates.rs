@@ -1,6 +1,7 @@
-//! One template per bytecode instruction (`gen_instr`), YJIT-style: a single dispatch on the
-//! opcode with a uniform signature. Simple stack and local operations are inlined; everything
-//! else calls its semantic helper in `peregrine_runtime::jit::ops`.
+//! One template per bytecode instruction, YJIT-style: [`template`], one table keyed by opcode,
+//! says what kind each is, and `gen_instr` is a single dispatch on the opcode with a uniform
+//! signature. Simple stack and local operations are inlined; everything else calls its semantic
+//! helper in `peregrine_runtime::jit` (`ops`, `names`, `unpack`, `gen`).
 //!
 //! Instructions that only run inside exception handlers are compiled as hand-offs to the
 //! interpreter: an exception always hands the frame to the interpreter (which unwinds through the
@@ -8,7 +9,6 @@
 //! which always raise, hand off before running, so the interpreter raises exactly as it would.
 
 use crate::emitter::{x64, Emitter, FRAME_LOCALSPLUS};
-use crate::families;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::{op, Handler, Instr};
 use peregrine_runtime::cpython::ffi;
@@ -33,20 +33,17 @@ pub enum Template {
     HandOff,
 }
 
-/// The template for `opcode`, or `None` if the baseline does not compile it yet.
+/// The template of every base opcode, one arm each (a second arm for an opcode fails to compile):
+/// `None` for numbers that are not base opcodes and for those listed in [`NOT_COMPILED`]. The
+/// rows of the runtime's table (`peregrine_runtime::opcodes::OPCODES`) are all covered (tested
+/// below); what each opcode is (arguments, stack use) is that table's business, not this one's.
+#[deny(unreachable_patterns)]
 pub fn template(opcode: u8) -> Option<Template> {
-    core_template(opcode)
-        .or_else(|| families::names::template(opcode))
-        .or_else(|| families::unpack::template(opcode))
-        .or_else(|| families::gen::template(opcode))
-}
-
-/// Templates of the core opcodes (stack, locals, operators, attributes, calls, containers,
-/// iteration, jumps); the other families live in `families/`.
-fn core_template(opcode: u8) -> Option<Template> {
     use op::*;
+    use peregrine_runtime::jit::{gen, names, unpack};
     use Template::*;
     Some(match opcode {
+        // Core: stack and locals, operators, attributes, calls, containers, iteration, jumps.
         NOP | KW_NAMES | EXTENDED_ARG | CACHE => Nothing,
         RESUME | LOAD_FAST | LOAD_CLOSURE | STORE_FAST | LOAD_CONST | POP_TOP | PUSH_NULL | COPY
         | SWAP | RETURN_VALUE | JUMP_FORWARD | JUMP_BACKWARD | JUMP_BACKWARD_NO_INTERRUPT
@@ -96,9 +93,57 @@ fn core_template(opcode: u8) -> Option<Template> {
         LOAD_ASSERTION_ERROR => Helper(h::pg_load_assertion_error),
         RAISE_VARARGS | RERAISE | PUSH_EXC_INFO | POP_EXCEPT | CHECK_EXC_MATCH | CHECK_EG_MATCH
         | WITH_EXCEPT_START | PREP_RERAISE_STAR => HandOff,
+
+        // Names, imports and class bodies (`jit::names`). None of them is followed by an
+        // eval-breaker check in ceval (they end with a plain DISPATCH), so none is a
+        // `CallingHelper` even though several can run arbitrary code.
+        LOAD_NAME => Helper(names::pg_load_name),
+        STORE_NAME => Helper(names::pg_store_name),
+        DELETE_NAME => Helper(names::pg_delete_name),
+        LOAD_CLASSDEREF => Helper(names::pg_load_classderef),
+        LOAD_BUILD_CLASS => Helper(names::pg_load_build_class),
+        SETUP_ANNOTATIONS => Helper(names::pg_setup_annotations),
+        IMPORT_NAME => Helper(names::pg_import_name),
+        IMPORT_FROM => Helper(names::pg_import_from),
+        IMPORT_STAR => Helper(names::pg_import_star),
+        PRINT_EXPR => Helper(names::pg_print_expr),
+
+        // Star calls and displays, starred assignment, `with` entry and pattern matching
+        // (`jit::unpack`). CALL_FUNCTION_EX calls arbitrary code the way CALL does, so it is
+        // followed by ceval's eval-breaker check.
+        CALL_FUNCTION_EX => CallingHelper(unpack::pg_call_function_ex),
+        DICT_MERGE => Helper(unpack::pg_dict_merge),
+        DICT_UPDATE => Helper(unpack::pg_dict_update),
+        LIST_EXTEND => Helper(unpack::pg_list_extend),
+        SET_UPDATE => Helper(unpack::pg_set_update),
+        UNPACK_EX => Helper(unpack::pg_unpack_ex),
+        BEFORE_WITH => Helper(unpack::pg_before_with),
+        MATCH_CLASS => Helper(unpack::pg_match_class),
+        MATCH_KEYS => Helper(unpack::pg_match_keys),
+        MATCH_MAPPING => Helper(unpack::pg_match_mapping),
+        MATCH_SEQUENCE => Helper(unpack::pg_match_sequence),
+
+        // Generators and coroutines (`jit::gen`). YIELD_VALUE and SEND leave or branch the
+        // frame, inline. RETURN_GENERATOR only runs in the call that creates the generator,
+        // which the hook leaves to the interpreter; END_ASYNC_FOR only runs in the exception
+        // handler of `async for`: both hand the frame to the interpreter if ever reached.
+        YIELD_VALUE | SEND => Inline,
+        GET_AWAITABLE => Helper(gen::pg_get_awaitable),
+        GET_AITER => Helper(gen::pg_get_aiter),
+        GET_ANEXT => Helper(gen::pg_get_anext),
+        GET_YIELD_FROM_ITER => Helper(gen::pg_get_yield_from_iter),
+        ASYNC_GEN_WRAP => Helper(gen::pg_async_gen_wrap),
+        BEFORE_ASYNC_WITH => Helper(gen::pg_before_async_with),
+        RETURN_GENERATOR | END_ASYNC_FOR => HandOff,
+
         _ => return None,
     })
 }
+
+/// Base opcodes the baseline deliberately does not compile (a code object using one runs in the
+/// interpreter), with the reason. None in 3.11: even instructions compiled code never reaches
+/// have a template, a hand-off.
+pub const NOT_COMPILED: &[(u8, &str)] = &[];
 
 /// Whether `next`, the instruction after a COMPARE_OP, is one ceval's specializer combines with
 /// it (`_Py_Specialize_CompareOp`): a POP_JUMP_*_IF_TRUE/FALSE in the very next code unit, so
@@ -203,12 +248,12 @@ pub fn gen_instr(
     match template {
         Template::Helper(helper) => {
             let error = e.error_exit();
-            e.call_op_helper(helper, ins.oparg, error);
+            e.call_op_helper(ins.opcode, helper, ins.oparg, error);
             return;
         }
         Template::CallingHelper(helper) => {
             let error = e.error_exit();
-            e.call_op_helper(helper, ins.oparg, error);
+            e.call_op_helper(ins.opcode, helper, ins.oparg, error);
             e.check_pending_after_call(error);
             return;
         }
@@ -383,7 +428,7 @@ pub fn gen_instr(
         FOR_ITER => {
             // The exhausted iterator is popped (the stack shrinks) and the loop exits.
             let (t, error) = (target(), e.error_exit());
-            e.call_op_helper_branching(h::pg_for_iter, error, t);
+            e.call_op_helper_branching(ins.opcode, h::pg_for_iter, error, t);
         }
         PRECALL => {
             // Never raises; replays the site's specialization for the CALL that follows.
@@ -396,8 +441,9 @@ pub fn gen_instr(
                 ; mov r9, QWORD site as i64
                 ; mov rax, QWORD h::pg_precall as *const () as usize as i64
                 ; call rax
-                ; mov r14, rax
             );
+            e.check_helper_moved(ins.opcode, oparg);
+            x64!(e.ops ; mov r14, rax);
         }
         UNPACK_SEQUENCE => {
             let error = e.error_exit();
@@ -423,6 +469,9 @@ pub fn gen_instr(
                 ; mov rcx, QWORD site as i64
                 ; mov rax, QWORD h::pg_binary_subscr as *const () as usize as i64
                 ; call rax
+            );
+            e.check_helper_moved(ins.opcode, oparg);
+            x64!(e.ops
                 ; mov r14, rax
                 ; test al, 1
                 ; jnz =>error
@@ -439,6 +488,9 @@ pub fn gen_instr(
                 ; mov r9, QWORD site as i64
                 ; mov rax, QWORD h::pg_call as *const () as usize as i64
                 ; call rax
+            );
+            e.check_helper_moved(ins.opcode, oparg);
+            x64!(e.ops
                 ; mov r14, rax
                 ; test al, 1
                 ; jnz =>error
@@ -449,7 +501,7 @@ pub fn gen_instr(
         SEND => {
             // The receiver returned: its result replaced it (the stack shrinks) and we jump.
             let (t, error) = (target(), e.error_exit());
-            e.call_op_helper_branching(peregrine_runtime::jit::gen::pg_send, error, t);
+            e.call_op_helper_branching(ins.opcode, peregrine_runtime::jit::gen::pg_send, error, t);
         }
         other => unreachable!("opcode {other} has no inline template"),
     }
@@ -459,5 +511,52 @@ pub fn gen_instr(
     if let Some(next_second) = pairing.next_second_entry {
         // Only LOAD_FAST, STORE_FAST and LOAD_CONST head pairs; their code keeps `rbx`.
         x64!(e.ops ; test bl, bl ; jnz =>next_second);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peregrine_runtime::opcodes::{info, OPCODES};
+
+    /// Every opcode of the installed CPython (`opcode.opmap`) has exactly one row in the runtime's
+    /// table, and every row a template here or a place in [`NOT_COMPILED`], never both; numbers
+    /// without a row have no template.
+    #[test]
+    fn every_opcode_has_one_row_and_a_template() {
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+        let out = std::process::Command::new(python)
+            .args(["-c", "import opcode\nfor name, op in opcode.opmap.items(): print(name, op)"])
+            .output()
+            .expect("run python3");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let opmap: Vec<(String, u8)> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (name, number) = l.split_once(' ').unwrap();
+                (name.to_string(), number.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(opmap.len(), OPCODES.len(), "rows for opcodes the interpreter does not have");
+        for (name, number) in &opmap {
+            let rows: Vec<_> = OPCODES.iter().filter(|r| r.number == *number).collect();
+            assert_eq!(rows.len(), 1, "{name} ({number}) has {} rows", rows.len());
+            assert_eq!(rows[0].name, name);
+        }
+        for row in OPCODES {
+            let not_compiled = NOT_COMPILED.iter().filter(|(n, _)| *n == row.number).count();
+            assert!(not_compiled <= 1, "{} listed twice as not compiled", row.name);
+            assert!(
+                template(row.number).is_some() != (not_compiled == 1),
+                "{}: a template and listed as not compiled, or neither",
+                row.name
+            );
+        }
+        for number in 0..=255u8 {
+            if info(number).is_none() {
+                assert!(template(number).is_none(), "a template for {number}, which is not an opcode");
+            }
+        }
     }
 }

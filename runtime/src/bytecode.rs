@@ -1,175 +1,21 @@
-//! CPython 3.11 bytecode: the opcode table and a validating decoder.
+//! CPython 3.11 bytecode: a validating decoder, the exception table and the stack verifier.
 //!
 //! Tiers compile from the canonical bytecode (`co.co_code`, i.e. `PyCode_GetCode`), never from
-//! `co_code_adaptive`, which the specializing interpreter rewrites while it runs. The table below
-//! is checked against Python's own `opcode` module by `runtime/tests/opcodes.rs`.
+//! `co_code_adaptive`, which the specializing interpreter rewrites while it runs. What each
+//! opcode is (caches, jumps, stack use) comes from the one table in `crate::opcodes`.
 
 use crate::compile_error::CompileError;
-
-macro_rules! opcodes {
-    ($( $name:ident = $value:literal, $caches:literal; )*) => {
-        /// Opcode numbers of CPython 3.11 (`opcode.opmap`).
-        #[allow(non_upper_case_globals)]
-        pub mod op {
-            $( pub const $name: u8 = $value; )*
-        }
-        /// (name, value, inline cache entries) of every base opcode.
-        pub const OPCODES: &[(&str, u8, u8)] = &[ $( (stringify!($name), $value, $caches), )* ];
-    };
-}
-
-opcodes! {
-    CACHE = 0, 0;
-    POP_TOP = 1, 0;
-    PUSH_NULL = 2, 0;
-    NOP = 9, 0;
-    UNARY_POSITIVE = 10, 0;
-    UNARY_NEGATIVE = 11, 0;
-    UNARY_NOT = 12, 0;
-    UNARY_INVERT = 15, 0;
-    BINARY_SUBSCR = 25, 4;
-    GET_LEN = 30, 0;
-    MATCH_MAPPING = 31, 0;
-    MATCH_SEQUENCE = 32, 0;
-    MATCH_KEYS = 33, 0;
-    PUSH_EXC_INFO = 35, 0;
-    CHECK_EXC_MATCH = 36, 0;
-    CHECK_EG_MATCH = 37, 0;
-    WITH_EXCEPT_START = 49, 0;
-    GET_AITER = 50, 0;
-    GET_ANEXT = 51, 0;
-    BEFORE_ASYNC_WITH = 52, 0;
-    BEFORE_WITH = 53, 0;
-    END_ASYNC_FOR = 54, 0;
-    STORE_SUBSCR = 60, 1;
-    DELETE_SUBSCR = 61, 0;
-    GET_ITER = 68, 0;
-    GET_YIELD_FROM_ITER = 69, 0;
-    PRINT_EXPR = 70, 0;
-    LOAD_BUILD_CLASS = 71, 0;
-    LOAD_ASSERTION_ERROR = 74, 0;
-    RETURN_GENERATOR = 75, 0;
-    LIST_TO_TUPLE = 82, 0;
-    RETURN_VALUE = 83, 0;
-    IMPORT_STAR = 84, 0;
-    SETUP_ANNOTATIONS = 85, 0;
-    YIELD_VALUE = 86, 0;
-    ASYNC_GEN_WRAP = 87, 0;
-    PREP_RERAISE_STAR = 88, 0;
-    POP_EXCEPT = 89, 0;
-    STORE_NAME = 90, 0;
-    DELETE_NAME = 91, 0;
-    UNPACK_SEQUENCE = 92, 1;
-    FOR_ITER = 93, 0;
-    UNPACK_EX = 94, 0;
-    STORE_ATTR = 95, 4;
-    DELETE_ATTR = 96, 0;
-    STORE_GLOBAL = 97, 0;
-    DELETE_GLOBAL = 98, 0;
-    SWAP = 99, 0;
-    LOAD_CONST = 100, 0;
-    LOAD_NAME = 101, 0;
-    BUILD_TUPLE = 102, 0;
-    BUILD_LIST = 103, 0;
-    BUILD_SET = 104, 0;
-    BUILD_MAP = 105, 0;
-    LOAD_ATTR = 106, 4;
-    COMPARE_OP = 107, 2;
-    IMPORT_NAME = 108, 0;
-    IMPORT_FROM = 109, 0;
-    JUMP_FORWARD = 110, 0;
-    JUMP_IF_FALSE_OR_POP = 111, 0;
-    JUMP_IF_TRUE_OR_POP = 112, 0;
-    POP_JUMP_FORWARD_IF_FALSE = 114, 0;
-    POP_JUMP_FORWARD_IF_TRUE = 115, 0;
-    LOAD_GLOBAL = 116, 5;
-    IS_OP = 117, 0;
-    CONTAINS_OP = 118, 0;
-    RERAISE = 119, 0;
-    COPY = 120, 0;
-    BINARY_OP = 122, 1;
-    SEND = 123, 0;
-    LOAD_FAST = 124, 0;
-    STORE_FAST = 125, 0;
-    DELETE_FAST = 126, 0;
-    POP_JUMP_FORWARD_IF_NOT_NONE = 128, 0;
-    POP_JUMP_FORWARD_IF_NONE = 129, 0;
-    RAISE_VARARGS = 130, 0;
-    GET_AWAITABLE = 131, 0;
-    MAKE_FUNCTION = 132, 0;
-    BUILD_SLICE = 133, 0;
-    JUMP_BACKWARD_NO_INTERRUPT = 134, 0;
-    MAKE_CELL = 135, 0;
-    LOAD_CLOSURE = 136, 0;
-    LOAD_DEREF = 137, 0;
-    STORE_DEREF = 138, 0;
-    DELETE_DEREF = 139, 0;
-    JUMP_BACKWARD = 140, 0;
-    CALL_FUNCTION_EX = 142, 0;
-    EXTENDED_ARG = 144, 0;
-    LIST_APPEND = 145, 0;
-    SET_ADD = 146, 0;
-    MAP_ADD = 147, 0;
-    LOAD_CLASSDEREF = 148, 0;
-    COPY_FREE_VARS = 149, 0;
-    RESUME = 151, 0;
-    MATCH_CLASS = 152, 0;
-    FORMAT_VALUE = 155, 0;
-    BUILD_CONST_KEY_MAP = 156, 0;
-    BUILD_STRING = 157, 0;
-    LOAD_METHOD = 160, 10;
-    LIST_EXTEND = 162, 0;
-    SET_UPDATE = 163, 0;
-    DICT_MERGE = 164, 0;
-    DICT_UPDATE = 165, 0;
-    PRECALL = 166, 1;
-    CALL = 171, 4;
-    KW_NAMES = 172, 0;
-    POP_JUMP_BACKWARD_IF_NOT_NONE = 173, 0;
-    POP_JUMP_BACKWARD_IF_NONE = 174, 0;
-    POP_JUMP_BACKWARD_IF_FALSE = 175, 0;
-    POP_JUMP_BACKWARD_IF_TRUE = 176, 0;
-}
-
-/// The name of a base opcode, `None` for numbers that are not one (specialized forms included).
-pub fn name(opcode: u8) -> Option<&'static str> {
-    OPCODES.iter().find(|(_, v, _)| *v == opcode).map(|(n, _, _)| *n)
-}
-
-/// Inline cache entries (code units) after an instruction.
-pub fn cache_entries(opcode: u8) -> usize {
-    OPCODES.iter().find(|(_, v, _)| *v == opcode).map_or(0, |(_, _, c)| *c as usize)
-}
+use crate::opcodes::{info, Flow, JumpKind, OpInfo};
+pub use crate::opcodes::{cache_entries, name, op, stack_use, StackUse, OPCODES};
 
 /// Relative jumps forward: target = index after the instruction (and its caches) + oparg.
 pub fn jumps_forward(opcode: u8) -> bool {
-    use op::*;
-    matches!(
-        opcode,
-        JUMP_FORWARD
-            | JUMP_IF_FALSE_OR_POP
-            | JUMP_IF_TRUE_OR_POP
-            | POP_JUMP_FORWARD_IF_FALSE
-            | POP_JUMP_FORWARD_IF_TRUE
-            | POP_JUMP_FORWARD_IF_NONE
-            | POP_JUMP_FORWARD_IF_NOT_NONE
-            | FOR_ITER
-            | SEND
-    )
+    info(opcode).is_some_and(|i| i.jump == JumpKind::Forward)
 }
 
 /// Relative jumps backward: target = index after the instruction - oparg.
 pub fn jumps_backward(opcode: u8) -> bool {
-    use op::*;
-    matches!(
-        opcode,
-        JUMP_BACKWARD
-            | JUMP_BACKWARD_NO_INTERRUPT
-            | POP_JUMP_BACKWARD_IF_FALSE
-            | POP_JUMP_BACKWARD_IF_TRUE
-            | POP_JUMP_BACKWARD_IF_NONE
-            | POP_JUMP_BACKWARD_IF_NOT_NONE
-    )
+    info(opcode).is_some_and(|i| i.jump == JumpKind::Backward)
 }
 
 /// Whether the code has a loop (a backward jump other than the `yield from` loop's
@@ -220,6 +66,11 @@ impl Instr {
 
     pub fn name(&self) -> &'static str {
         name(self.opcode).unwrap_or("<unknown>")
+    }
+
+    /// The opcode's row of the table; `decode` yields base opcodes only.
+    pub fn info(&self) -> &'static OpInfo {
+        info(self.opcode).expect("decoded instructions are base opcodes")
     }
 }
 
@@ -409,88 +260,9 @@ mod tests {
     }
 }
 
-/// How an instruction uses the value stack: the slots it reads (they must exist) and its net
-/// effect, on the fall-through path and, for jumps, on the taken path (CPython's
-/// `stack_effect` in Python/compile.c, plus the inputs that table leaves implicit).
-/// `None` for opcodes that are not base opcodes.
-pub fn stack_use(opcode: u8, oparg: u32) -> Option<StackUse> {
-    use op::*;
-    let n = oparg as i32;
-    let bits = |mask: u32| (oparg & mask != 0) as i32;
-    let (inputs, effect, jump_effect) = match opcode {
-        NOP | EXTENDED_ARG | RESUME | CACHE | KW_NAMES | MAKE_CELL | COPY_FREE_VARS | DELETE_FAST
-        | DELETE_DEREF | DELETE_NAME | DELETE_GLOBAL | SETUP_ANNOTATIONS | RETURN_GENERATOR => (0, 0, None),
-        POP_TOP | RETURN_VALUE | PRINT_EXPR | IMPORT_STAR | STORE_NAME | STORE_GLOBAL | STORE_FAST
-        | STORE_DEREF | DELETE_ATTR | POP_EXCEPT => (1, -1, None),
-        SWAP => (n, 0, None),
-        COPY => (n, 1, None),
-        LOAD_GLOBAL => (0, 1 + bits(1), None),
-        PUSH_NULL | LOAD_CONST | LOAD_NAME | LOAD_FAST | LOAD_CLOSURE | LOAD_DEREF | LOAD_CLASSDEREF
-        | LOAD_BUILD_CLASS | LOAD_ASSERTION_ERROR => (0, 1, None),
-        UNARY_POSITIVE | UNARY_NEGATIVE | UNARY_NOT | UNARY_INVERT | GET_ITER | LOAD_ATTR
-        | GET_AWAITABLE | GET_AITER | GET_YIELD_FROM_ITER | ASYNC_GEN_WRAP | YIELD_VALUE | LIST_TO_TUPLE => {
-            (1, 0, None)
-        }
-        SET_ADD | LIST_APPEND => (n + 1, -1, None),
-        MAP_ADD => (n + 2, -2, None),
-        LIST_EXTEND | SET_UPDATE | DICT_MERGE | DICT_UPDATE => (n + 1, -1, None),
-        BINARY_SUBSCR | BINARY_OP | COMPARE_OP | IS_OP | CONTAINS_OP => (2, -1, None),
-        STORE_SUBSCR => (3, -3, None),
-        DELETE_SUBSCR | STORE_ATTR => (2, -2, None),
-        CHECK_EXC_MATCH | CHECK_EG_MATCH => (2, 0, None),
-        IMPORT_NAME => (2, -1, None),
-        IMPORT_FROM | GET_LEN | MATCH_MAPPING | MATCH_SEQUENCE | LOAD_METHOD | GET_ANEXT => (1, 1, None),
-        MATCH_KEYS => (2, 1, None),
-        MATCH_CLASS => (3, -2, None),
-        BEFORE_WITH | BEFORE_ASYNC_WITH => (1, 1, None),
-        UNPACK_SEQUENCE => (1, n - 1, None),
-        UNPACK_EX => (1, (n & 0xff) + (n >> 8), None),
-        BUILD_TUPLE | BUILD_LIST | BUILD_SET | BUILD_STRING => (n, 1 - n, None),
-        BUILD_MAP => (2 * n, 1 - 2 * n, None),
-        BUILD_CONST_KEY_MAP => (n + 1, -n, None),
-        BUILD_SLICE => if n == 3 { (3, -2, None) } else { (2, -1, None) },
-        FORMAT_VALUE => (1 + bits(4), -bits(4), None),
-        MAKE_FUNCTION => {
-            let extra = bits(1) + bits(2) + bits(4) + bits(8);
-            (1 + extra, -extra, None)
-        }
-        // compile.c books the arguments on PRECALL (-n) and the callable pair on CALL (-1);
-        // PRECALL n is always directly followed by CALL n (the baseline checks it), so the
-        // real requirement, n + 2 values, is checked on PRECALL.
-        PRECALL => (n + 2, -n, None),
-        CALL => (2, -1, None),
-        CALL_FUNCTION_EX => (3 + bits(1), -2 - bits(1), None),
-        RAISE_VARARGS => (n, -n, None),
-        RERAISE => (1 + n, -1, None),
-        PUSH_EXC_INFO => (1, 1, None),
-        WITH_EXCEPT_START => (4, 1, None),
-        PREP_RERAISE_STAR => (2, -1, None),
-        END_ASYNC_FOR => (2, -2, None),
-        JUMP_FORWARD | JUMP_BACKWARD | JUMP_BACKWARD_NO_INTERRUPT => (0, 0, Some(0)),
-        JUMP_IF_TRUE_OR_POP | JUMP_IF_FALSE_OR_POP => (1, -1, Some(0)),
-        POP_JUMP_FORWARD_IF_FALSE | POP_JUMP_BACKWARD_IF_FALSE | POP_JUMP_FORWARD_IF_TRUE
-        | POP_JUMP_BACKWARD_IF_TRUE | POP_JUMP_FORWARD_IF_NONE | POP_JUMP_BACKWARD_IF_NONE
-        | POP_JUMP_FORWARD_IF_NOT_NONE | POP_JUMP_BACKWARD_IF_NOT_NONE => (1, -1, Some(-1)),
-        FOR_ITER => (1, 1, Some(-1)),
-        SEND => (2, 0, Some(-1)),
-        _ => return None,
-    };
-    Some(StackUse { inputs, effect, jump_effect })
-}
-
-/// See [`stack_use`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StackUse {
-    pub inputs: i32,
-    pub effect: i32,
-    /// The effect when the jump is taken, for instructions that jump.
-    pub jump_effect: Option<i32>,
-}
-
 /// Whether control never falls through to the next instruction.
 fn ends_flow(opcode: u8) -> bool {
-    use op::*;
-    matches!(opcode, RETURN_VALUE | RAISE_VARARGS | RERAISE | JUMP_FORWARD | JUMP_BACKWARD | JUMP_BACKWARD_NO_INTERRUPT)
+    info(opcode).is_some_and(|i| i.flow == Flow::Ends)
 }
 
 /// Checks the value stack along every normal (non-exceptional) path from the first instruction:

@@ -11,6 +11,7 @@ pub mod cpython;
 pub mod cstack;
 pub mod exits;
 pub mod jit;
+pub mod opcodes;
 pub mod options;
 pub mod semantics;
 pub mod stats;

@@ -25,3 +25,15 @@ pub type Sp = *mut *mut PyObject;
 pub fn error_at(sp: Sp) -> Sp {
     (sp as usize | 1) as Sp
 }
+
+/// Called by compiled code built with debug assertions when the code of `opcode oparg` moved
+/// the value-stack pointer from `before` to `after`, which the opcode table
+/// (`opcodes::moves`) does not allow: the stack no longer matches what the verifier checked, so
+/// this reports and aborts rather than run on with a corrupt frame.
+pub extern "C" fn pg_bad_stack_move(opcode: u32, oparg: u32, before: usize, after: usize) -> ! {
+    let moved = (after as isize).wrapping_sub(before as isize) / 8;
+    let name = crate::opcodes::name(opcode as u8).unwrap_or("?");
+    let expected = crate::opcodes::moves(opcode as u8, oparg);
+    eprintln!("peregrine: {name} {oparg} moved the value stack by {moved} slots; the opcode table says {expected:?}");
+    std::process::abort()
+}

@@ -11,6 +11,7 @@ use super::support::{code, local_name, local_slot, name_at, new_bool, peek, put}
 use super::specialize::{Site, ADAPTIVE};
 use super::{error_at, Sp};
 use crate::semantics;
+use crate::opcodes::{cache_entries, op};
 use crate::cpython::{
     self, ffi, CellObject, FunctionObject, InterpreterFrame, MethodDescrObject, MethodObject, ThreadState,
 };
@@ -642,7 +643,7 @@ pub unsafe extern "C" fn pg_precall(
             let args = sp.sub(total);
             site.execute(
                 |site| {
-                    let pops_result = || *site.unit.add(PRECALL_TO_NEXT) & 0xff == OP_POP_TOP;
+                    let pops_result = || *site.unit.add(PRECALL_TO_NEXT) & 0xff == op::POP_TOP as u16;
                     precall_specialize(callable, total, kwnames, oparg, pops_result).map_or(ADAPTIVE, |f| f as u8)
                 },
                 |_, form| precall_guard(PrecallForm::from_u8(form), callable, args, total, is_meth),
@@ -718,13 +719,12 @@ const CALL_KINDS: c_int =
     ffi::METH_VARARGS | ffi::METH_FASTCALL | ffi::METH_NOARGS | ffi::METH_O | ffi::METH_KEYWORDS | ffi::METH_METHOD;
 
 /// Inline cache entries of CALL (`INLINE_CACHE_ENTRIES_CALL`).
-const CALL_CACHES: usize = 4;
+const CALL_CACHES: usize = cache_entries(op::CALL);
 /// Inline cache entries of BINARY_SUBSCR (`INLINE_CACHE_ENTRIES_BINARY_SUBSCR`).
-const BINARY_SUBSCR_CACHES: usize = 4;
+const BINARY_SUBSCR_CACHES: usize = cache_entries(op::BINARY_SUBSCR);
 /// Code units from PRECALL to the instruction after its CALL (neither with EXTENDED_ARG):
-/// PRECALL, its cache, CALL and CALL's caches.
-const PRECALL_TO_NEXT: usize = 2 + 1 + CALL_CACHES;
-const OP_POP_TOP: u16 = 1;
+/// PRECALL, its caches, CALL and CALL's caches.
+const PRECALL_TO_NEXT: usize = 1 + cache_entries(op::PRECALL) + 1 + CALL_CACHES;
 
 /// The forms PRECALL_ADAPTIVE specializes to (`_Py_Specialize_Precall`), numbered for a
 /// [`Site`]. All but the last two call the C function themselves and skip CALL (`SKIP_CALL`):

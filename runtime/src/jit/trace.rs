@@ -6,7 +6,8 @@
 //! instruction ran last (see [`correct_line_event`]).
 
 use super::Sp;
-use crate::cpython::{ffi, FrameObject, InterpreterFrame, ThreadState};
+use crate::cpython::{ffi, specialized, FrameObject, InterpreterFrame, ThreadState};
+use crate::opcodes::op;
 use std::cell::Cell;
 use std::os::raw::c_int;
 
@@ -20,9 +21,6 @@ const PY_TRACE_LINE: c_int = 2;
 const PY_TRACE_RETURN: c_int = 3;
 const PY_TRACE_OPCODE: c_int = 7;
 
-const OP_SEND: u8 = 123;
-const OP_RESUME: u8 = 151;
-const OP_RESUME_QUICK: u8 = 150;
 
 /// The frame object of `frame`, created if needed (ceval's `_PyFrame_GetFrameObject`, which is
 /// not exported): `frame` is the thread's current frame, so `PyEval_GetFrame` returns it.
@@ -210,7 +208,7 @@ unsafe fn line_event_due(frame: *mut InterpreterFrame, f: *mut FrameObject, inst
         let last_line = if instr_prev <= (*code)._co_firsttraceable as isize { -1 } else { line_of(frame, instr_prev) };
         let line = line_of(frame, unit);
         let opcode = *first_unit(frame).offset(unit) as u8;
-        line != -1 && (*f).f_trace_lines != 0 && (line != last_line || (unit < instr_prev && opcode != OP_SEND))
+        line != -1 && (*f).f_trace_lines != 0 && (line != last_line || (unit < instr_prev && opcode != op::SEND))
     }
 }
 
@@ -253,7 +251,7 @@ pub unsafe fn correct_line_event(tstate: *mut ThreadState, frame: *mut Interpret
             || (*tstate).c_tracefunc.is_null()
             || (*tstate).tracing != 0
             || unit < (*code)._co_firsttraceable as isize
-            || matches!(*resume as u8, OP_RESUME | OP_RESUME_QUICK)
+            || matches!(*resume as u8, op::RESUME | specialized::RESUME_QUICK)
         {
             return keep;
         }
