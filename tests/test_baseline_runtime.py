@@ -165,3 +165,28 @@ def test_threads_with_a_small_stack_run_compiled_code(jit):
     finally:
         threading.stack_size(old)
     assert out == [sum(range(1000))]
+
+
+def test_a_jump_past_precall_to_its_call_is_refused():
+    """The stack check books CALL's arguments on its PRECALL, as compile.c does: hand-made code
+    that jumps straight to a CALL (PRECALL unreachable) must be refused, not compiled."""
+    import dis
+    import types
+
+    import pytest
+
+    op = dis.opmap
+
+    def f(g):
+        return g()
+
+    code = bytes([
+        op["RESUME"], 0, op["PUSH_NULL"], 0, op["LOAD_FAST"], 0,
+        op["JUMP_FORWARD"], 2,                 # to the CALL, skipping PRECALL and its cache
+        op["PRECALL"], 0, op["CACHE"], 0,
+        op["CALL"], 0, *[op["CACHE"], 0] * 4,
+        op["RETURN_VALUE"], 0,
+    ])
+    bad = types.FunctionType(f.__code__.replace(co_code=code), f.__globals__)
+    with pytest.raises(peregrine.CompileError, match="jumps to a CALL"):
+        peregrine.compile(bad, tier="baseline")

@@ -137,6 +137,13 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
         if !paired {
             return malformed(ins, "PRECALL and CALL must come as a pair with the same argument");
         }
+        // ... on every path: the stack check books CALL's arguments on its PRECALL (as compile.c
+        // does), so a jump straight to a CALL would let it read below the verified stack.
+        if let Some(t) = ins.jump_target() {
+            if instrs.iter().any(|j| j.start == t && j.opcode == op::CALL) {
+                return malformed(ins, "jumps to a CALL, past its PRECALL");
+            }
+        }
         if template(ins.opcode).is_none() {
             return Err(CompileError::NotSupported(match NOT_COMPILED.iter().find(|(o, _)| *o == ins.opcode) {
                 Some((_, why)) => format!("opcode {}: {why}", ins.name()),
