@@ -12,7 +12,8 @@ use peregrine_runtime::code_state::{WarmthCounters, WARMUP_DELAY};
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
 use peregrine_runtime::cpython::{self, frame_state, ref_debug, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
 use peregrine_runtime::jit::{self, frame};
-use peregrine_runtime::jit::ops::{self, OpHelper};
+use peregrine_runtime::jit::ops::{self, OpHelper, SiteHelper};
+use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::bytecode::Handler;
 use peregrine_runtime::opcodes::{self, StackUse};
 use peregrine_runtime::ExitReason;
@@ -234,6 +235,26 @@ impl Emitter {
     /// pointer and branches to `error` when it is tagged.
     pub fn call_op_helper(&mut self, opcode: u8, helper: OpHelper, oparg: u32, error: DynamicLabel) {
         self.emit_helper_call(helper, oparg);
+        self.check_helper_moved(opcode, oparg);
+        x64!(self.ops
+            ; mov r14, rax
+            ; test al, 1
+            ; jnz =>error
+        );
+    }
+
+    /// As [`Emitter::call_op_helper`], for a helper that also takes the instruction's
+    /// specialization site.
+    pub fn call_site_helper(&mut self, opcode: u8, helper: SiteHelper, oparg: u32, site: *const Site, error: DynamicLabel) {
+        x64!(self.ops
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; mov ecx, oparg as i32
+            ; mov r8, QWORD site as i64
+            ; mov rax, QWORD helper as *const () as usize as i64
+            ; call rax
+        );
         self.check_helper_moved(opcode, oparg);
         x64!(self.ops
             ; mov r14, rax

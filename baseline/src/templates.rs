@@ -447,35 +447,11 @@ pub fn gen_instr(
         }
         UNPACK_SEQUENCE => {
             let error = e.error_exit();
-            x64!(e.ops
-                ; mov rdi, r13
-                ; mov rsi, r12
-                ; mov rdx, r14
-                ; mov ecx, oparg as i32
-                ; mov r8, QWORD site as i64
-                ; mov rax, QWORD h::pg_unpack_sequence as *const () as usize as i64
-                ; call rax
-                ; mov r14, rax
-                ; test al, 1
-                ; jnz =>error
-            );
+            e.call_site_helper(ins.opcode, h::pg_unpack_sequence, oparg, site, error);
         }
         BINARY_SUBSCR => {
             let error = e.error_exit();
-            x64!(e.ops
-                ; mov rdi, r13
-                ; mov rsi, r12
-                ; mov rdx, r14
-                ; mov rcx, QWORD site as i64
-                ; mov rax, QWORD h::pg_binary_subscr as *const () as usize as i64
-                ; call rax
-            );
-            e.check_helper_moved(ins.opcode, oparg);
-            x64!(e.ops
-                ; mov r14, rax
-                ; test al, 1
-                ; jnz =>error
-            );
+            e.call_site_helper(ins.opcode, h::pg_binary_subscr, oparg, site, error);
         }
         CALL => {
             let error = e.error_exit();

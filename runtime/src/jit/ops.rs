@@ -22,6 +22,10 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 /// The uniform helper signature: `(tstate, frame, sp, oparg) -> sp` (tagged on error).
 pub type OpHelper = unsafe extern "C" fn(*mut ThreadState, *mut InterpreterFrame, Sp, u32) -> Sp;
 
+/// The signature of helpers of instructions with a specialization site: [`OpHelper`]'s, plus
+/// the instruction's own [`Site`].
+pub type SiteHelper = unsafe extern "C" fn(*mut ThreadState, *mut InterpreterFrame, Sp, u32, *const Site) -> Sp;
+
 
 pub(crate) const NAME_ERROR_MSG: &[u8] = b"name '%.200s' is not defined\0";
 pub(crate) const UNBOUNDLOCAL_ERROR_MSG: &[u8] = b"cannot access local variable '%s' where it is not associated with a value\0";
@@ -432,6 +436,7 @@ pub unsafe extern "C" fn pg_binary_subscr(
     _t: *mut ThreadState,
     frame: *mut InterpreterFrame,
     sp: Sp,
+    _oparg: u32,
     site: *const Site,
 ) -> Sp {
     // SAFETY: two values on the stack; `prev_instr` is this instruction's unit; `site` is its
