@@ -192,7 +192,7 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
 /// Whether instructions with `opcode` get a specialization site (`jit::specialize::Site`): those
 /// whose specialized forms ceval runs observably differently from the generic one.
 fn has_site(opcode: u8) -> bool {
-    matches!(opcode, op::PRECALL | op::BINARY_SUBSCR | op::UNPACK_SEQUENCE)
+    matches!(opcode, op::PRECALL | op::BINARY_SUBSCR | op::UNPACK_SEQUENCE | op::COMPARE_OP)
 }
 
 /// Legal instructions whose template does not handle this code object, and why: shapes beyond
@@ -235,8 +235,8 @@ fn emit(
     let second_entries: Vec<Option<dynasmrt::DynamicLabel>> = (0..instrs.len())
         .map(|k| (k > 0 && templates::pairs_with(&instrs[k - 1], &instrs[k])).then(|| e.label()))
         .collect();
-    // One specialization state per PRECALL (shared with its CALL), BINARY_SUBSCR and
-    // UNPACK_SEQUENCE, allocated before emitting: the code holds their addresses.
+    // One specialization state per PRECALL (shared with its CALL), BINARY_SUBSCR,
+    // UNPACK_SEQUENCE and COMPARE_OP, allocated before emitting: the code holds their addresses.
     let sites = compiled::Sites(
         instrs
             .iter()

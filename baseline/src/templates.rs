@@ -209,10 +209,7 @@ pub fn gen_instr(
     pairing: Pairing,
     site: *const Site,
 ) {
-    let mut template = template(ins.opcode).expect("checked before emitting");
-    if ins.opcode == op::COMPARE_OP && next.is_some_and(combines_with_compare) {
-        template = Template::Helper(h::pg_compare_op_jump);
-    }
+    let template = template(ins.opcode).expect("checked before emitting");
     if let Template::Nothing = template {
         return;
     }
@@ -246,6 +243,12 @@ pub fn gen_instr(
         x64!(e.ops ; =>body);
     }
     match template {
+        Template::Helper(_) if ins.opcode == op::COMPARE_OP && next.is_some_and(combines_with_compare) => {
+            // The site replays whether ceval runs a combined compare-and-jump form here.
+            let error = e.error_exit();
+            e.call_site_helper(ins.opcode, h::pg_compare_op_jump, ins.oparg, site, error);
+            return;
+        }
         Template::Helper(helper) => {
             let error = e.error_exit();
             e.call_op_helper(ins.opcode, helper, ins.oparg, error);

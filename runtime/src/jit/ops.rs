@@ -299,37 +299,81 @@ pub unsafe extern "C" fn pg_compare_op(_t: *mut ThreadState, _f: *mut Interprete
     }
 }
 
-/// Whether the interpreter would have quickened the code of `frame` by now (see
-/// `CodeState::is_warm`).
-///
-/// # Safety
-/// GIL held; `frame` is live.
-unsafe fn frame_is_warm(frame: *mut InterpreterFrame) -> bool {
-    // SAFETY: a live frame holds its code object.
+/// COMPARE_OP_FLOAT_JUMP, COMPARE_OP_INT_JUMP and COMPARE_OP_STR_JUMP.
+const COMPARE_FLOAT: u8 = 1;
+const COMPARE_INT: u8 = 2;
+const COMPARE_STR: u8 = 3;
+
+/// COMPARE_OP followed by a conditional jump (POP_JUMP_{FORWARD,BACKWARD}_IF_{TRUE,FALSE} with no
+/// EXTENDED_ARG), at `site`. Warm ceval code runs COMPARE_OP_{INT,FLOAT,STR}_JUMP there, which
+/// compare without `PyObject_RichCompare`, so they count no recursion level ("in comparison"),
+/// and a comparison at the recursion limit succeeds where the generic one raises RecursionError:
+/// the site replays which form runs, and that form compares directly. The bool it pushes is
+/// consumed by the jump, as the combined instruction would.
+pub unsafe extern "C" fn pg_compare_op_jump(
+    t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: two values on the stack; oparg <= Py_GE checked by the compiler; `site` is this
+    // instruction's own, owned by the compiled code.
     unsafe {
-        let code = (*frame).f_code;
-        (*code).co_warmup == 0
-            || crate::code_state::CodeState::existing(code as *mut PyObject).is_some_and(|s| s.is_warm())
+        let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
+        let site = &*site;
+        let op = oparg as c_int;
+        if site.is_warm() {
+            let form = site.execute(|_| compare_specialize(lhs, rhs, op), |_, form| compare_guard(form, lhs, rhs));
+            if form != ADAPTIVE {
+                if let Some(truth) = semantics::operators::compare_specialized(lhs, rhs, op) {
+                    return binary_result(sp, lhs, rhs, new_bool(truth));
+                }
+            }
+        }
+        pg_compare_op(t, frame, sp, oparg)
     }
 }
 
-/// COMPARE_OP followed by a conditional jump (POP_JUMP_{FORWARD,BACKWARD}_IF_{TRUE,FALSE} with no
-/// EXTENDED_ARG), which ceval combines into COMPARE_OP_{INT,FLOAT,STR}_JUMP in warm code. Those
-/// compare without `PyObject_RichCompare`, so they count no recursion level ("in comparison"),
-/// and a comparison at the recursion limit succeeds where the generic one raises RecursionError:
-/// compiled code takes the same direct path under the same conditions, the generic path
-/// otherwise. The bool it pushes is consumed by the jump, as the combined instruction would.
-pub unsafe extern "C" fn pg_compare_op_jump(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
-    // SAFETY: two values on the stack; oparg <= Py_GE checked by the compiler; a live frame.
+/// `_Py_Specialize_CompareOp` for a compare followed by a conditional jump.
+unsafe fn compare_specialize(lhs: *mut PyObject, rhs: *mut PyObject, op: c_int) -> u8 {
+    // SAFETY: GIL held; live objects; accessors after the exact-type checks.
     unsafe {
-        let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
-        if let Some(truth) = semantics::operators::compare_specialized(lhs, rhs, oparg as c_int) {
-            // The warmth lookup last: it costs more than the type checks.
-            if frame_is_warm(frame) {
-                return binary_result(sp, lhs, rhs, new_bool(truth));
-            }
+        let tp = ffi::Py_TYPE(lhs);
+        if tp != ffi::Py_TYPE(rhs) {
+            ADAPTIVE
+        } else if tp == std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+            COMPARE_FLOAT
+        } else if tp == std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+            let small = ffi::Py_SIZE(lhs).unsigned_abs() <= 1 && ffi::Py_SIZE(rhs).unsigned_abs() <= 1;
+            if small { COMPARE_INT } else { ADAPTIVE }
+        } else if tp == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) && (op == ffi::Py_EQ || op == ffi::Py_NE) {
+            COMPARE_STR
+        } else {
+            ADAPTIVE
         }
-        pg_compare_op(_t, frame, sp, oparg)
+    }
+}
+
+/// The DEOPT_IF checks of the combined compare-and-jump forms.
+unsafe fn compare_guard(form: u8, lhs: *mut PyObject, rhs: *mut PyObject) -> bool {
+    // SAFETY: as for `compare_specialize`.
+    unsafe {
+        match form {
+            COMPARE_FLOAT => {
+                ffi::PyFloat_CheckExact(lhs) != 0
+                    && ffi::PyFloat_CheckExact(rhs) != 0
+                    && !ffi::PyFloat_AS_DOUBLE(lhs).is_nan()
+                    && !ffi::PyFloat_AS_DOUBLE(rhs).is_nan()
+            }
+            COMPARE_INT => {
+                ffi::PyLong_CheckExact(lhs) != 0
+                    && ffi::PyLong_CheckExact(rhs) != 0
+                    && ffi::Py_SIZE(lhs).unsigned_abs() <= 1
+                    && ffi::Py_SIZE(rhs).unsigned_abs() <= 1
+            }
+            _ => ffi::PyUnicode_CheckExact(lhs) != 0 && ffi::PyUnicode_CheckExact(rhs) != 0,
+        }
     }
 }
 
