@@ -170,7 +170,7 @@ def test_dis_annotates_native_code_with_bytecode(capsys):
     for ins in pydis.get_instructions(scale):
         if ins.opname not in ("CACHE", "EXTENDED_ARG"):
             assert f"{ins.offset:>5} {ins.opname} " in text, ins
-    assert "pg_frame_enter" in text and "helper for BINARY_OP" in text
+    assert "pg_frame_enter" in text and "slow path of BINARY_OP" in text
     assert "cold code" in text
     assert text == peregrine.disassemble(scale)
 

@@ -36,6 +36,11 @@ pub(crate) struct Sites(pub(crate) Box<[Site]>);
 unsafe impl Send for Sites {}
 
 impl BaselineCode {
+    /// The specialization sites and inline caches, in code order.
+    pub fn sites(&self) -> &[Site] {
+        &self._sites.0
+    }
+
     /// The machine code bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.buffer

@@ -6,7 +6,7 @@ use crate::compiled::BaselineCode;
 use crate::templates::{template, Template};
 use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter, Mnemonic, OpKind};
 use peregrine_runtime::bytecode;
-use peregrine_runtime::cpython;
+use peregrine_runtime::cpython::{self, ffi};
 use peregrine_runtime::jit::frame;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -14,7 +14,7 @@ use std::fmt::Write;
 /// Names of the functions compiled code calls, by address.
 fn known_functions() -> HashMap<u64, String> {
     let mut names: HashMap<u64, String> = HashMap::new();
-    let fixed: [(usize, &str); 18] = [
+    let fixed = [
         (peregrine_runtime::jit::ops::pg_pop_truth as *const () as usize, "pg_pop_truth"),
         (peregrine_runtime::jit::ops::pg_peek_truth as *const () as usize, "pg_peek_truth"),
         (peregrine_runtime::jit::ops::pg_for_iter as *const () as usize, "pg_for_iter"),
@@ -33,7 +33,23 @@ fn known_functions() -> HashMap<u64, String> {
         (peregrine_runtime::jit::ops::pg_raise_unbound_in_pair as *const () as usize, "pg_raise_unbound_in_pair"),
         (frame::pg_frame_handoff_traced as *const () as usize, "pg_frame_handoff_traced"),
         (peregrine_runtime::jit::pg_bad_stack_move as *const () as usize, "pg_bad_stack_move"),
+        (ffi::PyFloat_FromDouble as *const () as usize, "PyFloat_FromDouble"),
+        (ffi::PyLong_FromLongLong as *const () as usize, "PyLong_FromLongLong"),
     ];
+    // The slow paths of inline caches and site fast paths (`fast_paths`).
+    use peregrine_runtime::jit::{inline_cache as ic, ops};
+    let slow_paths: [(usize, &str); 7] = [
+        (ic::pg_binary_op_cached as *const () as usize, "BINARY_OP"),
+        (ic::pg_load_global_cached as *const () as usize, "LOAD_GLOBAL"),
+        (ic::pg_load_attr_cached as *const () as usize, "LOAD_ATTR"),
+        (ic::pg_store_attr_cached as *const () as usize, "STORE_ATTR"),
+        (ic::pg_load_method_cached as *const () as usize, "LOAD_METHOD"),
+        (ops::pg_compare_op_jump as *const () as usize, "COMPARE_OP"),
+        (ops::pg_unpack_sequence as *const () as usize, "UNPACK_SEQUENCE"),
+    ];
+    for (addr, name) in slow_paths {
+        names.insert(addr as u64, format!("slow path of {name}"));
+    }
     for (addr, name) in fixed {
         names.insert(addr as u64, name.to_string());
     }

@@ -11,6 +11,7 @@
 mod compiled;
 mod disasm;
 mod emitter;
+mod fast_paths;
 mod templates;
 
 pub use compiled::{BaselineCode, InstrOffset};
@@ -190,9 +191,15 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
 }
 
 /// Whether instructions with `opcode` get a specialization site (`jit::specialize::Site`): those
-/// whose specialized forms ceval runs observably differently from the generic one.
+/// whose specialized forms ceval runs observably differently from the generic one, and those
+/// with an inline cache.
 fn has_site(opcode: u8) -> bool {
-    matches!(opcode, op::PRECALL | op::BINARY_SUBSCR | op::UNPACK_SEQUENCE | op::COMPARE_OP)
+    matches!(
+        opcode,
+        op::PRECALL | op::BINARY_SUBSCR | op::UNPACK_SEQUENCE | op::COMPARE_OP
+            // Inline caches (`fast_paths`), which double as the type profile.
+            | op::BINARY_OP | op::LOAD_GLOBAL | op::LOAD_ATTR | op::STORE_ATTR | op::LOAD_METHOD
+    )
 }
 
 /// Legal instructions whose template does not handle this code object, and why: shapes beyond
@@ -243,7 +250,7 @@ fn emit(
             .filter(|i| has_site(i.opcode))
             .map(|i| {
                 let code = (view.first_instr - std::mem::offset_of!(CodeObject, co_code_adaptive)) as *mut CodeObject;
-                Site::new(code, warmth, e.unit_addr(i.index as isize) as *mut u16)
+                Site::new(code, warmth, e.unit_addr(i.index as isize) as *mut u16, 2 * i.index as u32, i.opcode)
             })
             .collect(),
     );

@@ -51,13 +51,14 @@ pub fn template(opcode: u8) -> Option<Template> {
         | POP_JUMP_BACKWARD_IF_TRUE | POP_JUMP_FORWARD_IF_NONE | POP_JUMP_BACKWARD_IF_NONE
         | POP_JUMP_FORWARD_IF_NOT_NONE | POP_JUMP_BACKWARD_IF_NOT_NONE | JUMP_IF_FALSE_OR_POP
         | JUMP_IF_TRUE_OR_POP | FOR_ITER | PRECALL | CALL | BINARY_SUBSCR => Inline,
+        // Inline caches and exact-type fast paths (`fast_paths`), the site helper behind them.
+        BINARY_OP | LOAD_GLOBAL | LOAD_ATTR | STORE_ATTR | LOAD_METHOD => Inline,
         DELETE_FAST => Helper(h::pg_delete_fast),
         MAKE_CELL => Helper(h::pg_make_cell),
         COPY_FREE_VARS => Helper(h::pg_copy_free_vars),
         LOAD_DEREF => Helper(h::pg_load_deref),
         STORE_DEREF => Helper(h::pg_store_deref),
         DELETE_DEREF => Helper(h::pg_delete_deref),
-        BINARY_OP => Helper(h::pg_binary_op),
         COMPARE_OP => Helper(h::pg_compare_op),
         IS_OP => Helper(h::pg_is_op),
         CONTAINS_OP => Helper(h::pg_contains_op),
@@ -67,13 +68,9 @@ pub fn template(opcode: u8) -> Option<Template> {
         UNARY_NOT => Helper(h::pg_unary_not),
         STORE_SUBSCR => Helper(h::pg_store_subscr),
         DELETE_SUBSCR => Helper(h::pg_delete_subscr),
-        LOAD_GLOBAL => Helper(h::pg_load_global),
         STORE_GLOBAL => Helper(h::pg_store_global),
         DELETE_GLOBAL => Helper(h::pg_delete_global),
-        LOAD_ATTR => Helper(h::pg_load_attr),
-        STORE_ATTR => Helper(h::pg_store_attr),
         DELETE_ATTR => Helper(h::pg_delete_attr),
-        LOAD_METHOD => Helper(h::pg_load_method),
         BUILD_TUPLE => Helper(h::pg_build_tuple),
         BUILD_LIST => Helper(h::pg_build_list),
         BUILD_SET => Helper(h::pg_build_set),
@@ -244,9 +241,16 @@ pub fn gen_instr(
     }
     match template {
         Template::Helper(_) if ins.opcode == op::COMPARE_OP && next.is_some_and(combines_with_compare) => {
-            // The site replays whether ceval runs a combined compare-and-jump form here.
-            let error = e.error_exit();
-            e.call_site_helper(ins.opcode, h::pg_compare_op_jump, ins.oparg, site, error);
+            // The site replays whether ceval runs a combined compare-and-jump form here; where
+            // it does, for ints and floats, the compare runs inline and, before a forward jump,
+            // jumps itself (the jump's own code is then skipped: nothing ran that it would
+            // observe, and ceval's combined form checks no eval breaker there either).
+            let jump = next.expect("checked");
+            let fused = (jump.jump_target() > Some(jump.start)).then(|| {
+                let when = matches!(jump.opcode, op::POP_JUMP_FORWARD_IF_TRUE | op::POP_JUMP_BACKWARD_IF_TRUE);
+                (labels(jump.jump_target().expect("a jump")), when, labels(jump.next))
+            });
+            crate::fast_paths::compare_jump(e, ins, site, fused);
             return;
         }
         Template::Helper(helper) => {
@@ -456,6 +460,11 @@ pub fn gen_instr(
             let error = e.error_exit();
             e.call_site_helper(ins.opcode, h::pg_binary_subscr, oparg, site, error);
         }
+        BINARY_OP => crate::fast_paths::binary_op(e, ins, site),
+        LOAD_GLOBAL => crate::fast_paths::load_global(e, ins, site),
+        LOAD_ATTR => crate::fast_paths::load_attr(e, ins, site),
+        STORE_ATTR => crate::fast_paths::store_attr(e, ins, site),
+        LOAD_METHOD => crate::fast_paths::load_method(e, ins, site),
         CALL => {
             let error = e.error_exit();
             x64!(e.ops

@@ -9,7 +9,7 @@ use peregrine_runtime::stats::{TierStats, STATS};
 use peregrine_runtime::{bytecode, ExitReason, Tier};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyCode, PyDict, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyCode, PyDict, PyInt, PyList, PyString, PyTuple};
 use std::collections::BTreeMap;
 
 pyo3::create_exception!(
@@ -196,6 +196,60 @@ pub fn exits<'py>(func_or_code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDic
         d.set_item(key, n)?;
     }
     Ok(d)
+}
+
+/// What the baseline's inline caches and specialization sites of `func_or_code` saw: one dict per
+/// site, in code order, with `offset` (as `dis` shows it), `opname`, `cache` (the armed fast
+/// path's kind, or None), `hits` (inline fast path taken), `misses` (slow path taken), `types`
+/// (operand types the slow path saw; pairs for two-operand sites), `megamorphic` (more than
+/// four), `form` (the ceval form the site replays, 0 for the generic one) and, for BINARY_OP,
+/// `float_hits` and `int_hits`. Empty when the function has no baseline code. This is the
+/// type profile the optimizing tier starts from.
+#[pyfunction]
+pub fn profile<'py>(func_or_code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    use peregrine_runtime::jit::inline_cache::kind_name;
+    let py = func_or_code.py();
+    let code = code_of(func_or_code, "profile")?;
+    let out = PyList::empty(py);
+    // SAFETY: GIL held, live code object.
+    let state = unsafe { CodeState::existing(code.as_ptr()) };
+    let Some(state) = state else { return Ok(out) };
+    let mut err = None;
+    state.with_compiled(Tier::Baseline, |compiled| {
+        let Some(base) = compiled.as_any().downcast_ref::<peregrine_baseline::BaselineCode>() else { return };
+        for site in base.sites() {
+            let entry = (|| -> PyResult<Bound<'py, PyDict>> {
+                let d = PyDict::new(py);
+                let c = &site.cache;
+                d.set_item("offset", site.bytecode_offset)?;
+                d.set_item("opname", bytecode::name(site.opcode).unwrap_or("?"))?;
+                d.set_item("cache", kind_name(c.kind.get()))?;
+                d.set_item("hits", c.hits.get())?;
+                d.set_item("misses", c.misses.get())?;
+                let p = c.profile.borrow();
+                let types: Vec<&str> = p.seen.iter().map(|(_, name)| name.as_str()).collect();
+                d.set_item("types", types)?;
+                d.set_item("megamorphic", p.megamorphic)?;
+                d.set_item("form", site.form())?;
+                if site.opcode == bytecode::op::BINARY_OP {
+                    d.set_item("float_hits", c.key2.get())?;
+                    d.set_item("int_hits", c.key3.get())?;
+                }
+                Ok(d)
+            })();
+            match entry.and_then(|d| out.append(d)) {
+                Ok(()) => {}
+                Err(e) => {
+                    err = Some(e);
+                    return;
+                }
+            }
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// Zeroes the statistics (compiled code stays compiled).

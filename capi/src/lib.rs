@@ -38,6 +38,7 @@ fn _peregrine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::stats, m)?)?;
     m.add_function(wrap_pyfunction!(api::reset_stats, m)?)?;
     m.add_function(wrap_pyfunction!(api::exits, m)?)?;
+    m.add_function(wrap_pyfunction!(api::profile, m)?)?;
     m.add_function(wrap_pyfunction!(api::exit_reasons, m)?)?;
     m.add_function(wrap_pyfunction!(api::tier_of, m)?)?;
     m.add_function(wrap_pyfunction!(api::compile, m)?)?;

@@ -2,7 +2,7 @@
 //! `offsetof`/`sizeof` on the installed Python 3.11 headers. A mismatch means our structs would read
 //! the wrong memory, so this test must fail loudly rather than skip.
 
-use peregrine_runtime::cpython::layout::{FIELDS, OFFSETS, SIZES};
+use peregrine_runtime::cpython::layout::{FIELDS, OFFSETS, POINTER_OFFSETS, SIZES};
 use std::fmt::Write as _;
 use std::process::Command;
 
@@ -25,8 +25,10 @@ fn hand_written_layouts_match_the_c_compiler() {
     let mut probe = String::from(
         "#define Py_BUILD_CORE 1\n#include <Python.h>\n#include <stddef.h>\n\
          #include \"internal/pycore_frame.h\"\n#include \"internal/pycore_interp.h\"\n\
-         #include \"internal/pycore_runtime.h\"\n\
-         #include <stdio.h>\nint main(void) {\n",
+         #include \"internal/pycore_runtime.h\"\n#include \"internal/pycore_dict.h\"\n\
+         #include \"internal/pycore_moduleobject.h\"\n#include \"internal/pycore_object.h\"\n\
+         #include \"structmember.h\"\n\
+         #include <stdio.h>\nint main(void) {\n  PyObject *o = (PyObject *)4096;\n",
     );
     let mut expected = Vec::new();
     for f in FIELDS {
@@ -36,6 +38,10 @@ fn hand_written_layouts_match_the_c_compiler() {
     for (ty, field, off) in OFFSETS {
         writeln!(probe, "  printf(\"%zu\\n\", offsetof({}, {}));", ty, field).unwrap();
         expected.push((format!("offsetof({}, {})", ty, field), *off));
+    }
+    for (name, expr, off) in POINTER_OFFSETS {
+        writeln!(probe, "  printf(\"%zd\\n\", {expr} - (char *)o);").unwrap();
+        expected.push((name.to_string(), *off as usize));
     }
     for (ty, size) in SIZES {
         writeln!(probe, "  printf(\"%zu\\n\", sizeof({}));", ty).unwrap();
@@ -51,6 +57,8 @@ fn hand_written_layouts_match_the_c_compiler() {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let status = Command::new(&cc)
         .arg(format!("-I{include}"))
+        // The pointer helpers assert a flag of the object's type; the probe only does arithmetic.
+        .arg("-DNDEBUG")
         .arg(&src)
         .arg("-o")
         .arg(&exe)
@@ -59,7 +67,7 @@ fn hand_written_layouts_match_the_c_compiler() {
     assert!(status.success(), "the C layout probe did not compile:\n{probe}");
     let out = Command::new(&exe).output().expect("run the layout probe");
     let text = String::from_utf8(out.stdout).unwrap();
-    let actual: Vec<usize> = text.lines().map(|l| l.parse().unwrap()).collect();
+    let actual: Vec<usize> = text.lines().map(|l| l.parse::<isize>().unwrap() as usize).collect();
     assert_eq!(actual.len(), expected.len());
 
     let mismatches: Vec<String> = expected

@@ -194,6 +194,24 @@ def assert_compiles(func, *args, exits=None, **kwargs):
     return expected
 
 
+def run_both_profiled(func, *args, exits=None, **kwargs):
+    """As assert_compiles (results agree, the compiled copy takes exactly `exits`), then returns
+    the interpreter's Outcome and `peregrine.profile` of the compiled copy: what its inline
+    caches and sites saw."""
+    expected_exits = {} if exits is None else dict(exits)
+    expected, compiled = _run_both_keeping_copy(func, args, kwargs, False)
+    got = peregrine.exits(compiled)
+    assert got == expected_exits, (
+        f"\nexits of {func.__qualname__}:\n  expected {expected_exits}\n  got      {got}\n"
+        + _describe_offsets(func, set(got) | set(expected_exits)))
+    return expected, peregrine.profile(compiled)
+
+
+def sites(profile, opname):
+    """The profile entries of `opname` sites, in code order."""
+    return [s for s in profile if s["opname"] == opname]
+
+
 def _describe_offsets(func, keys):
     import dis
 

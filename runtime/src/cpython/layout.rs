@@ -198,6 +198,88 @@ pub struct FrameObject {
     pub f_trace_opcodes: c_char,
 }
 
+/// `PyDictObject` (Include/cpython/dictobject.h), up to `ma_values`. `ma_version_tag` is PEP
+/// 509's: a number from one global counter, taken afresh by every change of any dict, so equal
+/// tags mean the same dict in the same state (inline caches of globals and modules key on it).
+#[repr(C)]
+pub struct DictObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    pub ma_used: Py_ssize_t,
+    pub ma_version_tag: u64,
+    pub ma_keys: *mut DictKeysObject,
+    pub ma_values: *mut PyObject,
+}
+
+/// `PyDictKeysObject` (`struct _dictkeysobject`, Include/internal/pycore_dict.h), up to its
+/// index table. A type's shared keys (`ht_cached_keys`) only ever grow: entries are appended,
+/// never removed, so a key absent while `dk_nentries` is unchanged is still absent.
+#[repr(C)]
+pub struct DictKeysObject {
+    pub dk_refcnt: Py_ssize_t,
+    pub dk_log2_size: u8,
+    pub dk_log2_index_bytes: u8,
+    pub dk_kind: u8,
+    pub dk_version: u32,
+    pub dk_usable: Py_ssize_t,
+    pub dk_nentries: Py_ssize_t,
+    /// Flexible: `1 << dk_log2_index_bytes` bytes of indices, then the entries.
+    pub dk_indices: [u8; 0],
+}
+
+/// `dk_kind` of keys whose entries are `PyDictKeyEntry`s (with a hash); every other kind
+/// (`DICT_KEYS_UNICODE`, `DICT_KEYS_SPLIT`: all keys strs) has `PyDictUnicodeEntry`s.
+pub const DICT_KEYS_GENERAL: u8 = 0;
+
+/// `PyDictUnicodeEntry` (Include/internal/pycore_dict.h).
+#[repr(C)]
+pub struct DictUnicodeEntry {
+    pub me_key: *mut PyObject,
+    pub me_value: *mut PyObject,
+}
+
+/// `PyModuleObject` (Include/internal/pycore_moduleobject.h), up to `md_dict`.
+#[repr(C)]
+pub struct ModuleObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    pub md_dict: *mut PyObject,
+}
+
+/// `PyMemberDescrObject` (Include/cpython/descrobject.h): a `__slots__` entry or a member of a
+/// builtin type.
+#[repr(C)]
+pub struct MemberDescrObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    pub d_type: *mut ffi::PyTypeObject,
+    pub d_name: *mut PyObject,
+    pub d_qualname: *mut PyObject,
+    pub d_member: *mut MemberDef,
+}
+
+/// `PyMemberDef` (Include/structmember.h).
+#[repr(C)]
+pub struct MemberDef {
+    pub name: *const c_char,
+    pub type_: c_int,
+    pub offset: Py_ssize_t,
+    pub flags: c_int,
+    pub doc: *const c_char,
+}
+
+/// `T_OBJECT_EX` and `READONLY` (Include/structmember.h): an object member that raises
+/// AttributeError when unset, and the flag of a member that cannot be assigned.
+pub const T_OBJECT_EX: c_int = 16;
+pub const MEMBER_READONLY: c_int = 1;
+
+/// Where an object of a type with `Py_TPFLAGS_MANAGED_DICT` keeps its attributes, before its
+/// header (Include/internal/pycore_object.h, `_PyObject_ValuesPointer` and
+/// `_PyObject_ManagedDictPointer`): the values array (slots indexed as the type's shared keys),
+/// then the dict once one was made. Checked with the C compiler by runtime/tests/layout.rs.
+pub const MANAGED_VALUES_OFFSET: isize = -32;
+pub const MANAGED_DICT_OFFSET: isize = -24;
+
 /// `struct _ceval_state` (Include/internal/pycore_interp.h), up to `pending.async_exc`.
 #[repr(C)]
 pub struct CevalState {
@@ -271,6 +353,13 @@ pub const FIELDS: &[FieldCheck] = fields! {
         func_weakreflist, func_module, func_annotations, vectorcall, func_version];
     "PyFrameObject", FrameObject => [f_back, f_frame, f_trace, f_lineno, f_trace_lines, f_trace_opcodes];
     "struct _ceval_state", CevalState => [recursion_limit, eval_breaker, gil_drop_request];
+    "PyDictObject", DictObject => [ma_used, ma_version_tag, ma_keys, ma_values];
+    "PyDictKeysObject", DictKeysObject => [dk_refcnt, dk_log2_size, dk_log2_index_bytes, dk_kind,
+        dk_version, dk_usable, dk_nentries, dk_indices];
+    "PyDictUnicodeEntry", DictUnicodeEntry => [me_key, me_value];
+    "PyModuleObject", ModuleObject => [md_dict];
+    "PyMemberDescrObject", MemberDescrObject => [d_member];
+    "PyMemberDef", MemberDef => [name, offset, flags, doc];
 };
 
 /// Whole-struct sizes that must match `sizeof` (only for structs declared completely).
@@ -279,6 +368,8 @@ pub const SIZES: &[(&str, usize)] = &[
     ("_PyCFrame", std::mem::size_of::<CFrame>()),
     ("_PyErr_StackItem", std::mem::size_of::<ErrStackItem>()),
     ("PyCellObject", std::mem::size_of::<CellObject>()),
+    ("PyDictUnicodeEntry", std::mem::size_of::<DictUnicodeEntry>()),
+    ("PyMemberDef", std::mem::size_of::<MemberDef>()),
 ];
 
 /// Extra offsets that are not fields of a struct declared here.
@@ -293,4 +384,18 @@ pub const OFFSETS: &[(&str, &str, usize)] = &[
     ("struct _ceval_state", "pending.lock", offset_of!(CevalState, pending_lock)),
     ("struct _ceval_state", "pending.calls_to_do", offset_of!(CevalState, pending_calls_to_do)),
     ("struct _ceval_state", "pending.async_exc", offset_of!(CevalState, pending_async_exc)),
+    ("PyMemberDef", "type", offset_of!(MemberDef, type_)),
+    ("PyTypeObject", "tp_flags", offset_of!(ffi::PyTypeObject, tp_flags)),
+    ("PyTypeObject", "tp_version_tag", offset_of!(ffi::PyTypeObject, tp_version_tag)),
+    ("PyTypeObject", "tp_getattro", offset_of!(ffi::PyTypeObject, tp_getattro)),
+    ("PyTypeObject", "tp_setattro", offset_of!(ffi::PyTypeObject, tp_setattro)),
+    ("PyTypeObject", "tp_dictoffset", offset_of!(ffi::PyTypeObject, tp_dictoffset)),
+    ("PyHeapTypeObject", "ht_cached_keys", offset_of!(ffi::PyHeapTypeObject, ht_cached_keys)),
+];
+
+/// Pointer differences the C compiler computes from CPython's own inline functions: name,
+/// a C expression over `PyObject *o` giving a `char *`, and our offset from `o`.
+pub const POINTER_OFFSETS: &[(&str, &str, isize)] = &[
+    ("_PyObject_ValuesPointer", "(char *)_PyObject_ValuesPointer(o)", MANAGED_VALUES_OFFSET),
+    ("_PyObject_ManagedDictPointer", "(char *)_PyObject_ManagedDictPointer(o)", MANAGED_DICT_OFFSET),
 ];

@@ -7,6 +7,7 @@
 
 pub mod frame;
 pub mod gen;
+pub mod inline_cache;
 pub mod names;
 pub mod ops;
 pub mod specialize;

@@ -27,46 +27,13 @@ pub type OpHelper = unsafe extern "C" fn(*mut ThreadState, *mut InterpreterFrame
 pub type SiteHelper = unsafe extern "C" fn(*mut ThreadState, *mut InterpreterFrame, Sp, u32, *const Site) -> Sp;
 
 
-pub(crate) const NAME_ERROR_MSG: &[u8] = b"name '%.200s' is not defined\0";
+pub(crate) use crate::semantics::errors::{format_exc_check_arg, NAME_ERROR_MSG};
 pub(crate) const UNBOUNDLOCAL_ERROR_MSG: &[u8] = b"cannot access local variable '%s' where it is not associated with a value\0";
 pub(crate) const UNBOUNDFREE_ERROR_MSG: &[u8] =
     b"cannot access free variable '%s' where it is not associated with a value in enclosing scope\0";
 
 // ---------------------------------------------------------------------------------------------
 // Small accessors. All require the GIL and a live frame.
-
-/// ceval's `format_exc_check_arg`: raises `exc(format % name)`; a NameError also records the
-/// name, which the traceback printer uses for "Did you mean" suggestions.
-pub(crate) unsafe fn format_exc_check_arg(exc: *mut PyObject, format: &[u8], name: *mut PyObject) {
-    // SAFETY: GIL held; `format` is NUL-terminated with one %s; `name` is a str.
-    unsafe {
-        if name.is_null() {
-            return;
-        }
-        let utf8 = ffi::PyUnicode_AsUTF8(name);
-        if utf8.is_null() {
-            return;
-        }
-        ffi::PyErr_Format(exc, format.as_ptr() as *const c_char, utf8);
-        if exc == ffi::PyExc_NameError {
-            let (mut t, mut v, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
-            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
-            ffi::PyErr_NormalizeException(&mut t, &mut v, &mut tb);
-            if ffi::PyErr_GivenExceptionMatches(v, ffi::PyExc_NameError) != 0 {
-                let attr = ffi::PyObject_GetAttrString(v, b"name\0".as_ptr() as *const c_char);
-                if attr.is_null() {
-                    ffi::PyErr_Clear();
-                } else {
-                    if attr == ffi::Py_None() {
-                        ffi::PyObject_SetAttrString(v, b"name\0".as_ptr() as *const c_char, name);
-                    }
-                    ffi::Py_DECREF(attr);
-                }
-            }
-            ffi::PyErr_Restore(t, v, tb);
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Locals and cells
@@ -300,9 +267,9 @@ pub unsafe extern "C" fn pg_compare_op(_t: *mut ThreadState, _f: *mut Interprete
 }
 
 /// COMPARE_OP_FLOAT_JUMP, COMPARE_OP_INT_JUMP and COMPARE_OP_STR_JUMP.
-const COMPARE_FLOAT: u8 = 1;
-const COMPARE_INT: u8 = 2;
-const COMPARE_STR: u8 = 3;
+pub const COMPARE_FLOAT: u8 = 1;
+pub const COMPARE_INT: u8 = 2;
+pub const COMPARE_STR: u8 = 3;
 
 /// COMPARE_OP followed by a conditional jump (POP_JUMP_{FORWARD,BACKWARD}_IF_{TRUE,FALSE} with no
 /// EXTENDED_ARG), at `site`. Warm ceval code runs COMPARE_OP_{INT,FLOAT,STR}_JUMP there, which
@@ -322,6 +289,7 @@ pub unsafe extern "C" fn pg_compare_op_jump(
     unsafe {
         let (lhs, rhs) = (peek(sp, 2), peek(sp, 1));
         let site = &*site;
+        site.cache.miss(lhs, rhs);
         let op = oparg as c_int;
         if site.is_warm() {
             let form = site.execute(|_| compare_specialize(lhs, rhs, op), |_, form| compare_guard(form, lhs, rhs));
@@ -532,45 +500,25 @@ pub unsafe extern "C" fn pg_delete_subscr(_t: *mut ThreadState, _f: *mut Interpr
 // ---------------------------------------------------------------------------------------------
 // Globals
 
-/// LOAD_GLOBAL: pushes NULL first when `oparg & 1` (a call follows), then the value.
+/// LOAD_GLOBAL: pushes NULL first when `oparg & 1` (a call follows), then the value. The
+/// baseline calls [`super::inline_cache::pg_load_global_cached`] instead, which fills its cache.
 pub unsafe extern "C" fn pg_load_global(_t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
     // SAFETY: GIL held, live frame, name index validated.
     unsafe {
-        let name = name_at(frame, oparg >> 1);
-        let (globals, builtins) = ((*frame).f_globals, (*frame).f_builtins);
-        let v;
-        if ffi::PyDict_CheckExact(globals) != 0 && ffi::PyDict_CheckExact(builtins) != 0 {
-            let mut found = ffi::PyDict_GetItemWithError(globals, name);
-            if found.is_null() {
-                if !ffi::PyErr_Occurred().is_null() {
-                    return error_at(sp);
-                }
-                found = ffi::PyDict_GetItemWithError(builtins, name);
-                if found.is_null() {
-                    if ffi::PyErr_Occurred().is_null() {
-                        format_exc_check_arg(ffi::PyExc_NameError, NAME_ERROR_MSG, name);
-                    }
-                    return error_at(sp);
-                }
-            }
-            ffi::Py_INCREF(found);
-            v = found;
-        } else {
-            let mut found = ffi::PyObject_GetItem(globals, name);
-            if found.is_null() {
-                if ffi::PyErr_ExceptionMatches(ffi::PyExc_KeyError) == 0 {
-                    return error_at(sp);
-                }
-                ffi::PyErr_Clear();
-                found = ffi::PyObject_GetItem(builtins, name);
-                if found.is_null() {
-                    if ffi::PyErr_ExceptionMatches(ffi::PyExc_KeyError) != 0 {
-                        format_exc_check_arg(ffi::PyExc_NameError, NAME_ERROR_MSG, name);
-                    }
-                    return error_at(sp);
-                }
-            }
-            v = found;
+        let v = semantics::names::load_global((*frame).f_globals, (*frame).f_builtins, name_at(frame, oparg >> 1));
+        push_global(sp, oparg, v)
+    }
+}
+
+/// LOAD_GLOBAL's result `v` (new, or null with an exception set) onto the stack.
+///
+/// # Safety
+/// Room on the stack for two more values.
+pub(crate) unsafe fn push_global(sp: Sp, oparg: u32, v: *mut PyObject) -> Sp {
+    // SAFETY: per the contract.
+    unsafe {
+        if v.is_null() {
+            return error_at(sp);
         }
         let mut sp = sp;
         if oparg & 1 != 0 {

@@ -12,6 +12,7 @@
 use crate::code_state::{WarmthCounters, WARMUP_DELAY};
 use crate::cpython::ffi::PyObject;
 use crate::cpython::CodeObject;
+use super::inline_cache::InlineCache;
 use std::cell::Cell;
 
 /// ceval's `ADAPTIVE_BACKOFF_BITS`: the low bits of an adaptive counter hold the backoff.
@@ -41,8 +42,9 @@ fn counter_backoff(counter: u16) -> u16 {
     counter_bits((1 << backoff) - 1, backoff)
 }
 
-/// One specializable instruction of compiled code (PRECALL, BINARY_SUBSCR): its inline cache, as
-/// far as what runs there is concerned. Owned by the compiled code, at a fixed address.
+/// One specializable instruction of compiled code: what ceval's adaptive instruction would run
+/// there (form and counter), and the inline cache of the template's fast path. Owned by the
+/// compiled code, at a fixed address.
 pub struct Site {
     /// The instruction's own code unit.
     pub unit: *mut u16,
@@ -59,11 +61,16 @@ pub struct Site {
     pub(crate) type_version: Cell<u32>,
     pub(crate) func: Cell<*mut PyObject>,
     pub(crate) func_version: Cell<u32>,
+    /// The inline cache the template's fast path reads, and the site's type profile.
+    pub cache: InlineCache,
+    /// The instruction, for the profile: its offset in bytes (as `dis` shows it) and opcode.
+    pub bytecode_offset: u32,
+    pub opcode: u8,
 }
 
 impl Site {
     /// A site of `code` (whose code state's counters are `warmth`) at code unit `unit`.
-    pub fn new(code: *mut CodeObject, warmth: WarmthCounters, unit: *mut u16) -> Site {
+    pub fn new(code: *mut CodeObject, warmth: WarmthCounters, unit: *mut u16, bytecode_offset: u32, opcode: u8) -> Site {
         Site {
             unit,
             code,
@@ -76,7 +83,15 @@ impl Site {
             type_version: Cell::new(0),
             func: Cell::new(std::ptr::null_mut()),
             func_version: Cell::new(0),
+            cache: InlineCache::default(),
+            bytecode_offset,
+            opcode,
         }
+    }
+
+    /// The specialized form now ([`ADAPTIVE`] or a helper's form number), for the profile.
+    pub fn form(&self) -> u8 {
+        self.form.get()
     }
 
     /// Whether ceval would have quickened the code by now: its own `co_warmup` ran out, or the JIT
@@ -150,7 +165,7 @@ mod tests {
             generator_creations: std::ptr::null(),
             backward_jumps: std::ptr::null_mut(),
         };
-        let site = Site::new(std::ptr::null_mut(), counters, std::ptr::null_mut());
+        let site = Site::new(std::ptr::null_mut(), counters, std::ptr::null_mut(), 0, 0);
         // A failed specialization: generic now, retried at the next execution (counter 1).
         assert_eq!(site.execute(|_| ADAPTIVE, |_, _| true), ADAPTIVE);
         let mut tried = false;
@@ -172,4 +187,20 @@ mod tests {
         }
         assert_eq!(site.execute(|_| 9, |_, _| true), 9);
     }
+}
+
+/// Offset of a site's inline cache, for machine code.
+pub const CACHE_OFFSET: i32 = std::mem::offset_of!(Site, cache) as i32;
+/// Offset of a site's specialized form (a `u8`, [`ADAPTIVE`] or a helper's form number).
+pub const FORM_OFFSET: i32 = std::mem::offset_of!(Site, form) as i32;
+
+#[cfg(test)]
+mod size_tests {
+    /// docs/inline-caches.md states the memory cost per site: keep it true.
+    #[test]
+    fn site_size_as_documented() {
+        assert_eq!(std::mem::size_of::<super::Site>(), SITE_BYTES);
+    }
+
+    const SITE_BYTES: usize = 168;
 }

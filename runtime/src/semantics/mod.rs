@@ -10,5 +10,8 @@
 //! the generic path would count or vice versa. Where the interpreter's specialized forms differ
 //! observably from its generic ones, the choice belongs to the site (`jit::specialize`), not here.
 
+pub mod attrs;
+pub(crate) mod errors;
+pub mod names;
 pub mod operators;
 pub mod subscr;

@@ -1,0 +1,456 @@
+//! Inline fast paths: the machine code that checks a site's inline cache
+//! (`peregrine_runtime::jit::inline_cache`) or an operand's exact type and does the work without
+//! a call, with the site's helper as the slow path, which runs the generic instruction and
+//! (re)fills the cache. Each path takes only steps the generic instruction would take for those
+//! operands; see the cache kinds for why each guard suffices.
+//!
+//! Registers: as in `emitter` (`r12` frame, `r13` thread state, `r14` stack, `rbx` scratch
+//! surviving calls); the caller-saved ones are scratch. Every template here leaves by `done`.
+
+use crate::emitter::{x64, Emitter};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
+use peregrine_runtime::bytecode::Instr;
+use peregrine_runtime::cpython::layout::{DictKeysObject, DictObject, ModuleObject, LONG_DIGIT_OFFSET};
+use peregrine_runtime::cpython::{ffi, InterpreterFrame};
+use peregrine_runtime::jit::inline_cache::{self as ic, kind};
+use peregrine_runtime::jit::ops::{COMPARE_FLOAT, COMPARE_INT};
+use peregrine_runtime::jit::specialize::{Site, CACHE_OFFSET, FORM_OFFSET};
+use peregrine_runtime::semantics::operators::nb;
+use std::mem::offset_of;
+
+const OB_TYPE: i32 = offset_of!(ffi::PyObject, ob_type) as i32;
+const OB_SIZE: i32 = offset_of!(ffi::PyVarObject, ob_size) as i32;
+const TP_VERSION: i32 = offset_of!(ffi::PyTypeObject, tp_version_tag) as i32;
+const HT_CACHED_KEYS: i32 = offset_of!(ffi::PyHeapTypeObject, ht_cached_keys) as i32;
+const DK_NENTRIES: i32 = offset_of!(DictKeysObject, dk_nentries) as i32;
+const MA_VERSION: i32 = offset_of!(DictObject, ma_version_tag) as i32;
+const MD_DICT: i32 = offset_of!(ModuleObject, md_dict) as i32;
+const F_GLOBALS: i32 = offset_of!(InterpreterFrame, f_globals) as i32;
+const F_BUILTINS: i32 = offset_of!(InterpreterFrame, f_builtins) as i32;
+const FLOAT_VALUE: i32 = offset_of!(ffi::PyFloatObject, ob_fval) as i32;
+const DIGIT: i32 = LONG_DIGIT_OFFSET as i32;
+
+/// The address of a site's inline cache.
+fn cache_addr(site: *const Site) -> i64 {
+    site as i64 + CACHE_OFFSET as i64
+}
+
+fn addr_of_type(tp: *mut ffi::PyTypeObject) -> i64 {
+    tp as i64
+}
+
+/// `rcx` = the cache, `rdi` = the top of the stack, and on to `slow` unless its type's version
+/// is the cache's key.
+fn guard_type_version(e: &mut Emitter, site: *const Site, owner_depth: i32, slow: DynamicLabel) {
+    x64!(e.ops
+        ; mov rcx, QWORD cache_addr(site)
+        ; mov rdi, [r14 - 8 * owner_depth]
+        ; mov rax, [rdi + OB_TYPE]
+        ; mov edx, DWORD [rax + TP_VERSION]
+        ; cmp rdx, [rcx + ic::KEY]
+        ; jne =>slow
+    );
+}
+
+/// Ends a fast path: the slow path (the site helper) follows, then `done`.
+fn slow_path(e: &mut Emitter, ins: &Instr, helper: peregrine_runtime::jit::ops::SiteHelper, site: *const Site, slow: DynamicLabel, done: DynamicLabel) {
+    let error = e.error_exit();
+    x64!(e.ops ; jmp =>done ; =>slow);
+    e.call_site_helper(ins.opcode, helper, ins.oparg, site, error);
+    x64!(e.ops ; =>done);
+}
+
+/// LOAD_GLOBAL: both dicts in the versions the cache saw.
+pub fn load_global(e: &mut Emitter, ins: &Instr, site: *const Site) {
+    let (slow, done) = (e.label(), e.label());
+    // SAFETY-free: the address of a static type object.
+    let dict_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyDict_Type));
+    x64!(e.ops
+        ; mov rcx, QWORD cache_addr(site)
+        ; mov rax, [r12 + F_GLOBALS]        // always a dict (or a subclass: never cached)
+        ; mov rax, [rax + MA_VERSION]
+        ; cmp rax, [rcx + ic::KEY]
+        ; jne =>slow
+        ; mov rax, [r12 + F_BUILTINS]       // any mapping: check it is a dict before reading
+        ; mov rdx, QWORD dict_type
+        ; cmp [rax + OB_TYPE], rdx
+        ; jne =>slow
+        ; mov rax, [rax + MA_VERSION]
+        ; cmp rax, [rcx + ic::KEY2]
+        ; jne =>slow
+        ; add QWORD [rcx + ic::HITS], 1
+        ; mov rax, [rcx + ic::VALUE]
+    );
+    e.incref_rax();
+    if ins.oparg & 1 != 0 {
+        x64!(e.ops ; mov QWORD [r14], 0 ; add r14, 8);
+    }
+    e.push_rax();
+    slow_path(e, ins, ic::pg_load_global_cached, site, slow, done);
+}
+
+/// LOAD_ATTR: an instance value, a slot or a module attribute.
+pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
+    let (slow, done) = (e.label(), e.label());
+    guard_type_version(e, site, 1, slow);
+    x64!(e.ops
+        ; mov edx, DWORD [rcx + ic::KIND]
+        ; cmp edx, kind::INSTANCE_VALUE as i32
+        ; jne >not_values
+        ; mov rax, [rdi + ic::VALUES_DISP]
+        ; test rax, rax
+        ; jz =>slow                        // the instance's dict was made: no values
+        ; mov rdx, [rcx + ic::VALUE]
+        ; mov rax, [rax + rdx * 8]
+        ; test rax, rax
+        ; jz =>slow                        // not set: AttributeError (or __getattr__)
+        ; jmp >hit
+        ; not_values:
+        ; cmp edx, kind::SLOT as i32
+        ; jne >module
+        ; mov rdx, [rcx + ic::VALUE]
+        ; mov rax, [rdi + rdx]
+        ; test rax, rax
+        ; jz =>slow
+        ; jmp >hit
+        ; module:                           // kind::MODULE, the only other LOAD_ATTR kind
+        ; mov rax, [rdi + MD_DICT]
+        ; mov rax, [rax + MA_VERSION]
+        ; cmp rax, [rcx + ic::KEY2]
+        ; jne =>slow
+        ; mov rax, [rcx + ic::VALUE]
+        ; hit:
+        ; add QWORD [rcx + ic::HITS], 1
+    );
+    e.incref_rax();
+    x64!(e.ops ; mov [r14 - 8], rax);
+    e.decref_rdi(); // the owner
+    slow_path(e, ins, ic::pg_load_attr_cached, site, slow, done);
+}
+
+/// STORE_ATTR (stack: value, owner): an instance value that is set, or a writable slot.
+pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
+    let (slow, done) = (e.label(), e.label());
+    guard_type_version(e, site, 1, slow);
+    x64!(e.ops
+        ; mov edx, DWORD [rcx + ic::KIND]
+        ; cmp edx, kind::INSTANCE_VALUE as i32
+        ; jne >slot
+        ; mov rax, [rdi + ic::VALUES_DISP]
+        ; test rax, rax
+        ; jz =>slow
+        ; mov rdx, [rcx + ic::VALUE]
+        ; lea rax, [rax + rdx * 8]
+        ; cmp QWORD [rax], 0
+        ; je =>slow                        // a new attribute: its insertion order is recorded
+        ; jmp >store
+        ; slot:                             // kind::SLOT
+        ; mov rdx, [rcx + ic::VALUE]
+        ; lea rax, [rdi + rdx]
+        ; store:
+        ; add QWORD [rcx + ic::HITS], 1
+        ; mov rsi, [r14 - 16]
+        ; mov rdx, [rax]                    // the old value (a slot's may be unset)
+        ; mov [rax], rsi                    // the stack's reference moves into the object
+        ; sub r14, 16
+        ; mov rbx, rdi
+        ; mov rdi, rdx
+    );
+    e.xdecref_rdi(); // the old value, then the owner, as STORE_ATTR_INSTANCE_VALUE/SLOT
+    x64!(e.ops ; mov rdi, rbx);
+    e.decref_rdi();
+    slow_path(e, ins, ic::pg_store_attr_cached, site, slow, done);
+}
+
+/// LOAD_METHOD: a method of the type (instance without a dict, or whose values cannot shadow
+/// it) leaves (method, self); a module attribute leaves (NULL, attribute).
+pub fn load_method(e: &mut Emitter, ins: &Instr, site: *const Site) {
+    let (slow, done) = (e.label(), e.label());
+    guard_type_version(e, site, 1, slow);
+    x64!(e.ops
+        ; mov edx, DWORD [rcx + ic::KIND]
+        ; cmp edx, kind::METHOD_NO_DICT as i32
+        ; je >method
+        ; cmp edx, kind::METHOD_WITH_VALUES as i32
+        ; jne >module
+        ; cmp QWORD [rdi + ic::DICT_DISP], 0
+        ; jne =>slow                        // the instance has a dict, which may shadow it
+        ; mov rax, [rcx + ic::KEY2]
+        ; mov rdx, [rdi + OB_TYPE]
+        ; cmp rax, [rdx + HT_CACHED_KEYS]
+        ; jne =>slow
+        ; mov rax, [rax + DK_NENTRIES]
+        ; cmp rax, [rcx + ic::KEY3]
+        ; jne =>slow                        // names were added to the shared keys
+        ; method:
+        ; add QWORD [rcx + ic::HITS], 1
+        ; mov rax, [rcx + ic::VALUE]
+    );
+    e.incref_rax();
+    x64!(e.ops
+        ; mov [r14 - 8], rax
+        ; mov [r14], rdi                    // self keeps the stack's reference
+        ; add r14, 8
+        ; jmp =>done
+        ; module:                           // kind::MODULE
+        ; mov rax, [rdi + MD_DICT]
+        ; mov rax, [rax + MA_VERSION]
+        ; cmp rax, [rcx + ic::KEY2]
+        ; jne =>slow
+        ; add QWORD [rcx + ic::HITS], 1
+        ; mov rax, [rcx + ic::VALUE]
+    );
+    e.incref_rax();
+    x64!(e.ops
+        ; mov QWORD [r14 - 8], 0
+        ; mov [r14], rax
+        ; add r14, 8
+    );
+    e.decref_rdi(); // the module
+    slow_path(e, ins, ic::pg_load_method_cached, site, slow, done);
+}
+
+/// The plain operator of BINARY_OP `oparg` (in-place forms of floats and ints are the plain
+/// ones: neither type has in-place slots).
+fn base_op(oparg: u32) -> u32 {
+    if oparg >= nb::INPLACE { oparg - nb::INPLACE } else { oparg }
+}
+
+/// BINARY_OP: exact floats (+ - * and / by non-zero) and one-digit ints (+ - * & | ^), inline;
+/// the result object is made by the same allocator call the generic path makes.
+pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
+    let op = base_op(ins.oparg);
+    let float_ok = matches!(op, nb::ADD | nb::SUBTRACT | nb::MULTIPLY | nb::TRUE_DIVIDE);
+    let int_ok = matches!(op, nb::ADD | nb::SUBTRACT | nb::MULTIPLY | nb::AND | nb::OR | nb::XOR);
+    let (slow, done) = (e.label(), e.label());
+    if !float_ok && !int_ok {
+        x64!(e.ops ; jmp =>slow);
+        slow_path(e, ins, ic::pg_binary_op_cached, site, slow, done);
+        return;
+    }
+    let (float_type, long_type) = (
+        addr_of_type(std::ptr::addr_of_mut!(ffi::PyFloat_Type)),
+        addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type)),
+    );
+    let boxed = e.label();
+    x64!(e.ops
+        ; mov rcx, QWORD cache_addr(site)
+        ; mov rdi, [r14 - 16]
+        ; mov rsi, [r14 - 8]
+        ; mov rax, [rdi + OB_TYPE]
+        ; cmp rax, [rsi + OB_TYPE]
+        ; jne =>slow
+    );
+    if float_ok {
+        x64!(e.ops
+            ; mov rdx, QWORD float_type
+            ; cmp rax, rdx
+            ; jne >not_float
+            ; movsd xmm0, QWORD [rdi + FLOAT_VALUE]
+            ; movsd xmm1, QWORD [rsi + FLOAT_VALUE]
+        );
+        match op {
+            nb::ADD => x64!(e.ops ; addsd xmm0, xmm1),
+            nb::SUBTRACT => x64!(e.ops ; subsd xmm0, xmm1),
+            nb::MULTIPLY => x64!(e.ops ; mulsd xmm0, xmm1),
+            _ => x64!(e.ops
+                // float_div raises ZeroDivisionError for a zero divisor: the generic path.
+                ; xorpd xmm2, xmm2
+                ; ucomisd xmm1, xmm2
+                ; je =>slow                    // zero (or NaN, which the generic path divides)
+                ; divsd xmm0, xmm1
+            ),
+        }
+        x64!(e.ops
+            ; add QWORD [rcx + ic::KEY2], 1
+            ; mov rax, QWORD ffi::PyFloat_FromDouble as *const () as usize as i64
+            ; call rax
+            ; jmp =>boxed
+            ; not_float:
+        );
+    }
+    if int_ok {
+        x64!(e.ops
+            ; mov rdx, QWORD long_type
+            ; cmp rax, rdx
+            ; jne =>slow
+            // At most one digit each: Py_SIZE in -1..=1, the value size * digit.
+            ; mov rax, [rdi + OB_SIZE]
+            ; lea rdx, [rax + 1]
+            ; cmp rdx, 2
+            ; ja =>slow
+            ; mov rdx, [rsi + OB_SIZE]
+            ; lea r8, [rdx + 1]
+            ; cmp r8, 2
+            ; ja =>slow
+            ; mov r8d, DWORD [rdi + DIGIT]
+            ; imul rax, r8
+            ; mov r8d, DWORD [rsi + DIGIT]
+            ; imul rdx, r8
+        );
+        // 30-bit operands: no result below overflows 64 bits.
+        match op {
+            nb::ADD => x64!(e.ops ; add rax, rdx),
+            nb::SUBTRACT => x64!(e.ops ; sub rax, rdx),
+            nb::MULTIPLY => x64!(e.ops ; imul rax, rdx),
+            nb::AND => x64!(e.ops ; and rax, rdx),
+            nb::OR => x64!(e.ops ; or rax, rdx),
+            _ => x64!(e.ops ; xor rax, rdx),
+        }
+        x64!(e.ops
+            ; add QWORD [rcx + ic::KEY3], 1
+            ; mov rdi, rax
+            ; mov rax, QWORD ffi::PyLong_FromLongLong as *const () as usize as i64
+            ; call rax
+        );
+    } else {
+        x64!(e.ops ; jmp =>slow);
+    }
+    // rax = the result or null (MemoryError); release the operands (exact floats and ints run
+    // no Python code when freed), as BINARY_OP does: left, then right.
+    x64!(e.ops
+        ; =>boxed
+        ; mov rbx, rax
+        ; mov rcx, QWORD cache_addr(site)
+        ; add QWORD [rcx + ic::HITS], 1
+        ; mov rdi, [r14 - 16]
+    );
+    e.decref_rdi();
+    x64!(e.ops ; mov rdi, [r14 - 8]);
+    e.decref_rdi();
+    let error = e.error_exit();
+    x64!(e.ops
+        ; sub r14, 8
+        ; mov [r14 - 8], rbx
+        ; test rbx, rbx
+        ; jz =>error
+    );
+    slow_path(e, ins, ic::pg_binary_op_cached, site, slow, done);
+}
+
+/// COMPARE_OP before a conditional jump, where the site's form is ceval's
+/// COMPARE_OP_INT_JUMP or COMPARE_OP_FLOAT_JUMP and its guard passes: the comparison inline, no
+/// call (a specialized form whose guard passes changes no site state, so the helper need not
+/// run). When `jump` is given (a forward jump: no eval-breaker check), the combined form jumps
+/// straight to `jump.0` when the result is `jump.1`, else to `fallthrough`, past the jump's own
+/// code; otherwise it pushes the bool for the jump instruction.
+pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Option<(DynamicLabel, bool, DynamicLabel)>) {
+    let (slow, done) = (e.label(), e.label());
+    let cond = compare_cond(ins.oparg);
+    x64!(e.ops
+        ; mov rcx, QWORD site as i64
+        ; movzx eax, BYTE [rcx + FORM_OFFSET]
+        ; mov rdi, [r14 - 16]
+        ; mov rsi, [r14 - 8]
+        ; mov r8, [rdi + OB_TYPE]
+        ; cmp r8, [rsi + OB_TYPE]
+        ; jne =>slow
+        ; cmp eax, COMPARE_INT as i32
+        ; jne >float
+        ; mov rdx, QWORD addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type))
+        ; cmp r8, rdx
+        ; jne =>slow
+        ; mov rax, [rdi + OB_SIZE]
+        ; lea rdx, [rax + 1]
+        ; cmp rdx, 2
+        ; ja =>slow
+        ; mov rdx, [rsi + OB_SIZE]
+        ; lea r9, [rdx + 1]
+        ; cmp r9, 2
+        ; ja =>slow
+        ; mov r9d, DWORD [rdi + DIGIT]
+        ; imul rax, r9
+        ; mov r9d, DWORD [rsi + DIGIT]
+        ; imul rdx, r9
+        ; cmp rax, rdx
+    );
+    set_bl(e, cond, true);
+    x64!(e.ops
+        ; jmp >decided
+        ; float:
+        ; cmp eax, COMPARE_FLOAT as i32
+        ; jne =>slow
+        ; mov rdx, QWORD addr_of_type(std::ptr::addr_of_mut!(ffi::PyFloat_Type))
+        ; cmp r8, rdx
+        ; jne =>slow
+        ; movsd xmm0, QWORD [rdi + FLOAT_VALUE]
+        ; ucomisd xmm0, QWORD [rsi + FLOAT_VALUE]
+        ; jp =>slow                          // a NaN: the form's guard fails
+    );
+    set_bl(e, cond, false);
+    x64!(e.ops
+        ; decided:
+        ; add QWORD [rcx + CACHE_OFFSET + ic::HITS], 1
+    );
+    // Both operands released (ints and floats run no Python code when freed).
+    e.decref_rdi();
+    x64!(e.ops ; mov rdi, [r14 - 8]);
+    e.decref_rdi();
+    x64!(e.ops ; sub r14, 16);
+    match fused {
+        Some((target, when, fallthrough)) => {
+            x64!(e.ops ; test bl, bl);
+            if when {
+                x64!(e.ops ; jnz =>target ; jmp =>fallthrough);
+            } else {
+                x64!(e.ops ; jz =>target ; jmp =>fallthrough);
+            }
+        }
+        None => {
+            // SAFETY-free: the bool singletons' addresses.
+            let (t, f) = unsafe { (ffi::Py_True() as i64, ffi::Py_False() as i64) };
+            x64!(e.ops
+                ; mov rax, QWORD f
+                ; mov rcx, QWORD t
+                ; test bl, bl
+                ; cmovnz rax, rcx
+            );
+            e.incref_rax();
+            e.push_rax();
+        }
+    }
+    let error = e.error_exit();
+    x64!(e.ops ; jmp =>done ; =>slow);
+    // The helper pushes the bool, which the jump's own code (next) tests.
+    e.call_site_helper(ins.opcode, peregrine_runtime::jit::ops::pg_compare_op_jump, ins.oparg, site, error);
+    x64!(e.ops ; =>done);
+}
+
+/// Which comparison COMPARE_OP `oparg` is.
+#[derive(Clone, Copy)]
+enum Cond {
+    Lt,
+    Le,
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+}
+
+fn compare_cond(oparg: u32) -> Cond {
+    match oparg as i32 {
+        ffi::Py_LT => Cond::Lt,
+        ffi::Py_LE => Cond::Le,
+        ffi::Py_EQ => Cond::Eq,
+        ffi::Py_NE => Cond::Ne,
+        ffi::Py_GT => Cond::Gt,
+        _ => Cond::Ge,
+    }
+}
+
+/// `bl` = the comparison's truth after `cmp` (signed ints) or `ucomisd` (floats, ordered).
+fn set_bl(e: &mut Emitter, cond: Cond, signed: bool) {
+    match (cond, signed) {
+        (Cond::Lt, true) => x64!(e.ops ; setl bl),
+        (Cond::Le, true) => x64!(e.ops ; setle bl),
+        (Cond::Gt, true) => x64!(e.ops ; setg bl),
+        (Cond::Ge, true) => x64!(e.ops ; setge bl),
+        (Cond::Lt, false) => x64!(e.ops ; setb bl),
+        (Cond::Le, false) => x64!(e.ops ; setbe bl),
+        (Cond::Gt, false) => x64!(e.ops ; seta bl),
+        (Cond::Ge, false) => x64!(e.ops ; setae bl),
+        (Cond::Eq, _) => x64!(e.ops ; sete bl),
+        (Cond::Ne, _) => x64!(e.ops ; setne bl),
+    }
+}
+

@@ -1,0 +1,368 @@
+//! Inline caches: the data a template's fast path checks without calling out, filled and
+//! refilled by the slow path (the helpers here, which also run the generic instruction), and
+//! read back as the type profile (`peregrine.profile(func)`, tier 2's input).
+//!
+//! One [`InlineCache`] lives in each [`Site`](super::specialize::Site). Its layout is fixed
+//! (`repr(C)`, offsets below) because machine code reads it. `kind` says which fast path is armed;
+//! `key`, `key2`, `key3` are what that path compares, `value` what it then uses (see [`kind`]).
+//! BINARY_OP's inline paths (exact floats, one-digit ints) need no key: its cache stays unarmed
+//! and counts float hits in `key2`, int hits in `key3`, for the profile.
+//! An unarmed cache holds [`NO_KEY`] in `key`, which no type version (32 bits) or dict version
+//! (a counter far from 2^64) equals, so the first compare fails and no separate "armed" test is
+//! needed.
+//!
+//! Every fast path is exact by construction: it runs only where its guards prove the generic
+//! path would take the same steps (see each kind), and the slow path is the generic instruction.
+//! A cache never owns a reference: what it points at is kept alive by what its guards check (a
+//! dict in the same version holds its values; a type in the same version holds its methods).
+
+use super::ops::push_global;
+use super::specialize::Site;
+use super::support::{name_at, peek, put};
+use super::{error_at, Sp};
+use crate::cpython::layout::{DictObject, ModuleObject, DICT_KEYS_GENERAL, MANAGED_DICT_OFFSET, MANAGED_VALUES_OFFSET};
+use crate::cpython::{ffi, InterpreterFrame, ThreadState};
+use crate::semantics::{self, attrs::OnType};
+use ffi::PyObject;
+use std::cell::{Cell, RefCell};
+use std::mem::offset_of;
+
+/// `key` of an unarmed cache.
+pub const NO_KEY: u64 = u64::MAX;
+
+/// Which fast path a cache has armed. Per kind: what `key`, `key2`, `key3` and `value` hold.
+pub mod kind {
+    /// Nothing armed.
+    pub const NONE: u32 = 0;
+    /// LOAD_GLOBAL: `key` = the globals dict's version tag, `key2` = the builtins dict's,
+    /// `value` = the object (both exact dicts). Equal tags mean the very dicts, unchanged.
+    pub const GLOBAL: u32 = 1;
+    /// LOAD_ATTR/STORE_ATTR of an instance attribute kept in the values array of a type with a
+    /// managed dict: `key` = type version, `value` = index in the values array. The type has
+    /// nothing under the name (so the instance's value decides) and the generic protocol.
+    pub const INSTANCE_VALUE: u32 = 2;
+    /// LOAD_ATTR/STORE_ATTR of a `__slots__` member: `key` = type version, `value` = byte
+    /// offset of the slot in the instance.
+    pub const SLOT: u32 = 3;
+    /// LOAD_ATTR/LOAD_METHOD of a module attribute: `key` = the module type's version,
+    /// `key2` = the module dict's version tag, `value` = the object.
+    pub const MODULE: u32 = 4;
+    /// LOAD_METHOD of a method on a type whose instances have no dict: `key` = type version,
+    /// `value` = the function or method descriptor.
+    pub const METHOD_NO_DICT: u32 = 5;
+    /// LOAD_METHOD of a method on a type with a managed dict, for an instance whose dict was
+    /// never made and whose values cannot hold the name: `key` = type version, `key2` = the
+    /// type's shared keys, `key3` = how many entries they had (they only grow: the name, absent
+    /// then, is absent while the count is unchanged), `value` = the method.
+    pub const METHOD_WITH_VALUES: u32 = 6;
+}
+
+/// The name `peregrine.profile()` gives a cache kind.
+pub fn kind_name(k: u32) -> Option<&'static str> {
+    Some(match k {
+        kind::GLOBAL => "global",
+        kind::INSTANCE_VALUE => "instance_value",
+        kind::SLOT => "slot",
+        kind::MODULE => "module",
+        kind::METHOD_NO_DICT => "method_no_dict",
+        kind::METHOD_WITH_VALUES => "method_with_values",
+        _ => return None,
+    })
+}
+
+/// The inline cache of one site. Machine code reads and writes it at the offsets below.
+#[repr(C)]
+pub struct InlineCache {
+    pub key: Cell<u64>,
+    pub key2: Cell<u64>,
+    pub key3: Cell<u64>,
+    pub value: Cell<u64>,
+    /// Executions that took the inline fast path.
+    pub hits: Cell<u64>,
+    /// Executions that took the slow path.
+    pub misses: Cell<u64>,
+    pub kind: Cell<u32>,
+    /// The profile: types the slow path saw (see [`Profile`]).
+    pub profile: RefCell<Profile>,
+}
+
+pub const KEY: i32 = offset_of!(InlineCache, key) as i32;
+pub const KEY2: i32 = offset_of!(InlineCache, key2) as i32;
+pub const KEY3: i32 = offset_of!(InlineCache, key3) as i32;
+pub const VALUE: i32 = offset_of!(InlineCache, value) as i32;
+pub const HITS: i32 = offset_of!(InlineCache, hits) as i32;
+pub const MISSES: i32 = offset_of!(InlineCache, misses) as i32;
+pub const KIND: i32 = offset_of!(InlineCache, kind) as i32;
+
+/// How many distinct operand types a site's profile names before it calls the site megamorphic.
+pub const PROFILE_TYPES: usize = 4;
+
+/// The operand types a site's slow path saw, by identity, with their names copied (a profile
+/// holds no reference: it must not keep a class alive). For a two-operand site the pair.
+#[derive(Default)]
+pub struct Profile {
+    pub seen: Vec<((usize, usize), String)>,
+    /// More distinct types than [`PROFILE_TYPES`] were seen.
+    pub megamorphic: bool,
+}
+
+impl Default for InlineCache {
+    fn default() -> Self {
+        InlineCache {
+            key: Cell::new(NO_KEY),
+            key2: Cell::new(0),
+            key3: Cell::new(0),
+            value: Cell::new(0),
+            hits: Cell::new(0),
+            misses: Cell::new(0),
+            kind: Cell::new(kind::NONE),
+            profile: RefCell::new(Profile::default()),
+        }
+    }
+}
+
+impl InlineCache {
+    fn arm(&self, kind: u32, key: u64, key2: u64, key3: u64, value: u64) {
+        self.kind.set(kind);
+        self.key.set(key);
+        self.key2.set(key2);
+        self.key3.set(key3);
+        self.value.set(value);
+    }
+
+    fn disarm(&self) {
+        self.kind.set(kind::NONE);
+        self.key.set(NO_KEY);
+    }
+
+    /// Counts a slow-path execution and records its operand types.
+    ///
+    /// # Safety
+    /// GIL held; live objects (`b` may be null).
+    pub(crate) unsafe fn miss(&self, a: *mut PyObject, b: *mut PyObject) {
+        self.misses.set(self.misses.get() + 1);
+        // SAFETY: per the contract.
+        unsafe {
+            let ta = ffi::Py_TYPE(a);
+            let tb = if b.is_null() { std::ptr::null_mut() } else { ffi::Py_TYPE(b) };
+            let id = (ta as usize, tb as usize);
+            let mut p = self.profile.borrow_mut();
+            if p.megamorphic || p.seen.iter().any(|(k, _)| *k == id) {
+                return;
+            }
+            if p.seen.len() == PROFILE_TYPES {
+                p.megamorphic = true;
+                return;
+            }
+            let mut name = type_name(ta);
+            if !tb.is_null() {
+                name = format!("{name}, {}", type_name(tb));
+            }
+            p.seen.push((id, name));
+        }
+    }
+}
+
+/// A type's name as Python shows it (`tp_name`).
+unsafe fn type_name(tp: *mut ffi::PyTypeObject) -> String {
+    // SAFETY: live type, NUL-terminated name.
+    unsafe { std::ffi::CStr::from_ptr((*tp).tp_name).to_string_lossy().into_owned() }
+}
+
+/// A dict's version tag.
+///
+/// # Safety
+/// `d` is a dict (or subclass).
+#[inline]
+unsafe fn dict_version(d: *mut PyObject) -> u64 {
+    // SAFETY: per the contract.
+    unsafe { (*(d as *mut DictObject)).ma_version_tag }
+}
+
+/// LOAD_GLOBAL's slow path: the generic lookup, then (re)arms the cache when both dicts are
+/// exact and the name was found.
+pub unsafe extern "C" fn pg_load_global_cached(
+    _t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: GIL held, live frame, name index validated; `site` is this instruction's own.
+    unsafe {
+        let cache = &(*site).cache;
+        let (globals, builtins) = ((*frame).f_globals, (*frame).f_builtins);
+        cache.miss(globals, std::ptr::null_mut());
+        let v = semantics::names::load_global(globals, builtins, name_at(frame, oparg >> 1));
+        if !v.is_null() && ffi::PyDict_CheckExact(globals) != 0 && ffi::PyDict_CheckExact(builtins) != 0 {
+            cache.arm(kind::GLOBAL, dict_version(globals), dict_version(builtins), 0, v as u64);
+        }
+        push_global(sp, oparg, v)
+    }
+}
+
+/// What the attribute `name` of `owner` is, for a cache: the kind to arm and its keys, or
+/// `None`.
+unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method: bool) -> Option<(u32, u64, u64, u64, u64)> {
+    // SAFETY: GIL held; live objects; fields read after the type checks.
+    unsafe {
+        let tp = ffi::Py_TYPE(owner);
+        if tp == std::ptr::addr_of_mut!(ffi::PyModule_Type) {
+            // The module type is static (never modified): nothing on it under the name now
+            // means nothing ever, and the module's dict decides.
+            if store || !crate::cpython::_PyType_Lookup(tp, name).is_null() {
+                return None;
+            }
+            let version = semantics::attrs::valid_version(tp)? as u64;
+            let dict = (*(owner as *mut ModuleObject)).md_dict;
+            // Only a dict of str keys is looked up without running Python code (a key's
+            // `__eq__`), so looking again here is unobservable.
+            if dict.is_null()
+                || ffi::PyDict_CheckExact(dict) == 0
+                || (*(*(dict as *mut DictObject)).ma_keys).dk_kind == DICT_KEYS_GENERAL
+            {
+                return None;
+            }
+            let v = ffi::PyDict_GetItemWithError(dict, name);
+            if v.is_null() {
+                ffi::PyErr_Clear();
+                return None;
+            }
+            return Some((kind::MODULE, version, dict_version(dict), 0, v as u64));
+        }
+        let (on_type, version) = semantics::attrs::on_type(tp, name, store)?;
+        let version = version as u64;
+        let flags = (*tp).tp_flags;
+        let managed = flags & ffi::Py_TPFLAGS_MANAGED_DICT != 0;
+        let keys = if managed {
+            (*(tp as *mut ffi::PyHeapTypeObject)).ht_cached_keys as *mut crate::cpython::layout::DictKeysObject
+        } else {
+            std::ptr::null_mut()
+        };
+        match on_type {
+            OnType::Absent if managed && !method => {
+                let index = semantics::attrs::shared_key_index(keys, name)?;
+                Some((kind::INSTANCE_VALUE, version, 0, 0, index as u64))
+            }
+            OnType::Slot { offset, writable } if !method && (writable || !store) => {
+                Some((kind::SLOT, version, 0, 0, offset as u64))
+            }
+            OnType::Method(m) if method && !managed && (*tp).tp_dictoffset == 0 => {
+                Some((kind::METHOD_NO_DICT, version, 0, 0, m as u64))
+            }
+            OnType::Method(m) if method && managed && !keys.is_null() => {
+                if semantics::attrs::shared_key_index(keys, name).is_some() {
+                    return None; // an instance may shadow the method
+                }
+                Some((kind::METHOD_WITH_VALUES, version, keys as u64, (*keys).dk_nentries as u64, m as u64))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Arms `cache` for `owner.name` if it can be, else disarms it.
+unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject, store: bool, method: bool) {
+    // SAFETY: per the caller's contract.
+    match unsafe { analyze(owner, name, store, method) } {
+        Some((k, key, key2, key3, value)) => cache.arm(k, key, key2, key3, value),
+        None => cache.disarm(),
+    }
+}
+
+/// LOAD_ATTR's slow path: the generic lookup, then (re)arms the cache for the owner's type.
+/// The analysis runs before the lookup, which may run Python code that changes the type (the
+/// version then no longer matches) but cannot make a stale answer match.
+pub unsafe extern "C" fn pg_load_attr_cached(
+    _t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: one value on the stack; name index validated; `site` is this instruction's own.
+    unsafe {
+        let cache = &(*site).cache;
+        let owner = peek(sp, 1);
+        let name = name_at(frame, oparg);
+        cache.miss(owner, std::ptr::null_mut());
+        refill(cache, owner, name, false, false);
+        let res = semantics::attrs::load_attr(owner, name);
+        ffi::Py_DECREF(owner);
+        put(sp, 1, res);
+        if res.is_null() { error_at(sp) } else { sp }
+    }
+}
+
+/// STORE_ATTR's slow path (stack: value, owner).
+pub unsafe extern "C" fn pg_store_attr_cached(
+    _t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: two values on the stack; name index validated; `site` is this instruction's own.
+    unsafe {
+        let cache = &(*site).cache;
+        let (v, owner) = (peek(sp, 2), peek(sp, 1));
+        let name = name_at(frame, oparg);
+        cache.miss(owner, std::ptr::null_mut());
+        refill(cache, owner, name, true, false);
+        let err = semantics::attrs::store_attr(owner, name, v);
+        ffi::Py_DECREF(v);
+        ffi::Py_DECREF(owner);
+        if err != 0 { error_at(sp.sub(2)) } else { sp.sub(2) }
+    }
+}
+
+/// LOAD_METHOD's slow path: leaves (method, self) or (NULL, attribute).
+pub unsafe extern "C" fn pg_load_method_cached(
+    _t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: one value on the stack; name index validated; `site` is this instruction's own.
+    unsafe {
+        let cache = &(*site).cache;
+        let obj = peek(sp, 1);
+        let name = name_at(frame, oparg);
+        cache.miss(obj, std::ptr::null_mut());
+        refill(cache, obj, name, false, true);
+        match semantics::attrs::load_method(obj, name) {
+            None => error_at(sp),
+            Some((meth, true)) => {
+                put(sp, 1, meth);
+                put(sp, 0, obj);
+                sp.add(1)
+            }
+            Some((attr, false)) => {
+                put(sp, 1, std::ptr::null_mut());
+                ffi::Py_DECREF(obj);
+                put(sp, 0, attr);
+                sp.add(1)
+            }
+        }
+    }
+}
+
+/// BINARY_OP's slow path: operands the inline paths do not handle.
+pub unsafe extern "C" fn pg_binary_op_cached(
+    t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: two values on the stack; `site` is this instruction's own.
+    unsafe {
+        (*site).cache.miss(peek(sp, 2), peek(sp, 1));
+        super::ops::pg_binary_op(t, frame, sp, oparg)
+    }
+}
+
+/// The managed-dict offsets as displacements for machine code.
+pub const VALUES_DISP: i32 = MANAGED_VALUES_OFFSET as i32;
+pub const DICT_DISP: i32 = MANAGED_DICT_OFFSET as i32;

@@ -1,0 +1,590 @@
+"""The baseline's inline caches (runtime/src/jit/inline_cache.rs, baseline/src/fast_paths.rs):
+each fast path must hit where it should (seen through `peregrine.profile`), take no exits, and
+give the interpreter's result in every way its cache can go stale: the type modified after
+warm-up, `__class__` assigned, `__slots__` and dict instances mixed at one site, an instance
+dict made or an attribute deleted, globals and builtins rebound or shadowed, a module attribute
+replaced, methods shadowed by instance attributes.
+
+Each test defines its classes inside the function under test, so the interpreter's run and the
+baseline's run each get their own (a run modifies them)."""
+
+import math
+
+import pytest
+
+from difftest import run_both, run_both_profiled, sites
+
+N = 40
+
+
+# --------------------------------------------------------------------------------------------
+# LOAD_GLOBAL
+
+
+def test_load_global_hits():
+    def f(n):
+        total = 0
+        for i in range(n):
+            total += len(GLOBAL_LIST) + GLOBAL_INT
+        return total
+
+    _, prof = run_both_profiled(f, N)
+    # `range` runs once; len, GLOBAL_LIST and GLOBAL_INT in the loop: one miss (the fill) each.
+    loop = [s for s in sites(prof, "LOAD_GLOBAL") if s["hits"] + s["misses"] == N]
+    assert len(loop) == 3 and all(s["cache"] == "global" and s["misses"] == 1 for s in loop), prof
+
+
+GLOBAL_LIST = [1, 2, 3]
+GLOBAL_INT = 5
+
+
+def test_global_rebound_and_builtin_shadowed():
+    def f(n):
+        g = globals()
+        out = []
+        for i in range(n):
+            out.append((len([1, 2]), REBOUND))
+            if i == 10:
+                g["REBOUND"] = "new"
+            if i == 20:
+                g["len"] = lambda x: "shadow"
+            if i == 30:
+                del g["len"]
+        g["REBOUND"] = "old"
+        return out
+
+    run_both(f, N)
+
+
+REBOUND = "old"
+
+
+def test_builtins_changed():
+    # No NameError inside the loop: an exception hands the rest of the frame to the interpreter.
+    def f(n):
+        import builtins
+        g = globals()
+        builtins.PEREGRINE_TEST_BUILTIN = 0
+        out = []
+        try:
+            for i in range(n):
+                out.append(PEREGRINE_TEST_BUILTIN)
+                if i == 10:
+                    builtins.PEREGRINE_TEST_BUILTIN = 1
+                if i == 20:
+                    g["PEREGRINE_TEST_BUILTIN"] = "global"
+                if i == 30:
+                    del g["PEREGRINE_TEST_BUILTIN"]
+        finally:
+            del builtins.PEREGRINE_TEST_BUILTIN
+        return out
+
+    _, prof = run_both_profiled(f, N)
+    (site,) = [s for s in sites(prof, "LOAD_GLOBAL") if s["hits"] + s["misses"] == N]
+    assert site["misses"] == 4, site  # the fill and one refill after each change
+
+
+def test_globals_of_another_function_with_the_same_code():
+    # One code object, two globals dicts: the cache must not carry one's value to the other.
+    def f(n):
+        src = "def get():\n    return WHO\n"
+        a, b = {"WHO": "a"}, {"WHO": "b"}
+        exec(src, a)
+        exec(src, b)
+        b["get"] = type(a["get"])(a["get"].__code__, b)
+        return [(a["get"](), b["get"]()) for _ in range(n)]
+
+    run_both(f, N)
+
+
+def test_builtins_not_a_dict():
+    class Mapping:
+        def __getitem__(self, key):
+            if key == "magic":
+                return 42
+            raise KeyError(key)
+
+    def f(n):
+        code = compile("def get():\n    return magic\n", "<m>", "exec")
+        out = []
+        for builtins in (Mapping(), {"magic": 1}):
+            ns = {"__builtins__": builtins}
+            exec(code, ns)
+            out.extend(ns["get"]() for _ in range(n))
+        return out
+
+    run_both(f, N)
+
+
+# --------------------------------------------------------------------------------------------
+# LOAD_ATTR / STORE_ATTR on instances
+
+
+def test_instance_attributes_hit():
+    def f(n):
+        class P:
+            def __init__(self, x, y):
+                self.x = x
+                self.y = y
+
+        ps = [P(i, -i) for i in range(n)]
+        total = 0
+        for p in ps:
+            p.x = p.x + 1
+            total += p.x * p.y
+        return total
+
+    _, prof = run_both_profiled(f, N)
+    loads = [s for s in sites(prof, "LOAD_ATTR") if s["cache"] == "instance_value"]
+    stores = [s for s in sites(prof, "STORE_ATTR") if s["cache"] == "instance_value"]
+    assert len(loads) == 3 and all(s["hits"] >= N - 1 for s in loads), loads
+    assert len(stores) == 1 and stores[0]["hits"] >= N - 1, stores
+
+
+def test_type_modified_after_warmup():
+    def f(n):
+        class P:
+            def __init__(self):
+                self.x = 1
+
+        p = P()
+        out = []
+        for i in range(n):
+            out.append(p.x)
+            if i == 10:
+                P.x = property(lambda self: "property")
+            if i == 20:
+                del P.x
+            if i == 30:
+                P.__getattribute__ = lambda self, name: "getattribute"
+        return out
+
+    run_both(f, N)
+
+
+def test_store_after_data_descriptor_added():
+    def f(n):
+        seen = []
+
+        class P:
+            def __init__(self):
+                self.x = 0
+
+        p = P()
+        for i in range(n):
+            p.x = i
+            if i == 10:
+                P.x = property(lambda self: seen[-1] if seen else None, lambda self, v: seen.append(v))
+        return p.x, seen, vars(p)
+
+    run_both(f, N)
+
+
+def test_class_assigned():
+    def f(n):
+        class A:
+            def __init__(self):
+                self.a = "a"
+                self.x = "A.x"
+
+        class B:
+            def __init__(self):
+                self.x = "B.x"
+                self.a = "b"
+
+        o = A()
+        out = []
+        for i in range(n):
+            out.append(o.x)
+            if i == 10:
+                o.__class__ = B
+            if i == 20:
+                o.__class__ = A
+        return out
+
+    run_both(f, N)
+
+
+def test_slots_and_dicts_mixed_at_one_site():
+    def f(n):
+        class WithSlots:
+            __slots__ = ("x", "y")
+
+            def __init__(self, x):
+                self.x = x
+
+        class WithDict:
+            def __init__(self, x):
+                self.x = x
+
+        class Sub(WithSlots):
+            __slots__ = ("z",)
+
+            def __init__(self, x):
+                self.z = 0
+                self.x = x
+
+        objs = [WithSlots(1), WithDict(2), Sub(3)] * n
+        total = 0
+        for o in objs:
+            o.x = o.x + 1
+            total += o.x
+        return total
+
+    _, prof = run_both_profiled(f, N)
+    # One monomorphic cache per site: the three types take turns, and the profile names them.
+    for s in sites(prof, "LOAD_ATTR") + sites(prof, "STORE_ATTR"):
+        assert sorted(s["types"]) == ["Sub", "WithDict", "WithSlots"], s
+
+
+def test_slot_unset_and_deleted():
+    def f(n):
+        class S:
+            __slots__ = ("x",)
+
+        s = S()
+        out = []
+        for i in range(n):
+            try:
+                out.append(s.x)
+            except AttributeError as e:
+                out.append(str(e))
+            if i == 5:
+                s.x = 1
+            if i == 15:
+                del s.x
+        return out
+
+    run_both(f, N)
+
+
+def test_instance_dict_made_and_attribute_deleted():
+    def f(n):
+        class P:
+            def __init__(self):
+                self.x = 1
+                self.y = 2
+
+        p = P()
+        out = []
+        for i in range(n):
+            try:
+                out.append(p.x)
+            except AttributeError as e:
+                out.append(str(e))
+            p.y = i
+            if i == 10:
+                p.__dict__["x"] = "through the dict"
+            if i == 20:
+                del p.x
+            if i == 30:
+                p.x = "back"
+        return out, vars(p)
+
+    run_both(f, N)
+
+
+def test_new_attributes_keep_insertion_order():
+    def f(n):
+        class P:
+            pass
+
+        out = []
+        for i in range(n):
+            p = P()
+            if i % 2:
+                p.b = 1
+                p.a = 2
+            else:
+                p.a = 1
+                p.b = 2
+            p.a = 3
+            out.append(list(vars(p)))
+        return out
+
+    run_both(f, N)
+
+
+def test_getattr_fallback():
+    def f(n):
+        class P:
+            def __init__(self):
+                self.x = 1
+
+            def __getattr__(self, name):
+                return "fallback " + name
+
+        p = P()
+        out = []
+        for i in range(n):
+            out.append(p.x)
+            if i == 10:
+                del p.x
+        return out
+
+    run_both(f, N)
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+
+
+def test_module_attribute_hits_and_is_replaced():
+    def f(n):
+        import types
+        m = types.ModuleType("m")
+        m.value = 1
+        out = []
+        for i in range(n):
+            out.append(m.value)
+            if i == 10:
+                m.value = 2
+            if i == 20:
+                del m.value
+                m.__getattr__ = lambda name: "module getattr " + name
+        return out
+
+    _, prof = run_both_profiled(f, N)
+    (load,) = [s for s in sites(prof, "LOAD_ATTR") if s["cache"] is not None or s["types"] == ["module"]]
+    assert load["hits"] >= 10, load
+
+
+def test_module_method_call():
+    def f(n):
+        total = 0.0
+        for i in range(n):
+            total += math.floor(i / 3) + math.sqrt(i)
+        return total
+
+    _, prof = run_both_profiled(f, N)
+    # `math` is a global; `math.floor` a module attribute (a LOAD_ATTR before PRECALL here; a
+    # LOAD_METHOD would leave NULL, attribute).
+    attrs = [s for s in sites(prof, "LOAD_ATTR") + sites(prof, "LOAD_METHOD") if s["cache"] == "module"]
+    assert len(attrs) == 2 and all(s["hits"] >= N - 1 for s in attrs), prof
+
+
+def test_module_load_method():
+    def f(n):
+        import types
+        m = types.ModuleType("m")
+        m.size = len
+        out = []
+        for i in range(n):
+            out.append(m.size([i] * i))
+            if i == 10:
+                m.size = lambda x: "replaced"
+        return out
+
+    _, prof = run_both_profiled(f, N)
+    assert any(s["cache"] == "module" and s["hits"] >= N - 3 for s in prof), prof
+
+
+def test_module_subclass_and_dunder():
+    def f(n):
+        import types
+
+        class M(types.ModuleType):
+            @property
+            def value(self):
+                return "property"
+
+        plain, sub = types.ModuleType("plain"), M("sub")
+        plain.value = "plain"
+        out = []
+        for i in range(n):
+            for m in (plain, sub):
+                out.append((m.value, m.__name__, type(m.__dict__).__name__))
+        return out
+
+    run_both(f, N)
+
+
+# --------------------------------------------------------------------------------------------
+# LOAD_METHOD
+
+
+def test_methods_hit():
+    def f(n):
+        class P:
+            def __init__(self):
+                self.v = 1
+
+            def get(self):
+                return self.v
+
+        class S:
+            __slots__ = ("v",)
+
+            def __init__(self):
+                self.v = 2
+
+            def get(self):
+                return self.v
+
+        out = []
+        p, s = P(), S()
+        for i in range(n):
+            out.append(p.get() + s.get())
+            out.append(",".join(["a", "b"]))
+        return out
+
+    _, prof = run_both_profiled(f, N)
+    kinds = sorted(s["cache"] for s in sites(prof, "LOAD_METHOD") if s["cache"])
+    assert "method_with_values" in kinds and kinds.count("method_no_dict") >= 2, prof
+
+
+def test_method_shadowed_by_instance_attribute():
+    def f(n):
+        class P:
+            def __init__(self):
+                self.v = 1
+
+            def get(self):
+                return "method"
+
+        p = P()
+        out = []
+        for i in range(n):
+            out.append(p.get())
+            if i == 10:
+                p.get = lambda: "instance attribute"
+            if i == 20:
+                del p.get
+            if i == 30:
+                p.__dict__["get"] = lambda: "through the dict"
+        return out
+
+    run_both(f, N)
+
+
+def test_method_shadowed_in_a_combined_instance_dict():
+    # A dict with a non-str key is no longer split: a name added to it leaves the type's shared
+    # keys as they were, so only the check for an instance dict sees the shadowing.
+    def f(n):
+        class P:
+            def __init__(self):
+                self.v = 1
+
+            def get(self):
+                return "method"
+
+        objs = [P() for _ in range(n)]
+        odd = objs[n // 2]
+        odd.__dict__[1] = "not a str"
+        odd.__dict__["get"] = lambda: "shadow"
+        return [o.get() for o in objs]
+
+    run_both(f, N)
+
+
+def test_method_replaced_on_the_class_and_subclass():
+    def f(n):
+        class P:
+            def get(self):
+                return "P"
+
+        class Q(P):
+            pass
+
+        objs = [P(), Q()]
+        out = []
+        for i in range(n):
+            for o in objs:
+                out.append(o.get())
+            if i == 10:
+                P.get = lambda self: "replaced"
+            if i == 20:
+                Q.get = lambda self: "Q"
+        return out
+
+    run_both(f, N)
+
+
+def test_method_of_a_builtin_type():
+    def f(n):
+        out = []
+        for i in range(n):
+            lst = []
+            lst.append(i)
+            d = {}
+            d.setdefault("k", []).append(i)
+            out.append((lst, d, "x".upper()))
+        return out
+
+    run_both(f, N)
+
+
+# --------------------------------------------------------------------------------------------
+# BINARY_OP and COMPARE_OP inline
+
+
+def test_binary_op_profile():
+    def f(n):
+        x, k = 0.5, 0
+        for i in range(n):
+            x = x * 1.0001 + 0.25
+            k = (k + i) & 0xFFFF
+        return x, k
+
+    _, prof = run_both_profiled(f, N)
+    ops = sites(prof, "BINARY_OP")
+    assert sum(s["float_hits"] for s in ops) >= 2 * N and sum(s["int_hits"] for s in ops) >= 2 * N, ops
+
+
+@pytest.mark.parametrize("a,b", [(2 ** 30 - 1, 1), (-(2 ** 30 - 1), -1), (2 ** 30 - 1, 2 ** 30 - 1),
+                                 (-(2 ** 29), 2 ** 29), (7, -9)])
+def test_int_results_that_overflow_one_digit(a, b):
+    def f(a, b):
+        out = []
+        for _ in range(3):
+            out.append((a + b, a - b, a * b, a & b, a | b, a ^ b, -a - b))
+        return out
+
+    run_both(f, a, b)
+
+
+def test_compare_and_jump_inline():
+    def f(n):
+        hits = 0
+        x = 0.0
+        for i in range(n):
+            if i < n // 2:
+                hits += 1
+            if x <= 3.5:
+                hits += 2
+            x += 0.25
+        return hits
+
+    _, prof = run_both_profiled(f, N)
+    compares = sites(prof, "COMPARE_OP")
+    # Warm after 8 backward jumps (ceval's quickening delay): the forms specialize then.
+    assert sum(s["hits"] for s in compares) >= 2 * (N - 9), compares
+
+
+@pytest.mark.parametrize("values", [
+    [0.0, -0.0], [float("nan"), 1.0], [1.0, float("nan")], [float("inf"), float("-inf")],
+    [2 ** 30 - 1, 2 ** 30], [-(2 ** 30), 2 ** 30 - 1], [0, -0], [True, 1], [1.0, 1],
+], ids=repr)
+def test_compare_edges(values):
+    def f(values):
+        out = []
+        for a in values:
+            for b in values:
+                for _ in range(12):  # warm: the sites specialize
+                    r = []
+                    if a < b:
+                        r.append("<")
+                    if a <= b:
+                        r.append("<=")
+                    if a == b:
+                        r.append("==")
+                    if a != b:
+                        r.append("!=")
+                    if a > b:
+                        r.append(">")
+                    if a >= b:
+                        r.append(">=")
+                    out.append(r)
+        return out
+
+    run_both(f, values)
