@@ -10,10 +10,10 @@
 use crate::emitter::{x64, Emitter};
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::Instr;
-use peregrine_runtime::cpython::layout::{DictKeysObject, DictObject, ModuleObject, LONG_DIGIT_OFFSET};
-use peregrine_runtime::cpython::{ffi, InterpreterFrame};
+use peregrine_runtime::cpython::layout::{DictKeysObject, DictObject, ModuleObject, DICT_KEYS_GENERAL, LONG_DIGIT_OFFSET};
+use peregrine_runtime::cpython::{self, ffi, InterpreterFrame};
 use peregrine_runtime::jit::inline_cache::{self as ic, kind};
-use peregrine_runtime::jit::ops::{COMPARE_FLOAT, COMPARE_INT};
+use peregrine_runtime::jit::ops::{COMPARE_FLOAT, COMPARE_INT, COMPARE_STR};
 use peregrine_runtime::jit::specialize::{Site, CACHE_OFFSET, FORM_OFFSET};
 use peregrine_runtime::semantics::operators::nb;
 use std::mem::offset_of;
@@ -24,6 +24,10 @@ const TP_VERSION: i32 = offset_of!(ffi::PyTypeObject, tp_version_tag) as i32;
 const HT_CACHED_KEYS: i32 = offset_of!(ffi::PyHeapTypeObject, ht_cached_keys) as i32;
 const DK_NENTRIES: i32 = offset_of!(DictKeysObject, dk_nentries) as i32;
 const MA_VERSION: i32 = offset_of!(DictObject, ma_version_tag) as i32;
+const MA_KEYS: i32 = offset_of!(DictObject, ma_keys) as i32;
+const DK_KIND: i32 = offset_of!(DictKeysObject, dk_kind) as i32;
+const DK_LOG2_INDEX_BYTES: i32 = offset_of!(DictKeysObject, dk_log2_index_bytes) as i32;
+const DK_INDICES: i32 = offset_of!(DictKeysObject, dk_indices) as i32;
 const MD_DICT: i32 = offset_of!(ModuleObject, md_dict) as i32;
 const F_GLOBALS: i32 = offset_of!(InterpreterFrame, f_globals) as i32;
 const F_BUILTINS: i32 = offset_of!(InterpreterFrame, f_builtins) as i32;
@@ -52,6 +56,26 @@ fn guard_type_version(e: &mut Emitter, site: *const Site, owner_depth: i32, slow
     );
 }
 
+/// For an owner `rdi` whose dict was made (at `DICT_DISP`), with the cache in `rcx`: looks the
+/// cache's name up in that dict if its keys are all strs (such a lookup runs no Python code and
+/// cannot fail), else goes to `slow`. Leaves the value (borrowed) or null in `rax`, the owner
+/// in `rbx`; clobbers the caller-saved registers.
+fn dict_lookup_at(e: &mut Emitter, dict_disp: i32, slow: DynamicLabel) {
+    x64!(e.ops
+        ; mov rax, [rdi + dict_disp]
+        ; test rax, rax
+        ; jz =>slow
+        ; mov rdx, [rax + MA_KEYS]
+        ; cmp BYTE [rdx + DK_KIND], DICT_KEYS_GENERAL as i8
+        ; je =>slow
+        ; mov rbx, rdi
+        ; mov rdi, rax
+        ; mov rsi, [rcx + ic::NAME]
+        ; mov rax, QWORD ffi::PyDict_GetItemWithError as *const () as usize as i64
+        ; call rax
+    );
+}
+
 /// Ends a fast path: the slow path (the site helper) follows, then `done`.
 fn slow_path(e: &mut Emitter, ins: &Instr, helper: peregrine_runtime::jit::ops::SiteHelper, site: *const Site, slow: DynamicLabel, done: DynamicLabel) {
     let error = e.error_exit();
@@ -60,26 +84,75 @@ fn slow_path(e: &mut Emitter, ins: &Instr, helper: peregrine_runtime::jit::ops::
     x64!(e.ops ; =>done);
 }
 
-/// LOAD_GLOBAL: both dicts in the versions the cache saw.
+/// LOAD_GLOBAL: the name's entry among the globals (`GLOBAL_MODULE`), or a builtin with both
+/// dicts in the versions the cache saw (`GLOBAL_BUILTIN`).
 pub fn load_global(e: &mut Emitter, ins: &Instr, site: *const Site) {
-    let (slow, done) = (e.label(), e.label());
+    let (slow, done, got) = (e.label(), e.label(), e.label());
     // SAFETY-free: the address of a static type object.
     let dict_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyDict_Type));
     x64!(e.ops
         ; mov rcx, QWORD cache_addr(site)
-        ; mov rax, [r12 + F_GLOBALS]        // always a dict (or a subclass: never cached)
-        ; mov rax, [rax + MA_VERSION]
-        ; cmp rax, [rcx + ic::KEY]
+        ; mov r8, [r12 + F_GLOBALS]
+        // A dict subclass is looked up with its own __getitem__: the generic path.
+        ; mov rdx, QWORD dict_type
+        ; cmp [r8 + OB_TYPE], rdx
         ; jne =>slow
-        ; mov rax, [r12 + F_BUILTINS]       // any mapping: check it is a dict before reading
+        ; cmp DWORD [rcx + ic::KIND], kind::GLOBAL_MODULE as i32
+        ; jne >builtin
+        ; mov rax, [r8 + MA_KEYS]
+        ; cmp BYTE [rax + DK_KIND], DICT_KEYS_GENERAL as i8
+        ; je =>slow                          // entries of another layout
+        ; mov rdx, [rcx + ic::VALUE]
+        ; cmp rdx, [rax + DK_NENTRIES]
+        ; jae =>slow
+        // The entry: after the index table, 1 << dk_log2_index_bytes bytes.
+        ; mov r9, rcx
+        ; movzx ecx, BYTE [rax + DK_LOG2_INDEX_BYTES]
+        ; mov r10d, 1
+        ; shl r10, cl
+        ; add r10, rax
+        ; shl rdx, 4                         // 16 bytes per PyDictUnicodeEntry
+        ; add r10, rdx
+        ; mov rcx, r9
+        ; mov rax, [rcx + ic::NAME]
+        ; cmp [r10 + DK_INDICES], rax
+        ; jne =>slow                         // another key (or a deleted one) there now
+        ; mov rax, [r10 + DK_INDICES + 8]
+        ; test rax, rax
+        ; jz =>slow
+        ; jmp =>got
+        ; builtin:
+        ; mov rax, [r8 + MA_VERSION]
+        ; cmp rax, [rcx + ic::KEY]
+        ; je >globals_unchanged
+        ; cmp DWORD [rcx + ic::KIND], kind::GLOBAL_BUILTIN as i32
+        ; jne =>slow
+        // The globals changed: still without the name? (str keys: the lookup runs no Python
+        // code and cannot fail.) Then remember their new version.
+        ; mov rax, [r8 + MA_KEYS]
+        ; cmp BYTE [rax + DK_KIND], DICT_KEYS_GENERAL as i8
+        ; je =>slow
+        ; mov rdi, r8
+        ; mov rsi, [rcx + ic::NAME]
+        ; mov rax, QWORD ffi::PyDict_GetItemWithError as *const () as usize as i64
+        ; call rax
+        ; test rax, rax
+        ; jnz =>slow
+        ; mov rcx, QWORD cache_addr(site)
+        ; mov r8, [r12 + F_GLOBALS]
+        ; mov rax, [r8 + MA_VERSION]
+        ; mov [rcx + ic::KEY], rax
+        ; globals_unchanged:
+        ; mov rax, [r12 + F_BUILTINS]        // any mapping: check it is a dict before reading
         ; mov rdx, QWORD dict_type
         ; cmp [rax + OB_TYPE], rdx
         ; jne =>slow
         ; mov rax, [rax + MA_VERSION]
         ; cmp rax, [rcx + ic::KEY2]
         ; jne =>slow
-        ; add QWORD [rcx + ic::HITS], 1
         ; mov rax, [rcx + ic::VALUE]
+        ; =>got
+        ; add QWORD [rcx + ic::HITS], 1
     );
     e.incref_rax();
     if ins.oparg & 1 != 0 {
@@ -89,21 +162,33 @@ pub fn load_global(e: &mut Emitter, ins: &Instr, site: *const Site) {
     slow_path(e, ins, ic::pg_load_global_cached, site, slow, done);
 }
 
-/// LOAD_ATTR: an instance value, a slot or a module attribute.
+/// LOAD_ATTR: an instance value (in the values array or the instance's dict), a slot or a
+/// module attribute.
 pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     let (slow, done) = (e.label(), e.label());
     guard_type_version(e, site, 1, slow);
     x64!(e.ops
         ; mov edx, DWORD [rcx + ic::KIND]
+        ; cmp edx, kind::INSTANCE_DICT as i32
+        ; je >with_dict
         ; cmp edx, kind::INSTANCE_VALUE as i32
         ; jne >not_values
         ; mov rax, [rdi + ic::VALUES_DISP]
         ; test rax, rax
-        ; jz =>slow                        // the instance's dict was made: no values
+        ; jz >with_dict                    // the instance's dict was made: no values
         ; mov rdx, [rcx + ic::VALUE]
         ; mov rax, [rax + rdx * 8]
         ; test rax, rax
-        ; jz =>slow                        // not set: AttributeError (or __getattr__)
+        ; jz =>slow                        // not set: AttributeError
+        ; jmp >hit
+        ; with_dict:
+    );
+    dict_lookup_at(e, ic::DICT_DISP, slow);
+    x64!(e.ops
+        ; test rax, rax
+        ; jz =>slow                        // not there: AttributeError
+        ; mov rdi, rbx
+        ; mov rcx, QWORD cache_addr(site)
         ; jmp >hit
         ; not_values:
         ; cmp edx, kind::SLOT as i32
@@ -128,17 +213,20 @@ pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     slow_path(e, ins, ic::pg_load_attr_cached, site, slow, done);
 }
 
-/// STORE_ATTR (stack: value, owner): an instance value that is set, or a writable slot.
+/// STORE_ATTR (stack: value, owner): an instance value that is set, an attribute of an
+/// instance whose dict was made, or a writable slot.
 pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     let (slow, done) = (e.label(), e.label());
     guard_type_version(e, site, 1, slow);
     x64!(e.ops
         ; mov edx, DWORD [rcx + ic::KIND]
+        ; cmp edx, kind::INSTANCE_DICT as i32
+        ; je >with_dict
         ; cmp edx, kind::INSTANCE_VALUE as i32
         ; jne >slot
         ; mov rax, [rdi + ic::VALUES_DISP]
         ; test rax, rax
-        ; jz =>slow
+        ; jz >with_dict
         ; mov rdx, [rcx + ic::VALUE]
         ; lea rax, [rax + rdx * 8]
         ; cmp QWORD [rax], 0
@@ -159,6 +247,32 @@ pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     e.xdecref_rdi(); // the old value, then the owner, as STORE_ATTR_INSTANCE_VALUE/SLOT
     x64!(e.ops ; mov rdi, rbx);
     e.decref_rdi();
+    // An instance whose dict was made: the generic path's PyDict_SetItem, without the rest.
+    let error = e.error_exit();
+    x64!(e.ops
+        ; jmp =>done
+        ; with_dict:
+        ; mov rax, [rdi + ic::DICT_DISP]
+        ; test rax, rax
+        ; jz =>slow
+        ; add QWORD [rcx + ic::HITS], 1
+        ; mov rbx, rdi
+        ; mov rdi, rax
+        ; mov rsi, [rcx + ic::NAME]
+        ; mov rdx, [r14 - 16]
+        ; mov rax, QWORD ffi::PyDict_SetItem as *const () as usize as i64
+        ; call rax
+        ; sub r14, 16
+        ; mov ebx, eax                      // 0, or -1 with an exception set
+        ; mov rdi, [r14]
+    );
+    e.decref_rdi(); // the value (the dict holds its own reference), then the owner
+    x64!(e.ops ; mov rdi, [r14 + 8]);
+    e.decref_rdi();
+    x64!(e.ops
+        ; test ebx, ebx
+        ; jnz =>error
+    );
     slow_path(e, ins, ic::pg_store_attr_cached, site, slow, done);
 }
 
@@ -174,7 +288,7 @@ pub fn load_method(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; cmp edx, kind::METHOD_WITH_VALUES as i32
         ; jne >module
         ; cmp QWORD [rdi + ic::DICT_DISP], 0
-        ; jne =>slow                        // the instance has a dict, which may shadow it
+        ; jne >with_dict                    // the instance has a dict, which may shadow it
         ; mov rax, [rcx + ic::KEY2]
         ; mov rdx, [rdi + OB_TYPE]
         ; cmp rax, [rdx + HT_CACHED_KEYS]
@@ -182,6 +296,15 @@ pub fn load_method(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; mov rax, [rax + DK_NENTRIES]
         ; cmp rax, [rcx + ic::KEY3]
         ; jne =>slow                        // names were added to the shared keys
+        ; jmp >method
+        ; with_dict:
+    );
+    dict_lookup_at(e, ic::DICT_DISP, slow);
+    x64!(e.ops
+        ; test rax, rax
+        ; jnz =>slow                        // shadowed by the instance
+        ; mov rdi, rbx
+        ; mov rcx, QWORD cache_addr(site)
         ; method:
         ; add QWORD [rcx + ic::HITS], 1
         ; mov rax, [rcx + ic::VALUE]
@@ -329,7 +452,7 @@ pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
 }
 
 /// COMPARE_OP before a conditional jump, where the site's form is ceval's
-/// COMPARE_OP_INT_JUMP or COMPARE_OP_FLOAT_JUMP and its guard passes: the comparison inline, no
+/// COMPARE_OP_INT_JUMP, COMPARE_OP_FLOAT_JUMP or COMPARE_OP_STR_JUMP and its guard passes: the comparison inline, no
 /// call (a specialized form whose guard passes changes no site state, so the helper need not
 /// run). When `jump` is given (a forward jump: no eval-breaker check), the combined form jumps
 /// straight to `jump.0` when the result is `jump.1`, else to `fallthrough`, past the jump's own
@@ -369,7 +492,7 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
         ; jmp >decided
         ; float:
         ; cmp eax, COMPARE_FLOAT as i32
-        ; jne =>slow
+        ; jne >string
         ; mov rdx, QWORD addr_of_type(std::ptr::addr_of_mut!(ffi::PyFloat_Type))
         ; cmp r8, rdx
         ; jne =>slow
@@ -378,11 +501,37 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
         ; jp =>slow                          // a NaN: the form's guard fails
     );
     set_bl(e, cond, false);
+    x64!(e.ops ; jmp >decided ; string:);
+    if matches!(cond, Cond::Eq | Cond::Ne) {
+        // COMPARE_OP_STR_JUMP: `_PyUnicode_Equal` (a C function; same object, equal).
+        x64!(e.ops
+            ; cmp eax, COMPARE_STR as i32
+            ; jne =>slow
+            ; mov rdx, QWORD addr_of_type(std::ptr::addr_of_mut!(ffi::PyUnicode_Type))
+            ; cmp r8, rdx
+            ; jne =>slow
+            ; mov bl, 1
+            ; cmp rdi, rsi
+            ; je >same
+            ; mov rax, QWORD cpython::_PyUnicode_Equal as *const () as usize as i64
+            ; call rax
+            ; test eax, eax
+            ; setnz bl
+            ; mov rcx, QWORD site as i64
+            ; mov rdi, [r14 - 16]
+            ; same:
+        );
+        if let Cond::Ne = cond {
+            x64!(e.ops ; xor bl, 1);
+        }
+    } else {
+        x64!(e.ops ; jmp =>slow);
+    }
     x64!(e.ops
         ; decided:
         ; add QWORD [rcx + CACHE_OFFSET + ic::HITS], 1
     );
-    // Both operands released (ints and floats run no Python code when freed).
+    // Both operands released (ints, floats and strs run no Python code when freed).
     e.decref_rdi();
     x64!(e.ops ; mov rdi, [r14 - 8]);
     e.decref_rdi();

@@ -34,13 +34,24 @@ pub const NO_KEY: u64 = u64::MAX;
 pub mod kind {
     /// Nothing armed.
     pub const NONE: u32 = 0;
-    /// LOAD_GLOBAL: `key` = the globals dict's version tag, `key2` = the builtins dict's,
-    /// `value` = the object (both exact dicts). Equal tags mean the very dicts, unchanged.
-    pub const GLOBAL: u32 = 1;
-    /// LOAD_ATTR/STORE_ATTR of an instance attribute kept in the values array of a type with a
-    /// managed dict: `key` = type version, `value` = index in the values array. The type has
-    /// nothing under the name (so the instance's value decides) and the generic protocol.
+    /// LOAD_GLOBAL of a name found among the globals: `value` = the index of its entry in the
+    /// globals dict's keys, `name` the name. The guard reads the frame's globals: an exact
+    /// dict of str keys whose entry at that index holds this very name and a value. Whatever
+    /// dict that is, its live entry for the name is what a lookup finds, so no version is needed.
+    pub const GLOBAL_MODULE: u32 = 1;
+    /// LOAD_GLOBAL of a builtin: `key` = the globals dict's version tag, `key2` = the builtins
+    /// dict's, `value` = the object. Equal tags mean the very dicts, unchanged; when only the
+    /// globals changed, the name's absence there is checked with a lookup (a dict of str keys:
+    /// no Python code runs) and the new tag remembered.
+    pub const GLOBAL_BUILTIN: u32 = 9;
+    /// LOAD_ATTR/STORE_ATTR of an instance attribute of a type with a managed dict: `key` = type
+    /// version, `value` = index in the values array. The type has nothing under the name (so
+    /// the instance decides) and the generic protocol. An instance whose dict was made is looked
+    /// up in that dict (a C call, `name` the attribute's name) when its keys are all strs.
     pub const INSTANCE_VALUE: u32 = 2;
+    /// As [`INSTANCE_VALUE`] for a name not among the type's shared keys: only an instance
+    /// whose dict was made can have it, and is looked up there.
+    pub const INSTANCE_DICT: u32 = 8;
     /// LOAD_ATTR/STORE_ATTR of a `__slots__` member: `key` = type version, `value` = byte
     /// offset of the slot in the instance.
     pub const SLOT: u32 = 3;
@@ -60,8 +71,10 @@ pub mod kind {
 /// The name `peregrine.profile()` gives a cache kind.
 pub fn kind_name(k: u32) -> Option<&'static str> {
     Some(match k {
-        kind::GLOBAL => "global",
+        kind::GLOBAL_MODULE => "global_module",
+        kind::GLOBAL_BUILTIN => "global_builtin",
         kind::INSTANCE_VALUE => "instance_value",
+        kind::INSTANCE_DICT => "instance_dict",
         kind::SLOT => "slot",
         kind::MODULE => "module",
         kind::METHOD_NO_DICT => "method_no_dict",
@@ -82,6 +95,13 @@ pub struct InlineCache {
     /// Executions that took the slow path.
     pub misses: Cell<u64>,
     pub kind: Cell<u32>,
+    /// A type version the analysis failed for (0: none): misses of that type skip it.
+    failed_version: Cell<u32>,
+    /// The attribute name, for the paths that look an instance dict up (borrowed from the code
+    /// object's names, which the compiled code keeps alive).
+    pub name: Cell<u64>,
+    /// The operand types of the last miss, so a repeated miss skips the profile.
+    last_seen: Cell<(usize, usize)>,
     /// The profile: types the slow path saw (see [`Profile`]).
     pub profile: RefCell<Profile>,
 }
@@ -93,6 +113,7 @@ pub const VALUE: i32 = offset_of!(InlineCache, value) as i32;
 pub const HITS: i32 = offset_of!(InlineCache, hits) as i32;
 pub const MISSES: i32 = offset_of!(InlineCache, misses) as i32;
 pub const KIND: i32 = offset_of!(InlineCache, kind) as i32;
+pub const NAME: i32 = offset_of!(InlineCache, name) as i32;
 
 /// How many distinct operand types a site's profile names before it calls the site megamorphic.
 pub const PROFILE_TYPES: usize = 4;
@@ -116,6 +137,9 @@ impl Default for InlineCache {
             hits: Cell::new(0),
             misses: Cell::new(0),
             kind: Cell::new(kind::NONE),
+            failed_version: Cell::new(0),
+            name: Cell::new(0),
+            last_seen: Cell::new((0, 0)),
             profile: RefCell::new(Profile::default()),
         }
     }
@@ -146,6 +170,10 @@ impl InlineCache {
             let ta = ffi::Py_TYPE(a);
             let tb = if b.is_null() { std::ptr::null_mut() } else { ffi::Py_TYPE(b) };
             let id = (ta as usize, tb as usize);
+            if self.last_seen.get() == id {
+                return;
+            }
+            self.last_seen.set(id);
             let mut p = self.profile.borrow_mut();
             if p.megamorphic || p.seen.iter().any(|(k, _)| *k == id) {
                 return;
@@ -192,18 +220,50 @@ pub unsafe extern "C" fn pg_load_global_cached(
     unsafe {
         let cache = &(*site).cache;
         let (globals, builtins) = ((*frame).f_globals, (*frame).f_builtins);
+        let name = name_at(frame, oparg >> 1);
         cache.miss(globals, std::ptr::null_mut());
-        let v = semantics::names::load_global(globals, builtins, name_at(frame, oparg >> 1));
+        let v = semantics::names::load_global(globals, builtins, name);
         if !v.is_null() && ffi::PyDict_CheckExact(globals) != 0 && ffi::PyDict_CheckExact(builtins) != 0 {
-            cache.arm(kind::GLOBAL, dict_version(globals), dict_version(builtins), 0, v as u64);
+            let keys = (*(globals as *mut DictObject)).ma_keys;
+            // Where the name sits among the globals' entries, if there (the dict has str keys
+            // only and is not split: its entries hold the values).
+            let index = if (*(globals as *mut DictObject)).ma_values.is_null() {
+                semantics::attrs::shared_key_index(keys, name)
+            } else {
+                None
+            };
+            match index {
+                Some(index) => cache.arm(kind::GLOBAL_MODULE, 0, 0, 0, index as u64),
+                // A lookup in a dict of str keys runs no Python code: repeating it is unobservable.
+                None if (*keys).dk_kind != DICT_KEYS_GENERAL
+                    && ffi::PyDict_GetItemWithError(globals, name).is_null()
+                    && ffi::PyErr_Occurred().is_null() =>
+                {
+                    cache.arm(kind::GLOBAL_BUILTIN, dict_version(globals), dict_version(builtins), 0, v as u64)
+                }
+                None => {
+                    ffi::PyErr_Clear();
+                    cache.disarm();
+                }
+            }
+            cache.name.set(name as u64);
         }
         push_global(sp, oparg, v)
     }
 }
 
-/// What the attribute `name` of `owner` is, for a cache: the kind to arm and its keys, or
-/// `None`.
-unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method: bool) -> Option<(u32, u64, u64, u64, u64)> {
+/// An armed cache's kind, keys and value.
+type Arming = (u32, u64, u64, u64, u64);
+
+/// Why no cache was armed: `Retry` when the answer may change without the type's version
+/// changing (a module's dict), `Never` for the life of the version.
+enum Unarmed {
+    Retry,
+    Never,
+}
+
+/// What the attribute `name` of `owner` is, for a cache: the kind to arm and its keys.
+unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method: bool) -> Result<Arming, Unarmed> {
     // SAFETY: GIL held; live objects; fields read after the type checks.
     unsafe {
         let tp = ffi::Py_TYPE(owner);
@@ -211,9 +271,9 @@ unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method
             // The module type is static (never modified): nothing on it under the name now
             // means nothing ever, and the module's dict decides.
             if store || !crate::cpython::_PyType_Lookup(tp, name).is_null() {
-                return None;
+                return Err(Unarmed::Retry);
             }
-            let version = semantics::attrs::valid_version(tp)? as u64;
+            let version = semantics::attrs::valid_version(tp).ok_or(Unarmed::Retry)? as u64;
             let dict = (*(owner as *mut ModuleObject)).md_dict;
             // Only a dict of str keys is looked up without running Python code (a key's
             // `__eq__`), so looking again here is unobservable.
@@ -221,16 +281,16 @@ unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method
                 || ffi::PyDict_CheckExact(dict) == 0
                 || (*(*(dict as *mut DictObject)).ma_keys).dk_kind == DICT_KEYS_GENERAL
             {
-                return None;
+                return Err(Unarmed::Retry);
             }
             let v = ffi::PyDict_GetItemWithError(dict, name);
             if v.is_null() {
                 ffi::PyErr_Clear();
-                return None;
+                return Err(Unarmed::Retry);
             }
-            return Some((kind::MODULE, version, dict_version(dict), 0, v as u64));
+            return Ok((kind::MODULE, version, dict_version(dict), 0, v as u64));
         }
-        let (on_type, version) = semantics::attrs::on_type(tp, name, store)?;
+        let (on_type, version) = semantics::attrs::on_type(tp, name, store).ok_or(Unarmed::Retry)?;
         let version = version as u64;
         let flags = (*tp).tp_flags;
         let managed = flags & ffi::Py_TPFLAGS_MANAGED_DICT != 0;
@@ -241,32 +301,57 @@ unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method
         };
         match on_type {
             OnType::Absent if managed && !method => {
-                let index = semantics::attrs::shared_key_index(keys, name)?;
-                Some((kind::INSTANCE_VALUE, version, 0, 0, index as u64))
+                Ok(match semantics::attrs::shared_key_index(keys, name) {
+                    Some(index) => (kind::INSTANCE_VALUE, version, 0, 0, index as u64),
+                    None => (kind::INSTANCE_DICT, version, 0, 0, 0),
+                })
             }
             OnType::Slot { offset, writable } if !method && (writable || !store) => {
-                Some((kind::SLOT, version, 0, 0, offset as u64))
+                Ok((kind::SLOT, version, 0, 0, offset as u64))
             }
             OnType::Method(m) if method && !managed && (*tp).tp_dictoffset == 0 => {
-                Some((kind::METHOD_NO_DICT, version, 0, 0, m as u64))
+                Ok((kind::METHOD_NO_DICT, version, 0, 0, m as u64))
             }
             OnType::Method(m) if method && managed && !keys.is_null() => {
                 if semantics::attrs::shared_key_index(keys, name).is_some() {
-                    return None; // an instance may shadow the method
+                    return Err(Unarmed::Never); // an instance may shadow the method
                 }
-                Some((kind::METHOD_WITH_VALUES, version, keys as u64, (*keys).dk_nentries as u64, m as u64))
+                Ok((kind::METHOD_WITH_VALUES, version, keys as u64, (*keys).dk_nentries as u64, m as u64))
             }
-            _ => None,
+            _ => Err(Unarmed::Never),
         }
     }
 }
 
-/// Arms `cache` for `owner.name` if it can be, else disarms it.
+/// Arms `cache` for `owner.name` if it can be, else disarms it. The answer for a type depends
+/// on the type alone (module attributes aside), so a miss whose type still has the version the
+/// cache holds (the instance's state failed the guard) or the version the analysis last failed
+/// for skips the analysis; except under [`kind::INSTANCE_DICT`], which the name's joining the
+/// shared keys (no new version) turns into [`kind::INSTANCE_VALUE`].
 unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject, store: bool, method: bool) {
     // SAFETY: per the caller's contract.
-    match unsafe { analyze(owner, name, store, method) } {
-        Some((k, key, key2, key3, value)) => cache.arm(k, key, key2, key3, value),
-        None => cache.disarm(),
+    unsafe {
+        let tp = ffi::Py_TYPE(owner);
+        if tp != std::ptr::addr_of_mut!(ffi::PyModule_Type) {
+            if let Some(version) = semantics::attrs::valid_version(tp) {
+                let same = cache.key.get() == version as u64 && cache.kind.get() != kind::INSTANCE_DICT;
+                if same || cache.failed_version.get() == version {
+                    return;
+                }
+            }
+        }
+        match analyze(owner, name, store, method) {
+            Ok((k, key, key2, key3, value)) => {
+                cache.arm(k, key, key2, key3, value);
+                cache.name.set(name as u64);
+            }
+            Err(why) => {
+                cache.disarm();
+                if let Unarmed::Never = why {
+                    cache.failed_version.set(semantics::attrs::valid_version(tp).unwrap_or(0));
+                }
+            }
+        }
     }
 }
 

@@ -71,9 +71,9 @@ pub unsafe fn on_type(tp: *mut ffi::PyTypeObject, name: *mut PyObject, store: bo
     unsafe {
         // Compared as addresses: both are libpython's exported functions, one address each.
         let generic = if store {
-            (*tp).tp_setattro.map(|f| f as usize) == Some(ffi::PyObject_GenericSetAttr as usize)
+            (*tp).tp_setattro.map(|f| f as usize) == Some(ffi::PyObject_GenericSetAttr as *const () as usize)
         } else {
-            (*tp).tp_getattro.map(|f| f as usize) == Some(ffi::PyObject_GenericGetAttr as usize)
+            (*tp).tp_getattro.map(|f| f as usize) == Some(ffi::PyObject_GenericGetAttr as *const () as usize)
         };
         // `_PyType_Lookup` assigns the version tag when the name is cacheable.
         let descr = cpython::_PyType_Lookup(tp, name);
@@ -119,8 +119,10 @@ pub unsafe fn valid_version(tp: *mut ffi::PyTypeObject) -> Option<u32> {
     }
 }
 
-/// The index of `name` (by identity: attribute names are interned) among a type's shared keys,
-/// which is its index in the values array of every instance that uses them.
+/// The index of `name` (by identity: attribute and global names are interned) among the
+/// entries of str-keyed dict keys: for a type's shared keys, its index in the values array of
+/// every instance that uses them; for a combined dict, the entry holding its value. `None`
+/// for keys of the general kind.
 ///
 /// # Safety
 /// GIL held; `keys` null or a live keys object.
