@@ -603,3 +603,169 @@ fn set_bl(e: &mut Emitter, cond: Cond, signed: bool) {
     }
 }
 
+
+const LIST_ITEMS: i32 = offset_of!(ffi::PyListObject, ob_item) as i32;
+const TUPLE_ITEMS: i32 = offset_of!(ffi::PyTupleObject, ob_item) as i32;
+
+/// `rax` = the index in `rsi` (an exact int, checked here, non-negative of at most one digit,
+/// as ceval's list and tuple forms take it) or on to `slow`. Clobbers `rdx`, `r8`.
+fn small_index(e: &mut Emitter, slow: DynamicLabel) {
+    let long_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type));
+    x64!(e.ops
+        ; mov rdx, QWORD long_type
+        ; cmp [rsi + OB_TYPE], rdx
+        ; jne =>slow
+        ; mov rdx, [rsi + OB_SIZE]
+        ; cmp rdx, 1
+        ; ja =>slow                          // negative, or more than one digit
+        ; mov eax, DWORD [rsi + DIGIT]
+        ; imul rax, rdx                      // zero has size 0
+    );
+}
+
+/// BINARY_SUBSCR of a list or tuple by a small int, where the site replays ceval's
+/// BINARY_SUBSCR_LIST_INT or _TUPLE_INT and that form's guard passes (no site state changes);
+/// everything else, dicts and `__getitem__` included, through the site helper.
+pub fn binary_subscr(e: &mut Emitter, ins: &Instr, site: *const Site) {
+    use peregrine_runtime::jit::ops::{pg_binary_subscr, SUBSCR_LIST_INT, SUBSCR_TUPLE_INT};
+    let (slow, done, got) = (e.label(), e.label(), e.label());
+    let (list_type, tuple_type) = (
+        addr_of_type(std::ptr::addr_of_mut!(ffi::PyList_Type)),
+        addr_of_type(std::ptr::addr_of_mut!(ffi::PyTuple_Type)),
+    );
+    x64!(e.ops
+        ; mov rcx, QWORD site as i64
+        ; movzx r9d, BYTE [rcx + FORM_OFFSET]
+        ; mov rdi, [r14 - 16]
+        ; mov rsi, [r14 - 8]
+    );
+    small_index(e, slow);
+    x64!(e.ops
+        ; cmp r9d, SUBSCR_LIST_INT as i32
+        ; jne >tuple
+        ; mov rdx, QWORD list_type
+        ; cmp [rdi + OB_TYPE], rdx
+        ; jne =>slow
+        ; cmp rax, [rdi + OB_SIZE]
+        ; jae =>slow
+        ; mov rdx, [rdi + LIST_ITEMS]
+        ; mov rax, [rdx + rax * 8]
+        ; jmp =>got
+        ; tuple:
+        ; cmp r9d, SUBSCR_TUPLE_INT as i32
+        ; jne =>slow
+        ; mov rdx, QWORD tuple_type
+        ; cmp [rdi + OB_TYPE], rdx
+        ; jne =>slow
+        ; cmp rax, [rdi + OB_SIZE]
+        ; jae =>slow
+        ; mov rax, [rdi + rax * 8 + TUPLE_ITEMS]
+        ; =>got
+        ; add QWORD [rcx + CACHE_OFFSET + ic::HITS], 1
+    );
+    e.incref_rax();
+    // As the specialized forms: the index (an int: freeing it runs nothing), the result in
+    // place, then the container (whose items' destructors may run).
+    x64!(e.ops
+        ; mov rbx, rax
+        ; mov rdi, [r14 - 8]
+    );
+    e.decref_rdi();
+    x64!(e.ops
+        ; sub r14, 8
+        ; mov rdi, [r14 - 8]
+        ; mov [r14 - 8], rbx
+    );
+    e.decref_rdi();
+    slow_path(e, ins, pg_binary_subscr, site, slow, done);
+}
+
+/// STORE_SUBSCR (stack: value, container, index) of a list item by a small int index, as
+/// STORE_SUBSCR_LIST_INT (which is not observable, so always); the rest through the helper.
+pub fn store_subscr(e: &mut Emitter, ins: &Instr) {
+    let (slow, done) = (e.label(), e.label());
+    let list_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyList_Type));
+    x64!(e.ops
+        ; mov rdi, [r14 - 16]
+        ; mov rsi, [r14 - 8]
+    );
+    small_index(e, slow);
+    x64!(e.ops
+        ; mov rdx, QWORD list_type
+        ; cmp [rdi + OB_TYPE], rdx
+        ; jne =>slow
+        ; cmp rax, [rdi + OB_SIZE]
+        ; jae =>slow
+        ; mov rdx, [rdi + LIST_ITEMS]
+        ; lea rdx, [rdx + rax * 8]
+        ; mov rcx, [r14 - 24]
+        ; mov rax, [rdx]                     // the old item
+        ; mov [rdx], rcx                     // the stack's reference moves into the list
+        ; sub r14, 24
+        ; mov rdi, rax
+    );
+    e.decref_rdi(); // the old item, the index, then the list
+    x64!(e.ops ; mov rdi, [r14 + 16]);
+    e.decref_rdi();
+    x64!(e.ops ; mov rdi, [r14 + 8]);
+    e.decref_rdi();
+    let error = e.error_exit();
+    x64!(e.ops ; jmp =>done ; =>slow);
+    e.call_op_helper(ins.opcode, peregrine_runtime::jit::ops::pg_store_subscr, ins.oparg, error);
+    x64!(e.ops ; =>done);
+}
+
+/// The most items UNPACK_SEQUENCE copies inline (more: the helper, which copies in a loop).
+const UNPACK_INLINE_MAX: u32 = 8;
+
+/// UNPACK_SEQUENCE of an exact tuple or list of exactly `oparg` items, where the site replays
+/// ceval's UNPACK_SEQUENCE_TUPLE/_TWO_TUPLE or _LIST and its guard passes.
+pub fn unpack_sequence(e: &mut Emitter, ins: &Instr, site: *const Site) {
+    use peregrine_runtime::jit::ops::{pg_unpack_sequence, UNPACK_LIST, UNPACK_TUPLE};
+    let (slow, done, copy) = (e.label(), e.label(), e.label());
+    let n = ins.oparg;
+    if n == 0 || n > UNPACK_INLINE_MAX {
+        x64!(e.ops ; jmp =>slow);
+        slow_path(e, ins, pg_unpack_sequence, site, slow, done);
+        return;
+    }
+    let (list_type, tuple_type) = (
+        addr_of_type(std::ptr::addr_of_mut!(ffi::PyList_Type)),
+        addr_of_type(std::ptr::addr_of_mut!(ffi::PyTuple_Type)),
+    );
+    x64!(e.ops
+        ; mov rcx, QWORD site as i64
+        ; movzx eax, BYTE [rcx + FORM_OFFSET]
+        ; mov rdi, [r14 - 8]
+        ; cmp eax, UNPACK_TUPLE as i32
+        ; jne >list
+        ; mov rdx, QWORD tuple_type
+        ; cmp [rdi + OB_TYPE], rdx
+        ; jne =>slow
+        ; cmp QWORD [rdi + OB_SIZE], n as i32
+        ; jne =>slow
+        ; lea rsi, [rdi + TUPLE_ITEMS]
+        ; jmp =>copy
+        ; list:
+        ; cmp eax, UNPACK_LIST as i32
+        ; jne =>slow
+        ; mov rdx, QWORD list_type
+        ; cmp [rdi + OB_TYPE], rdx
+        ; jne =>slow
+        ; cmp QWORD [rdi + OB_SIZE], n as i32
+        ; jne =>slow
+        ; mov rsi, [rdi + LIST_ITEMS]
+        ; =>copy
+        ; add QWORD [rcx + CACHE_OFFSET + ic::HITS], 1
+    );
+    // Item i goes n - 1 - i slots above the sequence's own: the first ends on top.
+    for i in 0..n as i32 {
+        let dest = 8 * (n as i32 - 1 - i) - 8;
+        x64!(e.ops ; mov rax, [rsi + 8 * i]);
+        e.incref_rax();
+        x64!(e.ops ; mov [r14 + dest], rax);
+    }
+    x64!(e.ops ; add r14, 8 * (n as i32 - 1));
+    e.decref_rdi(); // the sequence
+    slow_path(e, ins, pg_unpack_sequence, site, slow, done);
+}

@@ -52,7 +52,7 @@ pub fn template(opcode: u8) -> Option<Template> {
         | POP_JUMP_FORWARD_IF_NOT_NONE | POP_JUMP_BACKWARD_IF_NOT_NONE | JUMP_IF_FALSE_OR_POP
         | JUMP_IF_TRUE_OR_POP | FOR_ITER | PRECALL | CALL | BINARY_SUBSCR => Inline,
         // Inline caches and exact-type fast paths (`fast_paths`), the site helper behind them.
-        BINARY_OP | LOAD_GLOBAL | LOAD_ATTR | STORE_ATTR | LOAD_METHOD => Inline,
+        BINARY_OP | LOAD_GLOBAL | LOAD_ATTR | STORE_ATTR | LOAD_METHOD | STORE_SUBSCR => Inline,
         DELETE_FAST => Helper(h::pg_delete_fast),
         MAKE_CELL => Helper(h::pg_make_cell),
         COPY_FREE_VARS => Helper(h::pg_copy_free_vars),
@@ -66,7 +66,6 @@ pub fn template(opcode: u8) -> Option<Template> {
         UNARY_NEGATIVE => Helper(h::pg_unary_negative),
         UNARY_INVERT => Helper(h::pg_unary_invert),
         UNARY_NOT => Helper(h::pg_unary_not),
-        STORE_SUBSCR => Helper(h::pg_store_subscr),
         DELETE_SUBSCR => Helper(h::pg_delete_subscr),
         STORE_GLOBAL => Helper(h::pg_store_global),
         DELETE_GLOBAL => Helper(h::pg_delete_global),
@@ -84,7 +83,7 @@ pub fn template(opcode: u8) -> Option<Template> {
         LIST_TO_TUPLE => Helper(h::pg_list_to_tuple),
         GET_ITER => Helper(h::pg_get_iter),
         GET_LEN => Helper(h::pg_get_len),
-        UNPACK_SEQUENCE => Inline,
+        UNPACK_SEQUENCE => Inline, // fast_paths
         FORMAT_VALUE => Helper(h::pg_format_value),
         MAKE_FUNCTION => Helper(h::pg_make_function),
         LOAD_ASSERTION_ERROR => Helper(h::pg_load_assertion_error),
@@ -452,14 +451,9 @@ pub fn gen_instr(
             e.check_helper_moved(ins.opcode, oparg);
             x64!(e.ops ; mov r14, rax);
         }
-        UNPACK_SEQUENCE => {
-            let error = e.error_exit();
-            e.call_site_helper(ins.opcode, h::pg_unpack_sequence, oparg, site, error);
-        }
-        BINARY_SUBSCR => {
-            let error = e.error_exit();
-            e.call_site_helper(ins.opcode, h::pg_binary_subscr, oparg, site, error);
-        }
+        UNPACK_SEQUENCE => crate::fast_paths::unpack_sequence(e, ins, site),
+        BINARY_SUBSCR => crate::fast_paths::binary_subscr(e, ins, site),
+        STORE_SUBSCR => crate::fast_paths::store_subscr(e, ins),
         BINARY_OP => crate::fast_paths::binary_op(e, ins, site),
         LOAD_GLOBAL => crate::fast_paths::load_global(e, ins, site),
         LOAD_ATTR => crate::fast_paths::load_attr(e, ins, site),

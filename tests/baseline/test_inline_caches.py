@@ -810,3 +810,225 @@ def test_string_compare_site_given_other_types():
         return out
 
     run_both(f, N)
+
+
+# --------------------------------------------------------------------------------------------
+# Subscripts and unpacking
+
+
+def test_list_and_tuple_subscripts_hit():
+    def f(n):
+        lst, tup = list(range(n)), tuple(range(n))
+        total = 0
+        for i in range(n):
+            total += lst[i] * tup[i]
+            lst[i] = total
+        return total, lst
+
+    _, prof = run_both_profiled(f, N)
+    subs = sites(prof, "BINARY_SUBSCR")
+    # Warm (and specialized) after ceval's 8-jump delay; the forms' guards then pass.
+    assert len(subs) == 2 and all(s["hits"] >= N - 10 for s in subs), subs
+
+
+def test_subscript_edges():
+    def f(n):
+        class L(list):
+            def __getitem__(self, i):
+                return "sub"
+
+        lst, tup = [10, 20, 30], (1, 2, 3)
+        out = []
+        for i in range(n):
+            for container in (lst, tup, L(lst)):
+                for index in (0, 2, -1, True, 2 ** 40, 1.0 if i == 30 else 1):
+                    try:
+                        out.append(container[index])
+                    except (IndexError, TypeError) as e:
+                        out.append(type(e).__name__)
+        return out
+
+    # Exceptions hand the frame to the interpreter; run each container's warm loop compiled.
+    run_both(f, N)
+
+
+def test_list_resized_while_indexed():
+    def f(n):
+        lst = list(range(n))
+        out = []
+        i = 0
+        while i < len(lst):
+            out.append(lst[i])
+            if i % 5 == 0:
+                lst.pop()
+            i += 1
+        return out
+
+    run_both(f, N)
+
+
+def test_list_store_releases_the_old_item_after_storing():
+    def f(n):
+        seen = []
+        box = [None]
+
+        class Noisy:
+            def __init__(self, tag):
+                self.tag = tag
+
+            def __del__(self):
+                seen.append((self.tag, box[0].tag if box[0] is not None else None))
+
+        for i in range(n):
+            box[0] = Noisy(i)
+        box[0] = None
+        return seen
+
+    run_both(f, N)
+
+
+def test_list_store_edges():
+    def f(n):
+        lst = [0] * 4
+        out = []
+        for i in range(n):
+            for index in (0, 3, -1, True):
+                lst[index] = i
+            try:
+                lst[4] = i
+            except IndexError as e:
+                out.append(str(e))
+        return lst, out
+
+    run_both(f, N)
+
+
+def test_unpacking_hits_and_edges():
+    def f(n):
+        pairs = [(i, -i) for i in range(n)]
+        lists = [[i, i + 1, i + 2] for i in range(n)]
+        total = 0
+        for a, b in pairs:
+            total += a - b
+        for x, y, z in lists:
+            total += x * y - z
+        return total
+
+    _, prof = run_both_profiled(f, N)
+    unpacks = sites(prof, "UNPACK_SEQUENCE")
+    assert len(unpacks) == 2 and all(s["hits"] >= N - 10 for s in unpacks), unpacks
+
+
+def test_unpacking_wrong_sizes_and_kinds():
+    def f(n):
+        out = []
+        for i in range(n):
+            seq = [(1, 2), [3, 4], (5, 6, 7), "ab", range(2), [8]][i % 6]
+            try:
+                a, b = seq
+                out.append((a, b))
+            except ValueError as e:
+                out.append(str(e))
+        big = tuple(range(10))
+        for _ in range(n):
+            a, b, c, d, e, f_, g, h, i, j = big
+            out.append(j)
+        return out
+
+    run_both(f, N)
+
+
+# Warm-up first, edges after: an exception hands the raising frame to the interpreter, so each
+# access runs in its own small compiled function (warm after 8 calls, as in ceval), whose every
+# call enters compiled code again.
+WARM = 12
+
+
+def test_warm_subscript_edges():
+    def f():
+        def get(container, index):
+            return container[index]
+
+        class L(list):
+            def __getitem__(self, i):
+                return "L.__getitem__"
+
+        class T(tuple):
+            pass
+
+        lst, tup = [10, 20, 30], (1, 2, 3)
+        for _ in range(WARM):
+            get(lst, 1)
+        out = []
+        for container in (lst, L(lst), tup, T(tup)):
+            for index in (0, 2, 3, -1, -4, True, 2 ** 30, 2 ** 40, 2 ** 40 + 1, -(2 ** 40), 1.0, "x", [], ()):
+                try:
+                    out.append(get(container, index))
+                except (IndexError, TypeError) as e:
+                    out.append(type(e).__name__ + ": " + str(e))
+        for _ in range(60):
+            get(tup, 1)  # 53 misses send the site back to adaptive; then the tuple form
+        for container in (tup, T(tup), lst):
+            for index in (0, 2, 3, -1, 2 ** 40):
+                try:
+                    out.append(get(container, index))
+                except (IndexError, TypeError) as e:
+                    out.append(type(e).__name__ + ": " + str(e))
+        return out
+
+    run_both(f)
+
+
+def test_warm_store_edges():
+    def f():
+        def put(container, index, value):
+            container[index] = value
+
+        class L(list):
+            def __setitem__(self, i, v):
+                list.__setitem__(self, 0, ("L.__setitem__", i, v))
+
+        lst = [0, 0, 0]
+        for i in range(WARM):
+            put(lst, 1, i)
+        out = []
+        for container in (lst, L(lst)):
+            for index in (0, 2, 3, -1, -4, True, 2 ** 40, 2 ** 40 + 1, 1.0):
+                try:
+                    put(container, index, index)
+                except (IndexError, TypeError) as e:
+                    out.append(type(e).__name__ + ": " + str(e))
+            out.append(list(container))
+        return out
+
+    run_both(f)
+
+
+def test_warm_unpack_edges():
+    def f():
+        def two(seq):
+            a, b = seq
+            return a, b
+
+        class L(list):
+            def __iter__(self):
+                return iter(("L", "iter"))
+
+        for _ in range(WARM):
+            two([1, 2])  # the list form
+        out = []
+        for seq in ((3, 4), L([5, 6]), [7], [7, 8, 9], "ab", [10, 11]):
+            try:
+                out.append(two(seq))
+            except ValueError as e:
+                out.append(str(e))
+        for _ in range(WARM):
+            two((1, 2))  # back to adaptive, then the tuple form
+        for seq in ([3, 4], (5,), (5, 6, 7), (8, 9)):
+            try:
+                out.append(two(seq))
+            except ValueError as e:
+                out.append(str(e))
+        return out
+
+    run_both(f)

@@ -1011,8 +1011,8 @@ pub unsafe extern "C" fn pg_call(
 
 /// The forms BINARY_SUBSCR_ADAPTIVE specializes to (`_Py_Specialize_BinarySubscr`), numbered for
 /// a [`Site`].
-const SUBSCR_LIST_INT: u8 = 1;
-const SUBSCR_TUPLE_INT: u8 = 2;
+pub const SUBSCR_LIST_INT: u8 = 1;
+pub const SUBSCR_TUPLE_INT: u8 = 2;
 const SUBSCR_DICT: u8 = 3;
 /// BINARY_SUBSCR_GETITEM: a Python `__getitem__` called with its frame pushed inline.
 const SUBSCR_GETITEM: u8 = 4;
@@ -1437,8 +1437,8 @@ pub unsafe extern "C" fn pg_get_len(_t: *mut ThreadState, _f: *mut InterpreterFr
 }
 
 /// UNPACK_SEQUENCE_TUPLE (and _TWO_TUPLE, which runs the same way) and UNPACK_SEQUENCE_LIST.
-const UNPACK_TUPLE: u8 = 1;
-const UNPACK_LIST: u8 = 2;
+pub const UNPACK_TUPLE: u8 = 1;
+pub const UNPACK_LIST: u8 = 2;
 
 /// UNPACK_SEQUENCE at `site`: replaces a sequence of exactly `oparg` items with its items, the
 /// first on top.
