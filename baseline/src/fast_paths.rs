@@ -339,12 +339,16 @@ fn base_op(oparg: u32) -> u32 {
     if oparg >= nb::INPLACE { oparg - nb::INPLACE } else { oparg }
 }
 
-/// BINARY_OP: exact floats (+ - * and / by non-zero) and one-digit ints (+ - * & | ^), inline;
+/// BINARY_OP: exact floats (+ - * and / by non-zero) and one-digit ints (+ - * & | ^ // %),
+/// inline;
 /// the result object is made by the same allocator call the generic path makes.
 pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
     let op = base_op(ins.oparg);
     let float_ok = matches!(op, nb::ADD | nb::SUBTRACT | nb::MULTIPLY | nb::TRUE_DIVIDE);
-    let int_ok = matches!(op, nb::ADD | nb::SUBTRACT | nb::MULTIPLY | nb::AND | nb::OR | nb::XOR);
+    let int_ok = matches!(
+        op,
+        nb::ADD | nb::SUBTRACT | nb::MULTIPLY | nb::AND | nb::OR | nb::XOR | nb::FLOOR_DIVIDE | nb::REMAINDER
+    );
     let (slow, done) = (e.label(), e.label());
     if !float_ok && !int_ok {
         x64!(e.ops ; jmp =>slow);
@@ -418,7 +422,29 @@ pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
             nb::MULTIPLY => x64!(e.ops ; imul rax, rdx),
             nb::AND => x64!(e.ops ; and rax, rdx),
             nb::OR => x64!(e.ops ; or rax, rdx),
-            _ => x64!(e.ops ; xor rax, rdx),
+            nb::XOR => x64!(e.ops ; xor rax, rdx),
+            _ => {
+                // Python's // and % round towards minus infinity: the truncated quotient less
+                // one, and the remainder plus the divisor, when the remainder's sign differs
+                // from the divisor's. A zero divisor raises: the generic path.
+                x64!(e.ops
+                    ; mov r8, rdx
+                    ; test r8, r8
+                    ; jz =>slow
+                    ; cqo
+                    ; idiv r8
+                    ; test rdx, rdx
+                    ; jz >exact
+                    ; mov r9, rdx
+                    ; xor r9, r8
+                    ; jns >exact
+                );
+                if op == nb::FLOOR_DIVIDE {
+                    x64!(e.ops ; sub rax, 1 ; exact:);
+                } else {
+                    x64!(e.ops ; add rdx, r8 ; exact: ; mov rax, rdx);
+                }
+            }
         }
         x64!(e.ops
             ; add QWORD [rcx + ic::KEY3], 1
@@ -768,4 +794,135 @@ pub fn unpack_sequence(e: &mut Emitter, ins: &Instr, site: *const Site) {
     x64!(e.ops ; add r14, 8 * (n as i32 - 1));
     e.decref_rdi(); // the sequence
     slow_path(e, ins, pg_unpack_sequence, site, slow, done);
+}
+
+/// FOR_ITER over an exact list, tuple or range iterator that has a next item: the item pushed
+/// as their `tp_iternext` makes it, inline; an exhausted iterator and every other kind go to the
+/// helper (`pg_for_iter`), which also ends the loop. The iterators' layouts are private to
+/// CPython's .c files: verified at run time first (`iterator_layouts_verified`), else only the
+/// helper runs.
+pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
+    use peregrine_runtime::cpython::layout::{iterator_layouts_verified, RangeIterObject, SeqIterObject};
+    let error = e.error_exit();
+    let (slow, done, push) = (e.label(), e.label(), e.label());
+    // SAFETY: compiling runs with the GIL held.
+    if unsafe { iterator_layouts_verified() } {
+        const IT_INDEX: i32 = offset_of!(SeqIterObject, it_index) as i32;
+        const IT_SEQ: i32 = offset_of!(SeqIterObject, it_seq) as i32;
+        const R_INDEX: i32 = offset_of!(RangeIterObject, index) as i32;
+        const R_START: i32 = offset_of!(RangeIterObject, start) as i32;
+        const R_STEP: i32 = offset_of!(RangeIterObject, step) as i32;
+        const R_LEN: i32 = offset_of!(RangeIterObject, len) as i32;
+        let (list_iter, tuple_iter, range_iter) = (
+            addr_of_type(std::ptr::addr_of_mut!(ffi::PyListIter_Type)),
+            addr_of_type(std::ptr::addr_of_mut!(ffi::PyTupleIter_Type)),
+            addr_of_type(std::ptr::addr_of_mut!(ffi::PyRangeIter_Type)),
+        );
+        x64!(e.ops
+            ; mov rdi, [r14 - 8]
+            ; mov rax, [rdi + OB_TYPE]
+            ; mov rdx, QWORD range_iter
+            ; cmp rax, rdx
+            ; jne >not_range
+            ; mov rcx, [rdi + R_INDEX]
+            ; cmp rcx, [rdi + R_LEN]
+            ; jge =>slow                       // exhausted
+            ; mov rax, rcx
+            ; imul rax, [rdi + R_STEP]         // as unsigned: wraps, as rangeiter_next's cast
+            ; add rax, [rdi + R_START]
+            ; add rcx, 1
+            ; mov [rdi + R_INDEX], rcx
+            ; mov rdi, rax
+            ; mov rax, QWORD ffi::PyLong_FromLong as *const () as usize as i64
+            ; call rax
+            ; test rax, rax
+            ; jz =>error                        // MemoryError: the iterator stays, as in ceval
+            ; jmp >pushed
+            ; not_range:
+            ; mov rdx, QWORD list_iter
+            ; cmp rax, rdx
+            ; jne >not_list
+            ; mov rsi, [rdi + IT_SEQ]
+            ; test rsi, rsi
+            ; jz =>slow
+            ; mov rcx, [rdi + IT_INDEX]
+            ; cmp rcx, [rsi + OB_SIZE]
+            ; jge =>slow                       // the end (the helper drops the list)
+            ; mov rdx, [rsi + LIST_ITEMS]
+            ; mov rax, [rdx + rcx * 8]
+            ; jmp =>push
+            ; not_list:
+            ; mov rdx, QWORD tuple_iter
+            ; cmp rax, rdx
+            ; jne =>slow
+            ; mov rsi, [rdi + IT_SEQ]
+            ; test rsi, rsi
+            ; jz =>slow
+            ; mov rcx, [rdi + IT_INDEX]
+            ; cmp rcx, [rsi + OB_SIZE]
+            ; jge =>slow
+            ; mov rax, [rsi + rcx * 8 + TUPLE_ITEMS]
+            ; =>push
+            ; add rcx, 1
+            ; mov [rdi + IT_INDEX], rcx
+        );
+        e.incref_rax();
+        x64!(e.ops
+            ; pushed:
+            ; mov [r14], rax
+            ; add r14, 8
+            ; jmp =>done
+        );
+    }
+    x64!(e.ops ; =>slow);
+    e.call_op_helper_branching(ins.opcode, peregrine_runtime::jit::ops::pg_for_iter, error, target);
+    x64!(e.ops ; =>done);
+}
+
+/// For a conditional jump's value in `rdi` (already popped) that is not True or False: the
+/// truth of None and of exact ints, lists, tuples, dicts and strs inline (None is false; the
+/// others are true when the size, length or count at offset 16 is not zero, as their
+/// `nb_bool`/`mp_length` say), releasing the value, then on to `on_true` or `on_false`. Other
+/// values fall through to the caller's generic path with `rdi` unchanged.
+pub fn truth_inline(e: &mut Emitter, on_true: DynamicLabel, on_false: DynamicLabel) {
+    // SAFETY-free: static objects' addresses.
+    let none = unsafe { ffi::Py_None() } as i64;
+    let generic = e.label();
+    x64!(e.ops
+        ; mov rax, QWORD none
+        ; cmp rdi, rax
+        ; jne >not_none
+    );
+    e.decref_immortal_rdi(); // None is never deallocated
+    x64!(e.ops
+        ; jmp =>on_false
+        ; not_none:
+        ; mov rax, [rdi + OB_TYPE]
+    );
+    for tp in [
+        std::ptr::addr_of_mut!(ffi::PyLong_Type),
+        std::ptr::addr_of_mut!(ffi::PyList_Type),
+        std::ptr::addr_of_mut!(ffi::PyTuple_Type),
+        std::ptr::addr_of_mut!(ffi::PyDict_Type),
+        std::ptr::addr_of_mut!(ffi::PyUnicode_Type),
+    ] {
+        x64!(e.ops
+            ; mov rdx, QWORD addr_of_type(tp)
+            ; cmp rax, rdx
+            ; je >sized
+        );
+    }
+    x64!(e.ops
+        ; jmp =>generic
+        ; sized:
+        ; cmp QWORD [rdi + OB_SIZE], 0
+        ; setne bl
+    );
+    e.decref_rdi();
+    x64!(e.ops
+        ; test bl, bl
+        ; jnz =>on_true
+        ; jmp =>on_false
+        ; =>generic
+    );
 }

@@ -351,6 +351,9 @@ pub fn gen_instr(
                 ; mov rax, QWORD py_false
                 ; cmp rdi, rax
                 ; je >is_false
+            );
+            crate::fast_paths::truth_inline(e, on_true, on_false);
+            x64!(e.ops
                 // Anything else: PyObject_IsTrue, which releases the value.
                 ; lea rdi, [r14 + 8]
                 ; mov rax, QWORD h::pg_pop_truth as *const () as usize as i64
@@ -433,8 +436,8 @@ pub fn gen_instr(
         }
         FOR_ITER => {
             // The exhausted iterator is popped (the stack shrinks) and the loop exits.
-            let (t, error) = (target(), e.error_exit());
-            e.call_op_helper_branching(ins.opcode, h::pg_for_iter, error, t);
+            let t = target();
+            crate::fast_paths::for_iter(e, ins, t);
         }
         PRECALL => {
             // Never raises; replays the site's specialization for the CALL that follows.

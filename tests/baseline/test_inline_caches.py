@@ -1032,3 +1032,60 @@ def test_warm_unpack_edges():
         return out
 
     run_both(f)
+
+
+# --------------------------------------------------------------------------------------------
+# FOR_ITER and truth tests inline
+
+
+def test_for_over_lists_tuples_and_ranges():
+    def f(n):
+        out = []
+        lst = list(range(n))
+        for x in lst:
+            if x > 0 and x % 7 == 0:
+                lst.append(-x)  # grows while iterated: the iterator sees the new items
+            if x == 20:
+                del lst[25:30]
+            out.append(x)
+        for x in tuple(range(5)):
+            out.append(x)
+        for r in (range(n), range(n, -n, -3), range(2 ** 62, 2 ** 62 + 5), range(-(2 ** 63), -(2 ** 63) + 3),
+                  range(2 ** 64, 2 ** 64 + 3), range(0), range(5, 0)):
+            for x in r:
+                out.append(x)
+        it = iter([1, 2, 3, 4])
+        for x in it:
+            out.append((x, next(it, None)))
+        for x in it:  # exhausted
+            out.append("never")
+        return out
+
+    run_both(f, N)
+
+
+def test_truth_tests_inline():
+    def f(n):
+        class Falsy(int):
+            def __bool__(self):
+                return False
+
+        class Sized(list):
+            def __len__(self):
+                return 0
+
+        values = [0, 1, -1, 2 ** 40, -(2 ** 40), [], [0], (), (0,), {}, {1: 2}, "", "a", None, 0.0, 1.5,
+                  Falsy(5), Sized([1]), set(), frozenset([1]), b"", b"x", True, False]
+        out = []
+        for _ in range(n // 10):
+            for v in values:
+                if v:
+                    out.append(1)
+                else:
+                    out.append(0)
+                while v:
+                    out.append("w")
+                    break
+        return out
+
+    run_both(f, N)

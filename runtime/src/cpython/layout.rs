@@ -399,3 +399,86 @@ pub const POINTER_OFFSETS: &[(&str, &str, isize)] = &[
     ("_PyObject_ValuesPointer", "(char *)_PyObject_ValuesPointer(o)", MANAGED_VALUES_OFFSET),
     ("_PyObject_ManagedDictPointer", "(char *)_PyObject_ManagedDictPointer(o)", MANAGED_DICT_OFFSET),
 ];
+
+// ---------------------------------------------------------------------------------------------
+// Layouts private to one .c file of CPython (no header declares them, so the C compiler cannot
+// check them): verified at run time on live objects by [`iterator_layouts_verified`] before any
+// machine code relies on them.
+
+/// `rangeiterobject` (Objects/rangeobject.c): `iter(range(...))` when every value fits a C long.
+#[repr(C)]
+pub struct RangeIterObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    pub index: std::os::raw::c_long,
+    pub start: std::os::raw::c_long,
+    pub step: std::os::raw::c_long,
+    pub len: std::os::raw::c_long,
+}
+
+/// `listiterobject` (Objects/listobject.c) and `tupleiterobject` (Objects/tupleobject.c), which
+/// share this layout: the next index, and the sequence (null once exhausted).
+#[repr(C)]
+pub struct SeqIterObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    pub it_index: Py_ssize_t,
+    pub it_seq: *mut PyObject,
+}
+
+/// Whether [`RangeIterObject`] and [`SeqIterObject`] match the running interpreter: iterators
+/// over a range, a list and a tuple are made and advanced once, and their fields must read back
+/// as expected. Computed once.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn iterator_layouts_verified() -> bool {
+    static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // SAFETY: per the contract (the GIL serialises the first call's work); the objects are
+    // read through our layouts only after their types were checked.
+    *VERIFIED.get_or_init(|| unsafe { verify_iterator_layouts() })
+}
+
+unsafe fn verify_iterator_layouts() -> bool {
+    // SAFETY: GIL held; every object made here is checked for null and released.
+    unsafe {
+        let mut ok = true;
+        let range = ffi::PyObject_CallFunction(
+            std::ptr::addr_of_mut!(ffi::PyRange_Type) as *mut PyObject,
+            b"(lll)\0".as_ptr() as *const c_char,
+            3 as std::os::raw::c_long,
+            100 as std::os::raw::c_long,
+            7 as std::os::raw::c_long,
+        );
+        let list = ffi::Py_BuildValue(b"[iii]\0".as_ptr() as *const c_char, 1, 2, 3);
+        let tuple = ffi::Py_BuildValue(b"(iii)\0".as_ptr() as *const c_char, 1, 2, 3);
+        for (seq, tp) in [
+            (range, std::ptr::addr_of_mut!(ffi::PyRangeIter_Type)),
+            (list, std::ptr::addr_of_mut!(ffi::PyListIter_Type)),
+            (tuple, std::ptr::addr_of_mut!(ffi::PyTupleIter_Type)),
+        ] {
+            let it = if seq.is_null() { std::ptr::null_mut() } else { ffi::PyObject_GetIter(seq) };
+            if it.is_null() || ffi::Py_TYPE(it) != tp {
+                ok = false;
+            } else {
+                let first = ffi::PyIter_Next(it);
+                ok &= !first.is_null();
+                ffi::Py_XDECREF(first);
+                if tp == std::ptr::addr_of_mut!(ffi::PyRangeIter_Type) {
+                    let r = &*(it as *const RangeIterObject);
+                    ok &= r.index == 1 && r.start == 3 && r.step == 7 && r.len == 14;
+                } else {
+                    let s = &*(it as *const SeqIterObject);
+                    ok &= s.it_index == 1 && s.it_seq == seq;
+                }
+            }
+            ffi::Py_XDECREF(it);
+            ffi::Py_XDECREF(seq);
+        }
+        ffi::PyErr_Clear();
+        if !ok {
+            log::warn!("peregrine: range/list/tuple iterator layouts differ from CPython 3.11's; FOR_ITER stays generic");
+        }
+        ok
+    }
+}
