@@ -37,6 +37,25 @@ const EVAL_BREAKER: i32 = (INTERP_CEVAL_OFFSET + offset_of!(CevalState, eval_bre
 /// Our `_PyCFrame` lives at `[rbp - CFRAME]` (24 bytes; see the prologue).
 pub const CFRAME: i32 = 80;
 
+/// What an instruction's prelude does.
+///
+/// Tracing can only be switched on by code running in this thread (a trace function set by
+/// Python code or a C extension), or by another thread while this one has released the GIL: so
+/// only after something was called. An instruction reached only by falling through from
+/// instructions that call nothing (LOAD_FAST, LOAD_CONST, ...) since the last check needs no
+/// check of its own: the interpreter's check there would see what the last one saw.
+///
+/// `prev_instr` is read by whatever runs while an instruction runs (destructors, callees,
+/// tracebacks of its errors, other threads once the GIL is released) and by the hand-offs,
+/// which set it themselves. An instruction that runs nothing, cannot raise and heads no
+/// superinstruction (whose second half would raise at the first half's unit) need not store it:
+/// nothing can observe it before the next instruction stores its own.
+#[derive(Clone, Copy)]
+pub struct Prelude {
+    pub check_tracing: bool,
+    pub store_prev_instr: bool,
+}
+
 /// A slow path emitted after the function body.
 enum Stub {
     /// Hands the frame to the interpreter before an instruction (`prev_instr` = the unit before
@@ -131,17 +150,24 @@ impl Emitter {
         );
     }
 
-    /// Per-instruction prelude: hand off before the instruction if tracing went on, and point
-    /// `prev_instr` at it (tracebacks, `f_lineno` and destructors read it).
-    pub fn instr_prelude(&mut self, start: usize, index: usize) {
-        let tracing = self.handoff_before(start, ExitReason::Tracing);
-        let addr = self.unit_addr(index as isize) as i64;
-        x64!(self.ops
-            ; cmp BYTE [rbp - CFRAME], 0
-            ; jne =>tracing
-            ; mov rax, QWORD addr
-            ; mov [r12 + FRAME_PREV_INSTR], rax
-        );
+    /// Per-instruction prelude: hand off before the instruction if tracing went on (when
+    /// `check_tracing`), and point `prev_instr` at it (when `store_prev_instr`: tracebacks,
+    /// `f_lineno` and destructors read it). See [`Prelude`] for when either can be left out.
+    pub fn instr_prelude(&mut self, start: usize, index: usize, prelude: Prelude) {
+        if prelude.check_tracing {
+            let tracing = self.handoff_before(start, ExitReason::Tracing);
+            x64!(self.ops
+                ; cmp BYTE [rbp - CFRAME], 0
+                ; jne =>tracing
+            );
+        }
+        if prelude.store_prev_instr {
+            let addr = self.unit_addr(index as isize) as i64;
+            x64!(self.ops
+                ; mov rax, QWORD addr
+                ; mov [r12 + FRAME_PREV_INSTR], rax
+            );
+        }
     }
 
     /// The error exit of an instruction: the interpreter raises the pending exception at the

@@ -254,6 +254,24 @@ fn emit(
             })
             .collect(),
     );
+    // Instructions entered other than by falling through: jump targets, the instruction after
+    // each suspension point of generator code, the first. They always check for tracing.
+    let mut entered = vec![false; n_units + 1];
+    entered[instrs.first().map_or(0, |i| i.start)] = true;
+    for (k, ins) in instrs.iter().enumerate() {
+        if let Some(t) = ins.jump_target() {
+            entered[t] = true;
+        }
+        if matches!(ins.opcode, op::RETURN_GENERATOR | op::YIELD_VALUE) {
+            if let Some(next) = instrs.get(k + 1) {
+                entered[next.start] = true;
+            }
+        }
+    }
+    // Whether nothing ran since the last tracing check on the fall-through path; whether an
+    // instruction without code (its label is the next one's code) was entered.
+    let mut nothing_ran = false;
+    let mut entered_before = false;
     let mut next_site = 0;
     let mut precall_site: *const Site = std::ptr::null();
     let mut instr_offsets = Vec::with_capacity(instrs.len());
@@ -299,7 +317,18 @@ fn emit(
             next_second_entry: second_entries.get(k + 1).copied().flatten(),
             straddles_handlers,
         };
-        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, instrs.get(k + 1), pairing, site);
+        let is_entered = entered[ins.start] || entered_before;
+        let check_tracing = is_entered || !nothing_ran;
+        gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, instrs.get(k + 1), pairing, site, check_tracing);
+        if templates::emits_code(ins.opcode) {
+            // Run as a second half, the instruction had no check of its own: the first half's
+            // code counts too.
+            let first_half_ran = second_entries[k].is_some() && !templates::runs_nothing(instrs[k - 1].opcode);
+            nothing_ran = templates::runs_nothing(ins.opcode) && !first_half_ran;
+            entered_before = false;
+        } else {
+            entered_before = is_entered;
+        }
         if ins.opcode == op::CALL {
             kwnames = std::ptr::null_mut();
         }

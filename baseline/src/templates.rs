@@ -8,7 +8,7 @@
 //! exception table), so compiled code never reaches a handler. `RAISE_VARARGS` and `RERAISE`,
 //! which always raise, hand off before running, so the interpreter raises exactly as it would.
 
-use crate::emitter::{x64, Emitter, FRAME_LOCALSPLUS};
+use crate::emitter::{x64, Emitter, Prelude, FRAME_LOCALSPLUS};
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::{op, Handler, Instr};
 use peregrine_runtime::cpython::ffi;
@@ -188,6 +188,26 @@ pub struct Pairing {
     pub straddles_handlers: Option<Option<Handler>>,
 }
 
+/// Whether the template of `opcode` calls nothing (no helper, no destructor, no allocation) on
+/// its way to the next instruction: the instructions after it need no tracing check of their
+/// own (see `emitter::Prelude`). Instructions without code are transparent (see
+/// [`emits_code`]).
+pub fn runs_nothing(opcode: u8) -> bool {
+    use op::*;
+    // LOAD_FAST's unbound path raises and leaves the frame: not the way to the next instruction.
+    matches!(opcode, LOAD_FAST | LOAD_CLOSURE | LOAD_CONST | PUSH_NULL | COPY | SWAP)
+}
+
+/// Whether `opcode`'s template can raise (and so reads `prev_instr` for the traceback).
+fn raises(opcode: u8) -> bool {
+    matches!(opcode, op::LOAD_FAST | op::LOAD_CLOSURE)
+}
+
+/// Whether the template of `opcode` emits any code (a prelude included).
+pub fn emits_code(opcode: u8) -> bool {
+    !matches!(template(opcode), Some(Template::Nothing))
+}
+
 /// Emits the code of one instruction. `labels[i]` is the label of the instruction starting at
 /// code unit `i`; `kwnames` is the constant named by a preceding KW_NAMES, for CALL; `next` is
 /// the instruction after this one.
@@ -204,6 +224,7 @@ pub fn gen_instr(
     next: Option<&Instr>,
     pairing: Pairing,
     site: *const Site,
+    check_tracing: bool,
 ) {
     let template = template(ins.opcode).expect("checked before emitting");
     if let Template::Nothing = template {
@@ -214,7 +235,8 @@ pub fn gen_instr(
         x64!(e.ops ; jmp =>label);
         return;
     }
-    e.instr_prelude(resume_at, ins.index);
+    let store_prev_instr = !(runs_nothing(ins.opcode) && !raises(ins.opcode) && pairing.next_second_entry.is_none());
+    e.instr_prelude(resume_at, ins.index, Prelude { check_tracing, store_prev_instr });
     if pairing.next_second_entry.is_some() {
         e.set_bl_if_warm(); // dispatched: heads a pair if the code is warm
     }

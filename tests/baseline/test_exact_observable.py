@@ -955,3 +955,117 @@ def test_lasti_at_polymorphic_sites():
         return out
 
     run_both(f, 150)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preludes left out (baseline/src/emitter.rs `Prelude`): after instructions that run nothing,
+# no tracing check; LOAD_CONST, PUSH_NULL, COPY and SWAP store no `prev_instr`. Tracing switched
+# on anywhere before such a run must still give stock's events, and everything that reads
+# `prev_instr` afterwards stock's line.
+
+
+@pytest.mark.parametrize("where", ["store", "pop", "call", "operator"])
+def test_tracing_on_before_instructions_without_a_check(where):
+    def f(where):
+        events = []
+
+        def tracer(frame, event, arg):
+            frame.f_trace_opcodes = True
+            events.append(_event(frame, event, arg))
+            return tracer
+
+        def switch():
+            sys.settrace(tracer)
+            sys._getframe(1).f_trace = tracer
+
+        class Op:
+            def __add__(self, other):
+                switch()
+                return 1
+
+        def body(last):
+            a = SwitchOnAtDeath(tracer) if last else 1
+            b = 2
+            if last and where == "store":
+                a = 3                       # the old a dies here: tracing on
+            if last and where == "pop":
+                a                           # noqa: B018  (POP_TOP of the last reference below)
+                del a
+                a = 3
+            if last and where == "call":
+                switch()
+            if last and where == "operator":
+                Op() + 1
+            x, y = b, 5                     # LOAD_FAST, LOAD_CONST, SWAP: no checks of their own
+            c = (1, 2, b)
+            return x + y + c[2] + b
+
+        for i in range(CALLS):
+            body(i == CALLS - 1)
+        sys.settrace(None)
+        return events
+
+    run_both(f, where)
+
+
+def test_lineno_after_instructions_without_prev_instr():
+    # f_lineno and a traceback read prev_instr: after LOAD_CONST/COPY/SWAP runs, the next
+    # instruction that can observe it must have set its own.
+    def f():
+        out = []
+
+        class Watch:
+            def __del__(self):
+                out.append(sys._getframe(1).f_lineno - sys._getframe(1).f_code.co_firstlineno)
+
+        def body():
+            w = Watch()
+            k = 1
+            x = (
+                1,
+                2)
+            w = None
+            try:
+                z = k + (
+                    "s")
+            except TypeError as e:
+                out.append(e.__traceback__.tb_lineno - body.__code__.co_firstlineno)
+            return x
+
+        for _ in range(CALLS):
+            body()
+        return out
+
+    run_both(f)
+
+
+def test_tracing_on_before_a_jump_target_after_a_run_without_checks():
+    # `c = a and b`: when `a` is false JUMP_IF_FALSE_OR_POP jumps to STORE_FAST c, whose
+    # predecessor in code order (LOAD_FAST b) runs nothing; but the jump came from a __bool__
+    # that switched tracing on, so STORE_FAST must check as a jump target.
+    def f():
+        events = []
+
+        def tracer(frame, event, arg):
+            frame.f_trace_opcodes = True
+            events.append(_event(frame, event, arg))
+            return tracer
+
+        class Falsy:
+            def __bool__(self):
+                sys.settrace(tracer)
+                sys._getframe(1).f_trace = tracer
+                return False
+
+        def body(last):
+            a = Falsy() if last else 0
+            b = 1
+            c = a and b
+            return c
+
+        for i in range(CALLS):
+            body(i == CALLS - 1)
+        sys.settrace(None)
+        return events
+
+    run_both(f)
