@@ -213,7 +213,7 @@ pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     slow_path(e, ins, ic::pg_load_attr_cached, site, slow, done);
 }
 
-/// STORE_ATTR (stack: value, owner): an instance value that is set, an attribute of an
+/// STORE_ATTR (stack: value, owner): an instance value (set or new), an attribute of an
 /// instance whose dict was made, or a writable slot.
 pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     let (slow, done) = (e.label(), e.label());
@@ -224,13 +224,13 @@ pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; je >with_dict
         ; cmp edx, kind::INSTANCE_VALUE as i32
         ; jne >slot
-        ; mov rax, [rdi + ic::VALUES_DISP]
-        ; test rax, rax
+        ; mov r9, [rdi + ic::VALUES_DISP]
+        ; test r9, r9
         ; jz >with_dict
         ; mov rdx, [rcx + ic::VALUE]
-        ; lea rax, [rax + rdx * 8]
+        ; lea rax, [r9 + rdx * 8]
         ; cmp QWORD [rax], 0
-        ; je =>slow                        // a new attribute: its insertion order is recorded
+        ; je >new_attribute
         ; jmp >store
         ; slot:                             // kind::SLOT
         ; mov rdx, [rcx + ic::VALUE]
@@ -247,6 +247,24 @@ pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     e.xdecref_rdi(); // the old value, then the owner, as STORE_ATTR_INSTANCE_VALUE/SLOT
     x64!(e.ops ; mov rdi, rbx);
     e.decref_rdi();
+    // A new attribute in the values array: stored, and its index appended to the insertion
+    // order kept in the bytes before the array (`_PyDictValues_AddToInsertionOrder`, an inline
+    // function of pycore_dict.h: the count at values[-2], the indices below it).
+    x64!(e.ops
+        ; jmp =>done
+        ; new_attribute:
+        ; add QWORD [rcx + ic::HITS], 1
+        ; mov rsi, [r14 - 16]
+        ; mov [rax], rsi                    // the stack's reference moves into the object
+        ; sub r14, 16
+        ; movzx r8d, BYTE [r9 - 2]
+        ; add r8d, 1
+        ; mov r10, r9
+        ; sub r10, r8
+        ; mov BYTE [r10 - 2], dl            // size_ptr[-size] = index
+        ; mov BYTE [r9 - 2], r8b            // *size_ptr = size
+    );
+    e.decref_rdi(); // the owner
     // An instance whose dict was made: the generic path's PyDict_SetItem, without the rest.
     let error = e.error_exit();
     x64!(e.ops

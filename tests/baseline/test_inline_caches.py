@@ -1089,3 +1089,44 @@ def test_truth_tests_inline():
         return out
 
     run_both(f, N)
+
+
+def test_new_attributes_in_init_hit_and_keep_their_order():
+    def f(n):
+        class P:
+            def __init__(self, i):
+                if i % 3:
+                    self.b = i
+                    self.a = -i
+                else:
+                    self.a = i
+                    self.b = -i
+                self.c = i * 2
+
+        objs = [P(i) for i in range(n)]
+        for o in objs[::4]:
+            del o.a
+            o.a = "again"  # deleted, then new again: it moves to the end of the order
+        return [list(vars(o).items()) for o in objs]
+
+    run_both(f, N)
+
+
+def test_init_stores_hit():
+    class P:
+        def __init__(self, i):
+            self.x = i
+            self.y = -i
+            self.z = i * 2
+
+    def f(n):
+        return [vars(P(i)) for i in range(n)]
+
+    import peregrine
+    from difftest import fresh_function
+    init = fresh_function(P.__init__)
+    P.__init__ = init
+    peregrine.compile(init, tier="baseline")
+    run_both(f, N)
+    stores = sites(peregrine.profile(init), "STORE_ATTR")
+    assert len(stores) == 3 and all(s["cache"] == "instance_value" and s["hits"] >= N - 1 for s in stores), stores
