@@ -1130,3 +1130,32 @@ def test_init_stores_hit():
     run_both(f, N)
     stores = sites(peregrine.profile(init), "STORE_ATTR")
     assert len(stores) == 3 and all(s["cache"] == "instance_value" and s["hits"] >= N - 1 for s in stores), stores
+
+
+def test_slot_borrowed_from_an_unrelated_class():
+    # CPython's test_opcache: a member descriptor of one class placed on another does not apply
+    # to its instances (TypeError), so its offset must never be used.
+    def f():
+        class Class:
+            __slots__ = ("slot",)
+
+        class Sneaky:
+            borrowed = Class.slot
+
+        def load(o):
+            return o.borrowed
+
+        def store(o):
+            o.borrowed = 42
+
+        out = []
+        o = Sneaky()
+        for fn in (load, store):
+            for _ in range(WARM):
+                try:
+                    out.append(fn(o))
+                except TypeError as e:
+                    out.append(str(e))
+        return out
+
+    run_both(f)

@@ -89,9 +89,14 @@ pub unsafe fn on_type(tp: *mut ffi::PyTypeObject, name: *mut PyObject, store: bo
             return Some((OnType::Other, version));
         }
         if dtp == std::ptr::addr_of_mut!(ffi::PyMemberDescr_Type) {
-            let member = (*(descr as *mut MemberDescrObject)).d_member;
+            let descr = descr as *mut MemberDescrObject;
+            let member = (*descr).d_member;
+            // A member borrowed from an unrelated class (`borrowed = Other.slot`) does not apply
+            // to these instances (it raises TypeError); its offset means nothing here. The
+            // subtype relation is fixed while the type keeps its version.
+            let applies = ffi::PyType_IsSubtype(tp, (*descr).d_type) != 0;
             // PY_AUDIT_READ (2) members raise an audit event on every read.
-            if (*member).type_ == T_OBJECT_EX && (*member).flags & 2 == 0 {
+            if applies && (*member).type_ == T_OBJECT_EX && (*member).flags & 2 == 0 {
                 let writable = (*member).flags & MEMBER_READONLY == 0;
                 return Some((OnType::Slot { offset: (*member).offset, writable }, version));
             }
