@@ -200,6 +200,8 @@ pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; jmp >hit
         ; module:                           // kind::MODULE, the only other LOAD_ATTR kind
         ; mov rax, [rdi + MD_DICT]
+        ; test rax, rax
+        ; jz =>slow                        // cleared by the GC (tp_clear) while still alive
         ; mov rax, [rax + MA_VERSION]
         ; cmp rax, [rcx + ic::KEY2]
         ; jne =>slow
@@ -335,6 +337,8 @@ pub fn load_method(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; jmp =>done
         ; module:                           // kind::MODULE
         ; mov rax, [rdi + MD_DICT]
+        ; test rax, rax
+        ; jz =>slow                        // cleared by the GC (tp_clear) while still alive
         ; mov rax, [rax + MA_VERSION]
         ; cmp rax, [rcx + ic::KEY2]
         ; jne =>slow
@@ -896,6 +900,14 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
     e.call_op_helper_branching(ins.opcode, peregrine_runtime::jit::ops::pg_for_iter, error, target);
     x64!(e.ops ; =>done);
 }
+
+// The sizes truth tests read, all at one offset (checked here and, for the structs, by the
+// layout test against the C compiler).
+const _: () = {
+    assert!(offset_of!(ffi::PyVarObject, ob_size) == OB_SIZE as usize);
+    assert!(offset_of!(DictObject, ma_used) == OB_SIZE as usize);
+    assert!(offset_of!(ffi::PyASCIIObject, length) == OB_SIZE as usize);
+};
 
 /// For a conditional jump's value in `rdi` (already popped) that is not True or False: the
 /// truth of None and of exact ints, lists, tuples, dicts and strs inline (None is false; the

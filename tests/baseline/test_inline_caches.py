@@ -1159,3 +1159,4 @@ def test_slot_borrowed_from_an_unrelated_class():
         return out
 
     run_both(f)
+

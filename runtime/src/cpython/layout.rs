@@ -391,6 +391,11 @@ pub const OFFSETS: &[(&str, &str, usize)] = &[
     ("PyTypeObject", "tp_setattro", offset_of!(ffi::PyTypeObject, tp_setattro)),
     ("PyTypeObject", "tp_dictoffset", offset_of!(ffi::PyTypeObject, tp_dictoffset)),
     ("PyHeapTypeObject", "ht_cached_keys", offset_of!(ffi::PyHeapTypeObject, ht_cached_keys)),
+    ("PyASCIIObject", "length", offset_of!(ffi::PyASCIIObject, length)),
+    ("PyListObject", "ob_item", offset_of!(ffi::PyListObject, ob_item)),
+    ("PyTupleObject", "ob_item", offset_of!(ffi::PyTupleObject, ob_item)),
+    ("PyFloatObject", "ob_fval", offset_of!(ffi::PyFloatObject, ob_fval)),
+    ("PyVarObject", "ob_size", offset_of!(ffi::PyVarObject, ob_size)),
 ];
 
 /// Pointer differences the C compiler computes from CPython's own inline functions: name,
