@@ -8,6 +8,7 @@
 //! surviving calls); the caller-saved ones are scratch. Every template here leaves by `done`.
 
 use crate::emitter::{x64, Emitter};
+use dynasmrt::x64::Rq;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::Instr;
 use peregrine_runtime::cpython::layout::{DictKeysObject, DictObject, ModuleObject, DICT_KEYS_GENERAL, LONG_DIGIT_OFFSET};
@@ -361,8 +362,8 @@ fn base_op(oparg: u32) -> u32 {
     if oparg >= nb::INPLACE { oparg - nb::INPLACE } else { oparg }
 }
 
-/// BINARY_OP: exact floats (+ - * and / by non-zero) and one-digit ints (+ - * & | ^ // %),
-/// inline;
+/// BINARY_OP: exact floats and one-digit ints mixed with them (+ - * and / by non-zero), one-digit
+/// ints divided (/), and one-digit ints (+ - * & | ^ // %), inline;
 /// the result object is made by the same allocator call the generic path makes.
 pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
     let op = base_op(ins.oparg);
@@ -381,23 +382,50 @@ pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
         addr_of_type(std::ptr::addr_of_mut!(ffi::PyFloat_Type)),
         addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type)),
     );
-    let boxed = e.label();
+    let (boxed, int_int) = (e.label(), e.label());
     x64!(e.ops
         ; mov rcx, QWORD cache_addr(site)
         ; mov rdi, [r14 - 16]
         ; mov rsi, [r14 - 8]
         ; mov rax, [rdi + OB_TYPE]
-        ; cmp rax, [rsi + OB_TYPE]
-        ; jne =>slow
+        ; mov r8, [rsi + OB_TYPE]
+        ; mov rdx, QWORD long_type
     );
-    if float_ok {
+    if int_ok {
         x64!(e.ops
-            ; mov rdx, QWORD float_type
             ; cmp rax, rdx
-            ; jne >not_float
-            ; movsd xmm0, QWORD [rdi + FLOAT_VALUE]
-            ; movsd xmm1, QWORD [rsi + FLOAT_VALUE]
+            ; jne >not_both_ints
+            ; cmp r8, rdx
+            ; je =>int_int
+            ; not_both_ints:
         );
+    }
+    if float_ok {
+        // Floats, and ints of one digit (exact as doubles) beside a float or divided: the
+        // number protocol ends in float_add & co. (or long_true_divide's small-int path), which
+        // convert the int exactly and compute the same double.
+        for (reg_obj, reg_type, xmm) in [(Rq::RDI, Rq::RAX, 0u8), (Rq::RSI, Rq::R8, 1u8)] {
+            let (obj, tp) = (reg_obj as u8, reg_type as u8);
+            x64!(e.ops
+                ; mov r9, QWORD float_type
+                ; cmp Rq(tp), r9
+                ; jne >not_float
+                ; movsd Rx(xmm), QWORD [Rq(obj) + FLOAT_VALUE]
+                ; jmp >loaded
+                ; not_float:
+                ; mov r9, QWORD long_type
+                ; cmp Rq(tp), r9
+                ; jne =>slow
+                ; mov r9, [Rq(obj) + OB_SIZE]
+                ; lea r10, [r9 + 1]
+                ; cmp r10, 2
+                ; ja =>slow
+                ; mov r10d, DWORD [Rq(obj) + DIGIT]
+                ; imul r9, r10
+                ; cvtsi2sd Rx(xmm), r9
+                ; loaded:
+            );
+        }
         match op {
             nb::ADD => x64!(e.ops ; addsd xmm0, xmm1),
             nb::SUBTRACT => x64!(e.ops ; subsd xmm0, xmm1),
@@ -415,14 +443,13 @@ pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
             ; mov rax, QWORD ffi::PyFloat_FromDouble as *const () as usize as i64
             ; call rax
             ; jmp =>boxed
-            ; not_float:
         );
+    } else {
+        x64!(e.ops ; jmp =>slow);
     }
+    x64!(e.ops ; =>int_int);
     if int_ok {
         x64!(e.ops
-            ; mov rdx, QWORD long_type
-            ; cmp rax, rdx
-            ; jne =>slow
             // At most one digit each: Py_SIZE in -1..=1, the value size * digit.
             ; mov rax, [rdi + OB_SIZE]
             ; lea rdx, [rax + 1]

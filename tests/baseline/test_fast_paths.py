@@ -62,6 +62,28 @@ def test_float_operators(make, op):
     run_both(f, op)
 
 
+MIXED_OPERANDS = [0, 1, -1, 7, -(BIG - 1), BIG - 1, BIG, 2 ** 53 + 1, True, 0.0, -0.0, 1.5, -2.25,
+                  float("inf"), float("nan"), 1e308, 3.0, None]
+
+
+@pytest.mark.parametrize("op", OPERATORS)
+@pytest.mark.parametrize("make", [_apply, _apply_inplace], ids=["binary", "inplace"])
+def test_mixed_int_and_float_operators(make, op):
+    # One-digit ints beside floats (and divided by each other) are converted to doubles
+    # inline; bigger ints, bools and zero divisors take the number protocol.
+    def f(op):
+        return _results(make, op, MIXED_OPERANDS)
+    run_both(f, op)
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*", "/"])
+def test_mixed_operands_that_are_not_numbers(op):
+    # A one-item tuple has a size of 1 where an int has it: only the type check tells them apart.
+    def f(op):
+        return _results(_apply, op, [(5,), 1.5, 2, "s"])
+    run_both(f, op)
+
+
 class MyInt(int):
     def __add__(self, other):
         return "MyInt.__add__"
