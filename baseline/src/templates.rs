@@ -263,8 +263,8 @@ pub fn gen_instr(
     match template {
         Template::Helper(_) if ins.opcode == op::COMPARE_OP && next.is_some_and(combines_with_compare) => {
             // The site replays whether ceval runs a combined compare-and-jump form here; where
-            // it does, for ints and floats, the compare runs inline and, before a forward jump,
-            // jumps itself (the jump's own code is then skipped: nothing ran that it would
+            // it does, for ints, floats and strs, the compare runs inline and, before a forward
+            // jump, jumps itself (the jump's own code is then skipped: nothing ran that it would
             // observe, and ceval's combined form checks no eval breaker there either).
             let jump = next.expect("checked");
             let fused = (jump.jump_target() > Some(jump.start)).then(|| {
