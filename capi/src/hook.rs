@@ -252,6 +252,10 @@ pub fn install() -> Result<(), String> {
              another JIT; Peregrine cannot run beside it. Disable that tool first."
         ));
     }
+    // Verified now rather than at the first compile of a FOR_ITER: the check allocates Python
+    // objects, which compiling must not do (it would move the GC's counts under the program).
+    // SAFETY: GIL held.
+    unsafe { peregrine_runtime::cpython::layout::iterator_layouts_verified() };
     // SAFETY: GIL held; our hook has the right signature and lives as long as the process.
     unsafe { cpython::_PyInterpreterState_SetEvalFrameFunc(current_interp(), peregrine_eval_frame) };
     log::info!("frame hook installed");
