@@ -356,6 +356,29 @@ pub fn load_method(e: &mut Emitter, ins: &Instr, site: *const Site) {
     slow_path(e, ins, ic::pg_load_method_cached, site, slow, done);
 }
 
+/// `xmm0 <op> xmm1` for a float BINARY_OP, boxed with `PyFloat_FromDouble` (into `rax`), then on
+/// to `boxed`; a zero divisor goes to `slow` (float_div raises ZeroDivisionError).
+fn float_operation(e: &mut Emitter, op: u32, slow: DynamicLabel, boxed: DynamicLabel, site: *const Site) {
+    match op {
+        nb::ADD => x64!(e.ops ; addsd xmm0, xmm1),
+        nb::SUBTRACT => x64!(e.ops ; subsd xmm0, xmm1),
+        nb::MULTIPLY => x64!(e.ops ; mulsd xmm0, xmm1),
+        _ => x64!(e.ops
+            ; xorpd xmm2, xmm2
+            ; ucomisd xmm1, xmm2
+            ; je =>slow                    // zero (or NaN, which the generic path divides)
+            ; divsd xmm0, xmm1
+        ),
+    }
+    x64!(e.ops
+        ; mov rcx, QWORD cache_addr(site)
+        ; add QWORD [rcx + ic::KEY2], 1
+        ; mov rax, QWORD ffi::PyFloat_FromDouble as *const () as usize as i64
+        ; call rax
+        ; jmp =>boxed
+    );
+}
+
 /// The plain operator of BINARY_OP `oparg` (in-place forms of floats and ints are the plain
 /// ones: neither type has in-place slots).
 fn base_op(oparg: u32) -> u32 {
@@ -382,74 +405,37 @@ pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
         addr_of_type(std::ptr::addr_of_mut!(ffi::PyFloat_Type)),
         addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type)),
     );
-    let (boxed, int_int) = (e.label(), e.label());
+    let (boxed, mixed) = (e.label(), e.label());
     x64!(e.ops
         ; mov rcx, QWORD cache_addr(site)
         ; mov rdi, [r14 - 16]
         ; mov rsi, [r14 - 8]
         ; mov rax, [rdi + OB_TYPE]
         ; mov r8, [rsi + OB_TYPE]
-        ; mov rdx, QWORD long_type
+        ; cmp rax, r8
+        ; jne =>mixed
     );
-    if int_ok {
-        x64!(e.ops
-            ; cmp rax, rdx
-            ; jne >not_both_ints
-            ; cmp r8, rdx
-            ; je =>int_int
-            ; not_both_ints:
-        );
-    }
+    // Two floats first, straight through: the common case of numeric code stays short.
     if float_ok {
-        // Floats, and ints of one digit (exact as doubles) beside a float or divided: the
-        // number protocol ends in float_add & co. (or long_true_divide's small-int path), which
-        // convert the int exactly and compute the same double.
-        for (reg_obj, reg_type, xmm) in [(Rq::RDI, Rq::RAX, 0u8), (Rq::RSI, Rq::R8, 1u8)] {
-            let (obj, tp) = (reg_obj as u8, reg_type as u8);
-            x64!(e.ops
-                ; mov r9, QWORD float_type
-                ; cmp Rq(tp), r9
-                ; jne >not_float
-                ; movsd Rx(xmm), QWORD [Rq(obj) + FLOAT_VALUE]
-                ; jmp >loaded
-                ; not_float:
-                ; mov r9, QWORD long_type
-                ; cmp Rq(tp), r9
-                ; jne =>slow
-                ; mov r9, [Rq(obj) + OB_SIZE]
-                ; lea r10, [r9 + 1]
-                ; cmp r10, 2
-                ; ja =>slow
-                ; mov r10d, DWORD [Rq(obj) + DIGIT]
-                ; imul r9, r10
-                ; cvtsi2sd Rx(xmm), r9
-                ; loaded:
-            );
-        }
-        match op {
-            nb::ADD => x64!(e.ops ; addsd xmm0, xmm1),
-            nb::SUBTRACT => x64!(e.ops ; subsd xmm0, xmm1),
-            nb::MULTIPLY => x64!(e.ops ; mulsd xmm0, xmm1),
-            _ => x64!(e.ops
-                // float_div raises ZeroDivisionError for a zero divisor: the generic path.
-                ; xorpd xmm2, xmm2
-                ; ucomisd xmm1, xmm2
-                ; je =>slow                    // zero (or NaN, which the generic path divides)
-                ; divsd xmm0, xmm1
-            ),
-        }
         x64!(e.ops
-            ; add QWORD [rcx + ic::KEY2], 1
-            ; mov rax, QWORD ffi::PyFloat_FromDouble as *const () as usize as i64
-            ; call rax
-            ; jmp =>boxed
+            ; mov rdx, QWORD float_type
+            ; cmp rax, rdx
+            ; jne >not_float
+            ; movsd xmm0, QWORD [rdi + FLOAT_VALUE]
+            ; movsd xmm1, QWORD [rsi + FLOAT_VALUE]
         );
-    } else {
-        x64!(e.ops ; jmp =>slow);
+        float_operation(e, op, slow, boxed, site);
+        x64!(e.ops ; not_float:);
     }
-    x64!(e.ops ; =>int_int);
+    // Two ints: int arithmetic, or (true division) the conversion below.
+    if !int_ok {
+        x64!(e.ops ; jmp =>mixed);
+    }
     if int_ok {
         x64!(e.ops
+            ; mov rdx, QWORD long_type
+            ; cmp rax, rdx
+            ; jne =>slow
             // At most one digit each: Py_SIZE in -1..=1, the value size * digit.
             ; mov rax, [rdi + OB_SIZE]
             ; lea rdx, [rax + 1]
@@ -500,7 +486,38 @@ pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
             ; mov rdi, rax
             ; mov rax, QWORD ffi::PyLong_FromLongLong as *const () as usize as i64
             ; call rax
+            ; jmp =>boxed
         );
+    }
+    // Floats and one-digit ints (exact as doubles) mixed, or ints divided: the number protocol
+    // ends in float_add & co. (or long_true_divide's small-int path), which convert the int
+    // exactly and compute the same double.
+    x64!(e.ops ; =>mixed);
+    if float_ok {
+        let long_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type));
+        for (reg_obj, reg_type, xmm) in [(Rq::RDI, Rq::RAX, 0u8), (Rq::RSI, Rq::R8, 1u8)] {
+            let (obj, tp) = (reg_obj as u8, reg_type as u8);
+            x64!(e.ops
+                ; mov r9, QWORD float_type
+                ; cmp Rq(tp), r9
+                ; jne >not_float
+                ; movsd Rx(xmm), QWORD [Rq(obj) + FLOAT_VALUE]
+                ; jmp >loaded
+                ; not_float:
+                ; mov r9, QWORD long_type
+                ; cmp Rq(tp), r9
+                ; jne =>slow
+                ; mov r9, [Rq(obj) + OB_SIZE]
+                ; lea r10, [r9 + 1]
+                ; cmp r10, 2
+                ; ja =>slow
+                ; mov r10d, DWORD [Rq(obj) + DIGIT]
+                ; imul r9, r10
+                ; cvtsi2sd Rx(xmm), r9
+                ; loaded:
+            );
+        }
+        float_operation(e, op, slow, boxed, site);
     } else {
         x64!(e.ops ; jmp =>slow);
     }
