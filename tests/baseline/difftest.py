@@ -185,25 +185,25 @@ def assert_compiles(func, *args, exits=None, **kwargs):
     """As run_both, then asserts that the baseline run's exits from `func`'s compiled code
     (`peregrine.exits` of the copy) are exactly `exits`, {(dis offset, reason): count}; None or
     {} means it never left compiled code. Returns the interpreter's Outcome."""
+    return _run_both_with_exits(func, args, kwargs, exits)[0]
+
+
+def _run_both_with_exits(func, args, kwargs, exits):
+    """run_both, then asserts the compiled copy's exits are `exits`; returns (Outcome, copy)."""
     expected_exits = {} if exits is None else dict(exits)
     expected, compiled = _run_both_keeping_copy(func, args, kwargs, False)
     got = peregrine.exits(compiled)
     assert got == expected_exits, (
         f"\nexits of {func.__qualname__}:\n  expected {expected_exits}\n  got      {got}\n"
         + _describe_offsets(func, set(got) | set(expected_exits)))
-    return expected
+    return expected, compiled
 
 
 def run_both_profiled(func, *args, exits=None, **kwargs):
     """As assert_compiles (results agree, the compiled copy takes exactly `exits`), then returns
     the interpreter's Outcome and `peregrine.profile` of the compiled copy: what its inline
     caches and sites saw."""
-    expected_exits = {} if exits is None else dict(exits)
-    expected, compiled = _run_both_keeping_copy(func, args, kwargs, False)
-    got = peregrine.exits(compiled)
-    assert got == expected_exits, (
-        f"\nexits of {func.__qualname__}:\n  expected {expected_exits}\n  got      {got}\n"
-        + _describe_offsets(func, set(got) | set(expected_exits)))
+    expected, compiled = _run_both_with_exits(func, args, kwargs, exits)
     return expected, peregrine.profile(compiled)
 
 

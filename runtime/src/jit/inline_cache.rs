@@ -18,8 +18,8 @@
 
 use super::ops::push_global;
 use super::specialize::Site;
-use super::support::{name_at, peek, put};
-use super::{error_at, Sp};
+use super::support::{name_at, peek};
+use super::Sp;
 use crate::cpython::layout::{DictObject, ModuleObject, DICT_KEYS_GENERAL, MANAGED_DICT_OFFSET, MANAGED_VALUES_OFFSET};
 use crate::cpython::{ffi, InterpreterFrame, ThreadState};
 use crate::semantics::{self, attrs::OnType};
@@ -359,7 +359,7 @@ unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject,
 /// The analysis runs before the lookup, which may run Python code that changes the type (the
 /// version then no longer matches) but cannot make a stale answer match.
 pub unsafe extern "C" fn pg_load_attr_cached(
-    _t: *mut ThreadState,
+    t: *mut ThreadState,
     frame: *mut InterpreterFrame,
     sp: Sp,
     oparg: u32,
@@ -369,19 +369,15 @@ pub unsafe extern "C" fn pg_load_attr_cached(
     unsafe {
         let cache = &(*site).cache;
         let owner = peek(sp, 1);
-        let name = name_at(frame, oparg);
         cache.miss(owner, std::ptr::null_mut());
-        refill(cache, owner, name, false, false);
-        let res = semantics::attrs::load_attr(owner, name);
-        ffi::Py_DECREF(owner);
-        put(sp, 1, res);
-        if res.is_null() { error_at(sp) } else { sp }
+        refill(cache, owner, name_at(frame, oparg), false, false);
+        super::ops::pg_load_attr(t, frame, sp, oparg)
     }
 }
 
 /// STORE_ATTR's slow path (stack: value, owner).
 pub unsafe extern "C" fn pg_store_attr_cached(
-    _t: *mut ThreadState,
+    t: *mut ThreadState,
     frame: *mut InterpreterFrame,
     sp: Sp,
     oparg: u32,
@@ -390,20 +386,16 @@ pub unsafe extern "C" fn pg_store_attr_cached(
     // SAFETY: two values on the stack; name index validated; `site` is this instruction's own.
     unsafe {
         let cache = &(*site).cache;
-        let (v, owner) = (peek(sp, 2), peek(sp, 1));
-        let name = name_at(frame, oparg);
+        let owner = peek(sp, 1);
         cache.miss(owner, std::ptr::null_mut());
-        refill(cache, owner, name, true, false);
-        let err = semantics::attrs::store_attr(owner, name, v);
-        ffi::Py_DECREF(v);
-        ffi::Py_DECREF(owner);
-        if err != 0 { error_at(sp.sub(2)) } else { sp.sub(2) }
+        refill(cache, owner, name_at(frame, oparg), true, false);
+        super::ops::pg_store_attr(t, frame, sp, oparg)
     }
 }
 
 /// LOAD_METHOD's slow path: leaves (method, self) or (NULL, attribute).
 pub unsafe extern "C" fn pg_load_method_cached(
-    _t: *mut ThreadState,
+    t: *mut ThreadState,
     frame: *mut InterpreterFrame,
     sp: Sp,
     oparg: u32,
@@ -413,23 +405,9 @@ pub unsafe extern "C" fn pg_load_method_cached(
     unsafe {
         let cache = &(*site).cache;
         let obj = peek(sp, 1);
-        let name = name_at(frame, oparg);
         cache.miss(obj, std::ptr::null_mut());
-        refill(cache, obj, name, false, true);
-        match semantics::attrs::load_method(obj, name) {
-            None => error_at(sp),
-            Some((meth, true)) => {
-                put(sp, 1, meth);
-                put(sp, 0, obj);
-                sp.add(1)
-            }
-            Some((attr, false)) => {
-                put(sp, 1, std::ptr::null_mut());
-                ffi::Py_DECREF(obj);
-                put(sp, 0, attr);
-                sp.add(1)
-            }
-        }
+        refill(cache, obj, name_at(frame, oparg), false, true);
+        super::ops::pg_load_method(t, frame, sp, oparg)
     }
 }
 

@@ -564,7 +564,7 @@ pub unsafe extern "C" fn pg_load_attr(_t: *mut ThreadState, frame: *mut Interpre
     // SAFETY: one value on the stack.
     unsafe {
         let owner = peek(sp, 1);
-        let res = ffi::PyObject_GetAttr(owner, name_at(frame, oparg));
+        let res = semantics::attrs::load_attr(owner, name_at(frame, oparg));
         unary_result(sp, owner, res)
     }
 }
@@ -574,7 +574,7 @@ pub unsafe extern "C" fn pg_store_attr(_t: *mut ThreadState, frame: *mut Interpr
     // SAFETY: two values on the stack.
     unsafe {
         let (v, owner) = (peek(sp, 2), peek(sp, 1));
-        let err = ffi::PyObject_SetAttr(owner, name_at(frame, oparg), v);
+        let err = semantics::attrs::store_attr(owner, name_at(frame, oparg), v);
         ffi::Py_DECREF(v);
         ffi::Py_DECREF(owner);
         if err != 0 { error_at(sp.sub(2)) } else { sp.sub(2) }
@@ -597,20 +597,20 @@ pub unsafe extern "C" fn pg_load_method(_t: *mut ThreadState, frame: *mut Interp
     // SAFETY: one value on the stack.
     unsafe {
         let obj = peek(sp, 1);
-        let mut meth = std::ptr::null_mut();
-        let found = cpython::_PyObject_GetMethod(obj, name_at(frame, oparg), &mut meth);
-        if meth.is_null() {
-            return error_at(sp);
+        match semantics::attrs::load_method(obj, name_at(frame, oparg)) {
+            None => error_at(sp),
+            Some((meth, true)) => {
+                put(sp, 1, meth);
+                put(sp, 0, obj);
+                sp.add(1)
+            }
+            Some((attr, false)) => {
+                put(sp, 1, std::ptr::null_mut());
+                ffi::Py_DECREF(obj);
+                put(sp, 0, attr);
+                sp.add(1)
+            }
         }
-        if found != 0 {
-            put(sp, 1, meth);
-            put(sp, 0, obj);
-        } else {
-            put(sp, 1, std::ptr::null_mut());
-            ffi::Py_DECREF(obj);
-            put(sp, 0, meth);
-        }
-        sp.add(1)
     }
 }
 
