@@ -4,8 +4,9 @@
 //!
 //! Register assignment inside compiled code (all callee-saved, so helpers preserve them):
 //! `r12` = the `_PyInterpreterFrame*`, `r13` = the `PyThreadState*`, `r14` = the value-stack
-//! pointer (next free slot), `rbx` = scratch that survives calls. The compiled function's own
-//! stack frame holds our `_PyCFrame` at `[rbp - CFRAME]`.
+//! pointer (next free slot), `rbx` = scratch that survives calls, `r15` = the code state's warm
+//! latch (`WarmthCounters::warm_latch`). The compiled function's own stack frame holds our
+//! `_PyCFrame` at `[rbp - CFRAME]`.
 
 use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::code_state::{WarmthCounters, WARMUP_DELAY};
@@ -94,6 +95,9 @@ pub struct Emitter {
     first_instr: usize,
     /// The code state's counts of entries and backward jumps (`u32`s).
     warmth: WarmthCounters,
+    /// Subroutine (`call`ed, no C frame) that computes whether the code is warm into `ebx` and
+    /// sets the latch when it is; only called while the latch is 0.
+    warm_check: DynamicLabel,
 }
 
 impl Emitter {
@@ -104,7 +108,8 @@ impl Emitter {
         let handoff = ops.new_dynamic_label();
         let error = ops.new_dynamic_label();
         let handoff_traced = ops.new_dynamic_label();
-        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, handoff_traced, first_instr, warmth })
+        let warm_check = ops.new_dynamic_label();
+        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, handoff_traced, first_instr, warmth, warm_check })
     }
 
     pub fn label(&mut self) -> DynamicLabel {
@@ -141,6 +146,7 @@ impl Emitter {
             ; sub rsp, 40            // the cframe (24 bytes), keeping rsp 16-byte aligned
             ; mov r13, rdi
             ; mov r12, rsi
+            ; mov r15, QWORD self.warmth.warm_latch as i64
             ; lea rdx, [rbp - CFRAME]
             ; mov rax, QWORD frame::pg_frame_enter as *const () as usize as i64
             ; call rax
@@ -221,9 +227,26 @@ impl Emitter {
     /// quickened it, or the JIT counted `WARMUP_DELAY` RESUMEs and backward jumps). Clobbers
     /// `rax` and `rcx`.
     pub fn set_bl_if_warm(&mut self) {
+        // Once warm, always warm: one byte decides, the whole condition is computed out of line
+        // until it holds.
+        let warm_check = self.warm_check;
+        x64!(self.ops
+            ; mov ebx, 1
+            ; cmp BYTE [r15], 0
+            ; jne >warm
+            ; call =>warm_check
+            ; warm:
+        );
+    }
+
+    /// The body of [`Emitter::warm_check`]: `ebx` = 1 and the latch set if the code is warm (as
+    /// `Site::is_warm`), `ebx` = 0 otherwise. Clobbers `rax`, `rcx`.
+    fn emit_warm_check(&mut self) {
         let code = self.first_instr - offset_of!(CodeObject, co_code_adaptive);
         let co_warmup = offset_of!(CodeObject, co_warmup) as i32;
+        let warm_check = self.warm_check;
         x64!(self.ops
+            ; =>warm_check
             ; mov ebx, 1
             ; mov rax, QWORD code as i64
             ; cmp WORD [rax + co_warmup], 0
@@ -238,7 +261,10 @@ impl Emitter {
             ; cmp rax, WARMUP_DELAY as i32
             ; jae >warm
             ; xor ebx, ebx
+            ; ret
             ; warm:
+            ; mov BYTE [r15], 1
+            ; ret
         );
     }
 
@@ -543,6 +569,7 @@ impl Emitter {
             ; pop rbp
             ; ret
         );
+        self.emit_warm_check();
         for stub in std::mem::take(&mut self.stubs) {
             match stub {
                 Stub::HandOff { label, prev_instr, reason } => {

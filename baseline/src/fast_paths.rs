@@ -807,7 +807,7 @@ pub fn store_subscr(e: &mut Emitter, ins: &Instr) {
     x64!(e.ops ; =>done);
 }
 
-/// The most items UNPACK_SEQUENCE copies inline (more: the helper, which copies in a loop).
+/// The most items UNPACK_SEQUENCE copies unrolled (more: a copy loop).
 const UNPACK_INLINE_MAX: u32 = 8;
 
 /// UNPACK_SEQUENCE of an exact tuple or list of exactly `oparg` items, where the site replays
@@ -816,7 +816,7 @@ pub fn unpack_sequence(e: &mut Emitter, ins: &Instr, site: *const Site) {
     use peregrine_runtime::jit::ops::{pg_unpack_sequence, UNPACK_LIST, UNPACK_TUPLE};
     let (slow, done, copy) = (e.label(), e.label(), e.label());
     let n = ins.oparg;
-    if n == 0 || n > UNPACK_INLINE_MAX {
+    if n == 0 || n > i32::MAX as u32 / 8 {
         x64!(e.ops ; jmp =>slow);
         slow_path(e, ins, pg_unpack_sequence, site, slow, done);
         return;
@@ -851,11 +851,28 @@ pub fn unpack_sequence(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; add QWORD [rcx + CACHE_OFFSET + ic::HITS], 1
     );
     // Item i goes n - 1 - i slots above the sequence's own: the first ends on top.
-    for i in 0..n as i32 {
-        let dest = 8 * (n as i32 - 1 - i) - 8;
-        x64!(e.ops ; mov rax, [rsi + 8 * i]);
+    if n <= UNPACK_INLINE_MAX {
+        for i in 0..n as i32 {
+            let dest = 8 * (n as i32 - 1 - i) - 8;
+            x64!(e.ops ; mov rax, [rsi + 8 * i]);
+            e.incref_rax();
+            x64!(e.ops ; mov [r14 + dest], rax);
+        }
+    } else {
+        x64!(e.ops
+            ; lea rdx, [r14 + 8 * (n as i32 - 2)]
+            ; mov ecx, n as i32
+            ; next_item:
+            ; mov rax, [rsi]
+        );
         e.incref_rax();
-        x64!(e.ops ; mov [r14 + dest], rax);
+        x64!(e.ops
+            ; mov [rdx], rax
+            ; add rsi, 8
+            ; sub rdx, 8
+            ; dec ecx
+            ; jnz <next_item
+        );
     }
     x64!(e.ops ; add r14, 8 * (n as i32 - 1));
     e.decref_rdi(); // the sequence

@@ -59,6 +59,9 @@ pub struct WarmthCounters {
     /// Subtracted from `entries`: creating a generator runs no RESUME.
     pub generator_creations: *const u32,
     pub backward_jumps: *mut u32,
+    /// Set to 1 the first time the code is found warm (warmth never goes back): compiled code
+    /// tests this one byte and computes the whole condition only while it is 0.
+    pub warm_latch: *mut u8,
 }
 
 /// The JIT's state for one code object.
@@ -77,6 +80,11 @@ pub struct CodeState {
     /// count towards the tier thresholds but not towards warm-up, since creating one runs
     /// RETURN_GENERATOR and no RESUME, which is what `co_warmup` counts.
     generator_creations: Cell<u32>,
+    /// 1 once the code was found warm (see [`WarmthCounters::warm_latch`]). Every input of the
+    /// condition only moves towards warm (entries and backward jumps only grow, a generator
+    /// creation is counted with its entry, the interpreter never un-quickens a code object), so
+    /// a latch set once stays exact.
+    warm_latch: Cell<u8>,
     /// The code has a loop: it is compiled on its first entry, since the interpreter cannot count
     /// the iterations of a long loop in a function called once.
     has_loop: Cell<bool>,
@@ -96,6 +104,7 @@ impl CodeState {
             entries: Cell::new(0),
             backward_jumps: Cell::new(0),
             generator_creations: Cell::new(0),
+            warm_latch: Cell::new(0),
             has_loop: Cell::new(false),
             entry: Cell::new(None),
             baseline: RefCell::new(Slot::NotTried),
@@ -110,6 +119,7 @@ impl CodeState {
         self.entries.set(0);
         self.backward_jumps.set(0);
         self.generator_creations.set(0);
+        self.warm_latch.set(0);
         self.has_loop.set(has_loop);
     }
 
@@ -155,6 +165,7 @@ impl CodeState {
             entries: self.entries.as_ptr(),
             generator_creations: self.generator_creations.as_ptr(),
             backward_jumps: self.backward_jumps.as_ptr(),
+            warm_latch: self.warm_latch.as_ptr(),
         }
     }
 

@@ -9,6 +9,7 @@ Each test defines its classes inside the function under test, so the interpreter
 baseline's run each get their own (a run modifies them)."""
 
 import math
+import sys
 
 import pytest
 
@@ -912,6 +913,25 @@ def test_unpacking_hits_and_edges():
             total += a - b
         for x, y, z in lists:
             total += x * y - z
+        return total
+
+    _, prof = run_both_profiled(f, N)
+    unpacks = sites(prof, "UNPACK_SEQUENCE")
+    assert len(unpacks) == 2 and all(s["hits"] >= N - 10 for s in unpacks), unpacks
+
+
+def test_unpacking_long_sequences_hits():
+    # More items than the unrolled copy: the copy loop, for tuples and lists, with the items'
+    # order and reference counts seen afterwards (the sequence may die with the unpacking).
+    def f(n):
+        total = []
+        for i in range(n):
+            t = tuple(range(i, i + 10))
+            a, b, c, d, e, f_, g, h, i2, j = t
+            lst = [str(k) for k in range(12)]
+            p, q, r, s, u, v, w, x, y, z, aa, bb = lst
+            del t, lst
+            total.append((a, j, b + i2, p, bb, q + aa, sys.getrefcount(bb)))
         return total
 
     _, prof = run_both_profiled(f, N)

@@ -102,10 +102,17 @@ impl Site {
         // SAFETY: the site lives in the compiled code of `code`, which keeps the code object and
         // its code state (pooled, never freed) alive; the GIL is held by the code running.
         unsafe {
-            (*self.code).co_warmup == 0
+            if *self.warmth.warm_latch != 0 {
+                return true;
+            }
+            let warm = (*self.code).co_warmup == 0
                 || (*self.warmth.entries).saturating_sub(*self.warmth.generator_creations) as u64
                     + (*self.warmth.backward_jumps) as u64
-                    >= WARMUP_DELAY as u64
+                    >= WARMUP_DELAY as u64;
+            if warm {
+                *self.warmth.warm_latch = 1;
+            }
+            warm
         }
     }
 
@@ -164,6 +171,7 @@ mod tests {
             entries: std::ptr::null(),
             generator_creations: std::ptr::null(),
             backward_jumps: std::ptr::null_mut(),
+            warm_latch: std::ptr::null_mut(),
         };
         let site = Site::new(std::ptr::null_mut(), counters, std::ptr::null_mut(), 0, 0);
         // A failed specialization: generic now, retried at the next execution (counter 1).
