@@ -2,7 +2,7 @@
 
 use dynasmrt::ExecutableBuffer;
 use peregrine_runtime::code_state::CompiledCode;
-use peregrine_runtime::jit::specialize::Site;
+use peregrine_runtime::jit::specialize::{Site, Warmth};
 use peregrine_runtime::cpython::EvalFrameFn;
 use peregrine_runtime::Tier;
 
@@ -28,8 +28,9 @@ pub struct BaselineCode {
     pub(crate) _sites: Sites,
 }
 
-/// The [`Site`]s of one compiled code object.
-pub(crate) struct Sites(pub(crate) Box<[Site]>);
+/// The [`Site`]s of one compiled code object and the [`Warmth`] they point to (kept only for
+/// them).
+pub(crate) struct Sites(pub(crate) Box<[Site]>, #[allow(dead_code)] pub(crate) Box<Warmth>);
 
 // SAFETY: the sites are only read and written by the compiled code that owns them, which runs
 // with the GIL held; moving the box between threads does not move the sites.

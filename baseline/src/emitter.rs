@@ -48,9 +48,11 @@ pub const CFRAME: i32 = 80;
 ///
 /// `prev_instr` is read by whatever runs while an instruction runs (destructors, callees,
 /// tracebacks of its errors, other threads once the GIL is released) and by the hand-offs,
-/// which set it themselves. An instruction that runs nothing, cannot raise and heads no
-/// superinstruction (whose second half would raise at the first half's unit) need not store it:
-/// nothing can observe it before the next instruction stores its own.
+/// which set it themselves. A quiet instruction, one whose hot path calls nothing (LOAD_FAST,
+/// STORE_FAST, POP_TOP, ...), stores it only in the cold paths that call something or raise
+/// ([`ColdUnit`]): nothing can observe it on the hot path before the next instruction stores
+/// its own. Those cold paths also make the next instruction's tracing check themselves
+/// ([`Emitter::decref_rdi_quiet`]), so the hot path after a quiet instruction has none.
 #[derive(Clone, Copy)]
 pub struct Prelude {
     pub check_tracing: bool,
@@ -62,16 +64,48 @@ enum Stub {
     /// Hands the frame to the interpreter before an instruction (`prev_instr` = the unit before
     /// it), with `r14` the exact stack.
     HandOff { label: DynamicLabel, prev_instr: usize, reason: ExitReason },
+    /// A fast path's slow path: the site helper of `opcode oparg` (the generic instruction),
+    /// then back to `resume` or, tagged, the error exit.
+    SiteHelper { label: DynamicLabel, resume: DynamicLabel, opcode: u8, oparg: u32, helper: SiteHelper, site: *const Site },
     /// Eval breaker set: `pg_eval_breaker`, then back to `resume` or on to `handoff`.
     EvalBreaker { label: DynamicLabel, resume: DynamicLabel, handoff: DynamicLabel },
     /// Eval breaker set after a call: `pg_handle_pending`, then back to `resume` or to `error`.
     Pending { label: DynamicLabel, resume: DynamicLabel, error: DynamicLabel },
-    /// LOAD_FAST of an unset local: raise UnboundLocalError, then the error exit.
-    UnboundLocal { label: DynamicLabel, oparg: u32, error: DynamicLabel },
+    /// LOAD_FAST of an unset local: `prev_instr` = `unit`, raise UnboundLocalError, then the
+    /// error exit.
+    UnboundLocal { label: DynamicLabel, oparg: u32, error: DynamicLabel, unit: ColdUnit },
+    /// A quiet instruction's `Py_DECREF` reached zero: `prev_instr` = `unit`, the destructor, then
+    /// the next instruction's tracing check (to `tracing`; not when `heads_pair` and `bl` says the
+    /// pair runs, ceval checks nothing between its halves), back to `resume`.
+    /// (`unit` None: the instruction stored `prev_instr` itself; release builds only.)
+    Dealloc { label: DynamicLabel, resume: DynamicLabel, unit: Option<ColdUnit>, after: AfterCold, tracing: Option<DynamicLabel> },
     /// The same, for the second half of a superinstruction whose halves have different exception
     /// handlers: `pg_raise_unbound_in_pair`, then on to `handler` (the second half's) or out of
     /// the frame.
-    UnboundInPair { label: DynamicLabel, oparg: u32, handler: Option<Handler> },
+    UnboundInPair { label: DynamicLabel, oparg: u32, handler: Option<Handler>, first_half: usize },
+}
+
+/// What a quiet instruction's cold path does after it ran code (a destructor), before going back.
+#[derive(Clone, Copy, PartialEq)]
+pub enum AfterCold {
+    /// The next instruction's tracing check (its prelude has none: see [`Prelude`]).
+    Check,
+    /// The same, unless `bl` says the instruction heads a pair (dynamic pairing): ceval checks
+    /// nothing between a superinstruction's halves.
+    CheckUnlessPaired,
+    /// Nothing: the instruction heads a pair (a run's warm copy); the check comes after the pair.
+    Skip,
+}
+
+/// The code unit `prev_instr` must hold in a cold path of a quiet instruction, one that does not
+/// store it on its hot path (see [`Prelude`]).
+#[derive(Clone, Copy)]
+pub enum ColdUnit {
+    /// The instruction's own unit (an address, see [`Emitter::unit_addr`]).
+    Own(usize),
+    /// An instruction that may run as a superinstruction's second half: there `prev_instr` stays
+    /// on the first half's unit. Entered as a second half, `bh` is 1; entered on its own, 0.
+    ByEntry { own: usize, first_half: usize },
 }
 
 /// How far `opcode oparg` moves the stack pointer, from the opcode table.
@@ -98,6 +132,9 @@ pub struct Emitter {
     /// Subroutine (`call`ed, no C frame) that computes whether the code is warm into `ebx` and
     /// sets the latch when it is; only called while the latch is 0.
     warm_check: DynamicLabel,
+    /// Tracing hand-offs of cold paths that ran code, owed by the next instruction that emits
+    /// code: bound to its own tracing hand-off when its prelude is emitted.
+    pending_tracing: Vec<DynamicLabel>,
 }
 
 impl Emitter {
@@ -109,7 +146,7 @@ impl Emitter {
         let error = ops.new_dynamic_label();
         let handoff_traced = ops.new_dynamic_label();
         let warm_check = ops.new_dynamic_label();
-        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, handoff_traced, first_instr, warmth, warm_check })
+        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, handoff_traced, first_instr, warmth, warm_check, pending_tracing: Vec::new() })
     }
 
     pub fn label(&mut self) -> DynamicLabel {
@@ -120,6 +157,20 @@ impl Emitter {
     /// runs. `index` -1 is "before the first instruction".
     pub fn unit_addr(&self, index: isize) -> usize {
         (self.first_instr as isize + 2 * index) as usize
+    }
+
+    /// Jumps to `label`.
+    pub fn jump_to(&mut self, label: DynamicLabel) {
+        x64!(self.ops ; jmp =>label);
+    }
+
+    /// Goes to `label` unless the warm latch is set (see `set_bl_if_warm`); falls through, the
+    /// hot path, once the code is warm.
+    pub fn branch_if_not_warm(&mut self, label: DynamicLabel) {
+        x64!(self.ops
+            ; cmp BYTE [r15], 0
+            ; je =>label
+        );
     }
 
     /// Places `label` here.
@@ -160,6 +211,7 @@ impl Emitter {
     /// `check_tracing`), and point `prev_instr` at it (when `store_prev_instr`: tracebacks,
     /// `f_lineno` and destructors read it). See [`Prelude`] for when either can be left out.
     pub fn instr_prelude(&mut self, start: usize, index: usize, prelude: Prelude) {
+        self.bind_pending_tracing(start);
         if prelude.check_tracing {
             let tracing = self.handoff_before(start, ExitReason::Tracing);
             x64!(self.ops
@@ -174,6 +226,30 @@ impl Emitter {
                 ; mov [r12 + FRAME_PREV_INSTR], rax
             );
         }
+    }
+
+    /// Makes the tracing checks the previous instruction's cold paths owe this instruction (see
+    /// [`Emitter::decref_rdi_quiet`]) hand the frame over before it, at `start`, exactly as its
+    /// own prelude's check would.
+    pub fn bind_pending_tracing(&mut self, start: usize) {
+        for label in std::mem::take(&mut self.pending_tracing) {
+            self.stubs.push(Stub::HandOff { label, prev_instr: self.unit_addr(start as isize - 1), reason: ExitReason::Tracing });
+        }
+    }
+
+    /// `prev_instr` = `unit`. Clobbers `rax`.
+    fn store_cold_unit(&mut self, unit: ColdUnit) {
+        match unit {
+            ColdUnit::Own(own) => x64!(self.ops ; mov rax, QWORD own as i64),
+            ColdUnit::ByEntry { own, first_half } => x64!(self.ops
+                ; mov rax, QWORD own as i64
+                ; test bh, bh
+                ; jz >own
+                ; mov rax, QWORD first_half as i64
+                ; own:
+            ),
+        }
+        x64!(self.ops ; mov [r12 + FRAME_PREV_INSTR], rax);
     }
 
     /// The error exit of an instruction: the interpreter raises the pending exception at the
@@ -315,6 +391,13 @@ impl Emitter {
         );
     }
 
+    /// Emits the site helper of `opcode oparg` at `label` in the cold section, returning to
+    /// `resume` (see [`Emitter::call_site_helper`]): a fast path's slow path, out of the way of
+    /// the hot code.
+    pub fn cold_site_helper(&mut self, label: DynamicLabel, resume: DynamicLabel, opcode: u8, oparg: u32, helper: SiteHelper, site: *const Site) {
+        self.stubs.push(Stub::SiteHelper { label, resume, opcode, oparg, helper, site });
+    }
+
     /// `rax = helper(tstate, frame, r14, oparg)`.
     fn emit_helper_call(&mut self, helper: OpHelper, oparg: u32) {
         x64!(self.ops
@@ -413,13 +496,52 @@ impl Emitter {
             );
             return;
         }
+        // The destructor in the cold section: the hot path does not jump.
+        let (label, resume) = (self.label(), self.label());
+        self.stubs.push(Stub::Dealloc { label, resume, unit: None, after: AfterCold::Skip, tracing: None });
         x64!(self.ops
             ; dec QWORD [rdi]
-            ; jnz >alive
-            ; mov rax, QWORD cpython::_Py_Dealloc as *const () as usize as i64
-            ; call rax
-            ; alive:
+            ; jz =>label
+            ; =>resume
         );
+    }
+
+    /// `Py_DECREF(rdi)` in a quiet instruction (see [`Prelude`]): the destructor runs in a cold
+    /// path, which stores `prev_instr` (`unit`) first and then does `after`. Clobbers the
+    /// caller-saved registers in every case.
+    pub fn decref_rdi_quiet(&mut self, unit: ColdUnit, after: AfterCold) {
+        let (label, resume) = (self.label(), self.label());
+        let tracing = (after != AfterCold::Skip).then(|| self.label());
+        self.pending_tracing.extend(tracing);
+        self.stubs.push(Stub::Dealloc { label, resume, unit: Some(unit), after, tracing });
+        if ref_debug::ENABLED {
+            // The total moves as the header's Py_DECREF moves it; zero and negative counts go
+            // to `Py_DecRef` (the stub undoes both decrements first), which deallocates or
+            // reports the negative count.
+            x64!(self.ops
+                ; mov r11, QWORD ref_debug::total_addr() as i64
+                ; dec QWORD [r11]
+                ; dec QWORD [rdi]
+                ; jle =>label
+                ; =>resume
+            );
+        } else {
+            x64!(self.ops
+                ; dec QWORD [rdi]
+                ; jz =>label
+                ; =>resume
+            );
+        }
+    }
+
+    /// `Py_XDECREF(rdi)` in a quiet instruction (see [`Emitter::decref_rdi_quiet`]).
+    pub fn xdecref_rdi_quiet(&mut self, unit: ColdUnit, after: AfterCold) {
+        x64!(self.ops
+            ; test rdi, rdi
+            ; jz >null
+        );
+        self.decref_rdi_quiet(unit, after);
+        x64!(self.ops ; null:);
     }
 
     /// `Py_DECREF(rdi)` of an object that is never deallocated here (`True`, `False`): no
@@ -454,17 +576,19 @@ impl Emitter {
     }
 
     /// Loads local `index` into `rax`, or jumps to an UnboundLocalError exit if it is unset.
-    pub fn load_local_checked(&mut self, index: u32, error: DynamicLabel) {
+    /// `unit` is what `prev_instr` holds when it raises (the instruction stores none itself).
+    pub fn load_local_checked(&mut self, index: u32, error: DynamicLabel, unit: ColdUnit) {
         let unbound = self.label();
-        self.stubs.push(Stub::UnboundLocal { label: unbound, oparg: index, error });
+        self.stubs.push(Stub::UnboundLocal { label: unbound, oparg: index, error, unit });
         self.load_local_or(index, unbound);
     }
 
     /// [`Emitter::load_local_checked`] for a LOAD_FAST second half whose exception handler
-    /// differs from its first half's: `handler` is the second half's.
-    pub fn load_local_checked_in_pair(&mut self, index: u32, handler: Option<Handler>) {
+    /// differs from its first half's: `handler` is the second half's, `first_half` the address
+    /// of the first half's unit (where the traceback entry points).
+    pub fn load_local_checked_in_pair(&mut self, index: u32, handler: Option<Handler>, first_half: usize) {
         let unbound = self.label();
-        self.stubs.push(Stub::UnboundInPair { label: unbound, oparg: index, handler });
+        self.stubs.push(Stub::UnboundInPair { label: unbound, oparg: index, handler, first_half });
         self.load_local_or(index, unbound);
     }
 
@@ -570,11 +694,56 @@ impl Emitter {
             ; ret
         );
         self.emit_warm_check();
+        // A cold path's tracing check with no instruction after it (never emitted: the last
+        // instruction leaves the frame) would have nowhere to go.
+        for label in std::mem::take(&mut self.pending_tracing) {
+            x64!(self.ops ; =>label ; ud2);
+        }
         for stub in std::mem::take(&mut self.stubs) {
             match stub {
                 Stub::HandOff { label, prev_instr, reason } => {
                     x64!(self.ops ; =>label);
                     self.emit_handoff(prev_instr, reason);
+                }
+                Stub::Dealloc { label, resume, unit, after, tracing } => {
+                    x64!(self.ops ; =>label);
+                    if ref_debug::ENABLED {
+                        x64!(self.ops
+                            ; inc QWORD [rdi]
+                            ; inc QWORD [r11]
+                        );
+                        if let Some(unit) = unit {
+                            self.store_cold_unit(unit); // keeps rdi
+                        }
+                        x64!(self.ops
+                            ; mov rax, QWORD ref_debug::decref_fn() as i64
+                            ; call rax
+                        );
+                    } else {
+                        if let Some(unit) = unit {
+                            self.store_cold_unit(unit);
+                        }
+                        x64!(self.ops
+                            ; mov rax, QWORD cpython::_Py_Dealloc as *const () as usize as i64
+                            ; call rax
+                        );
+                    }
+                    if after == AfterCold::CheckUnlessPaired {
+                        x64!(self.ops ; test bl, bl ; jnz =>resume);
+                    }
+                    if let Some(tracing) = tracing {
+                        x64!(self.ops
+                            ; cmp BYTE [rbp - CFRAME], 0
+                            ; jne =>tracing
+                        );
+                    }
+                    x64!(self.ops ; jmp =>resume);
+                }
+                Stub::SiteHelper { label, resume, opcode, oparg, helper, site } => {
+                    let error = self.error;
+                    x64!(self.ops ; =>label);
+                    self.call_site_helper(opcode, helper, oparg, site, error);
+                    x64!(self.ops ; jmp =>resume);
                 }
                 Stub::EvalBreaker { label, resume, handoff } => {
                     x64!(self.ops
@@ -598,10 +767,11 @@ impl Emitter {
                         ; jmp =>resume
                     );
                 }
-                Stub::UnboundInPair { label, oparg, handler } => {
+                Stub::UnboundInPair { label, oparg, handler, first_half } => {
                     let packed = handler.map_or(ops::NO_HANDLER, |h| ((h.depth as u64) << 1) | h.push_lasti as u64);
+                    x64!(self.ops ; =>label);
+                    self.store_cold_unit(ColdUnit::Own(first_half));
                     x64!(self.ops
-                        ; =>label
                         ; mov rdi, r13
                         ; mov rsi, r12
                         ; mov rdx, r14
@@ -640,8 +810,9 @@ impl Emitter {
                         ; jmp =>epilogue
                     );
                 }
-                Stub::UnboundLocal { label, oparg, error } => {
+                Stub::UnboundLocal { label, oparg, error, unit } => {
                     x64!(self.ops ; =>label);
+                    self.store_cold_unit(unit);
                     self.emit_helper_call(ops::pg_unbound_local, oparg);
                     x64!(self.ops ; mov r14, rax ; test al, 1 ; jnz =>error);
                     // pg_unbound_local always tags its result, so the line above always jumps.

@@ -77,11 +77,10 @@ fn dict_lookup_at(e: &mut Emitter, dict_disp: i32, slow: DynamicLabel) {
     );
 }
 
-/// Ends a fast path: the slow path (the site helper) follows, then `done`.
+/// Ends a fast path at `done`; the slow path (the site helper) at `slow`, in the cold section,
+/// comes back there.
 fn slow_path(e: &mut Emitter, ins: &Instr, helper: peregrine_runtime::jit::ops::SiteHelper, site: *const Site, slow: DynamicLabel, done: DynamicLabel) {
-    let error = e.error_exit();
-    x64!(e.ops ; jmp =>done ; =>slow);
-    e.call_site_helper(ins.opcode, helper, ins.oparg, site, error);
+    e.cold_site_helper(slow, done, ins.opcode, ins.oparg, helper, site);
     x64!(e.ops ; =>done);
 }
 

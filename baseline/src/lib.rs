@@ -21,7 +21,7 @@ use emitter::Emitter;
 use peregrine_runtime::bytecode::{self, op, Instr};
 use peregrine_runtime::opcodes::Operand;
 use peregrine_runtime::code_state::{CompiledCode, WarmthCounters};
-use peregrine_runtime::jit::specialize::Site;
+use peregrine_runtime::jit::specialize::{Site, Warmth};
 use peregrine_runtime::cpython::{self, co_flags, ffi, CodeObject};
 use peregrine_runtime::CompileError;
 use templates::{gen_instr, template, NOT_COMPILED};
@@ -244,15 +244,15 @@ fn emit(
         .collect();
     // One specialization state per PRECALL (shared with its CALL), BINARY_SUBSCR,
     // UNPACK_SEQUENCE and COMPARE_OP, allocated before emitting: the code holds their addresses.
+    let code = (view.first_instr - std::mem::offset_of!(CodeObject, co_code_adaptive)) as *mut CodeObject;
+    let shared = Box::new(Warmth { code, counters: warmth });
     let sites = compiled::Sites(
         instrs
             .iter()
             .filter(|i| has_site(i.opcode))
-            .map(|i| {
-                let code = (view.first_instr - std::mem::offset_of!(CodeObject, co_code_adaptive)) as *mut CodeObject;
-                Site::new(code, warmth, e.unit_addr(i.index as isize) as *mut u16, 2 * i.index as u32, i.opcode)
-            })
+            .map(|i| Site::new(&*shared, e.unit_addr(i.index as isize) as *mut u16, 2 * i.index as u32, i.opcode))
             .collect(),
+        shared,
     );
     // Instructions entered other than by falling through: jump targets, the instruction after
     // each suspension point of generator code, the first. They always check for tracing.
@@ -268,6 +268,33 @@ fn emit(
             }
         }
     }
+    // Runs of pairable instructions (`templates::Pairing`), as `(first, last)` indices into
+    // `instrs`. A regular run, entered only at its first instruction and with no LOAD_FAST in it
+    // straddling a try block's edge, gets a warm copy with fixed roles and a cold copy with the
+    // dynamic form; `warm_run[k]` is the regular run instruction `k` is in.
+    let straddles = |k: usize| -> Option<Option<bytecode::Handler>> {
+        if second_entries[k].is_some() && instrs[k].opcode == op::LOAD_FAST {
+            let own = bytecode::exception_handler(&view.exception_table, instrs[k].index);
+            (bytecode::exception_handler(&view.exception_table, instrs[k - 1].index) != own).then_some(own)
+        } else {
+            None
+        }
+    };
+    let mut warm_run: Vec<Option<(usize, usize)>> = vec![None; instrs.len()];
+    let mut k = 0;
+    while k < instrs.len() {
+        let first = k;
+        while k + 1 < instrs.len() && second_entries[k + 1].is_some() {
+            k += 1;
+        }
+        let regular = (first + 1..=k).all(|j| !entered[instrs[j].start] && straddles(j).is_none());
+        if k > first && regular {
+            warm_run[first..=k].fill(Some((first, k)));
+        }
+        k += 1;
+    }
+    // The cold copies to emit after the body: (run, label, the first instruction's check).
+    let mut cold_copies: Vec<((usize, usize), dynasmrt::DynamicLabel, bool)> = Vec::new();
     // Whether nothing ran since the last tracing check on the fall-through path; whether an
     // instruction without code (its label is the next one's code) was entered.
     let mut nothing_ran = false;
@@ -294,12 +321,7 @@ fn emit(
             call_group_start = ins.start;
         }
         let resume_at = if matches!(ins.opcode, op::PRECALL | op::CALL) { call_group_start } else { ins.start };
-        let straddles_handlers = if second_entries[k].is_some() && ins.opcode == op::LOAD_FAST {
-            let own = bytecode::exception_handler(&view.exception_table, ins.index);
-            (bytecode::exception_handler(&view.exception_table, instrs[k - 1].index) != own).then_some(own)
-        } else {
-            None
-        };
+        let straddles_handlers = straddles(k);
         let site = match ins.opcode {
             o if has_site(o) => {
                 let site: *const Site = &sites.0[next_site];
@@ -312,19 +334,45 @@ fn emit(
             op::CALL => precall_site, // PRECALL/CALL pairs were checked
             _ => std::ptr::null(),
         };
-        let pairing = templates::Pairing {
-            second_entry: second_entries[k],
-            next_second_entry: second_entries.get(k + 1).copied().flatten(),
-            straddles_handlers,
-        };
         let is_entered = entered[ins.start] || entered_before;
         let check_tracing = is_entered || !nothing_ran;
+        let pairing = match warm_run[k] {
+            Some((first, last)) => {
+                if k == first {
+                    // Warm here, warm for the whole run: the copy with fixed roles.
+                    let cold = e.label();
+                    e.branch_if_not_warm(cold);
+                    cold_copies.push(((first, last), cold, check_tracing));
+                }
+                let role = if (k - first) % 2 == 1 {
+                    templates::WarmRole::Second { first_half_index: instrs[k - 1].index }
+                } else if k < last {
+                    templates::WarmRole::Head
+                } else {
+                    templates::WarmRole::Alone
+                };
+                templates::Pairing { warm_role: Some(role), ..Default::default() }
+            }
+            None => templates::Pairing {
+                warm_role: None,
+                second_entry: second_entries[k],
+                first_half_index: if k > 0 { instrs[k - 1].index } else { 0 },
+                next_second_entry: second_entries.get(k + 1).copied().flatten(),
+                straddles_handlers,
+            },
+        };
         gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, instrs.get(k + 1), pairing, site, check_tracing);
         if templates::emits_code(ins.opcode) {
             // Run as a second half, the instruction had no check of its own: the first half's
-            // code counts too.
-            let first_half_ran = second_entries[k].is_some() && !templates::runs_nothing(instrs[k - 1].opcode);
-            nothing_ran = templates::runs_nothing(ins.opcode) && !first_half_ran;
+            // code counts too (a quiet first half's cold path skips its check when the pair
+            // runs). The last of a regular run may be a second half in its cold copy, which
+            // goes on here: the dynamic rule, which covers the warm copy's.
+            let second = match warm_run[k] {
+                Some((first, last)) if k < last => (k - first) % 2 == 1,
+                _ => second_entries[k].is_some(),
+            };
+            let first_half_ran = second && !templates::runs_nothing(instrs[k - 1].opcode);
+            nothing_ran = templates::quiet(ins.opcode) && !first_half_ran;
             entered_before = false;
         } else {
             entered_before = is_entered;
@@ -333,7 +381,41 @@ fn emit(
             kwnames = std::ptr::null_mut();
         }
     }
-    let cold_start = e.finish();
+    // The regular runs' cold copies: the dynamic form, run until the code is warm at a run's
+    // start, then back to the instruction after the run.
+    let copies_start = e.offset();
+    for ((first, last), cold, check_first) in cold_copies {
+        e.bind(cold);
+        let entries: Vec<Option<dynasmrt::DynamicLabel>> =
+            (first..=last).map(|k| (k > first).then(|| e.label())).collect();
+        let mut nothing_ran = !check_first;
+        for k in first..=last {
+            let ins = &instrs[k];
+            instr_offsets.push(InstrOffset { bytecode: 2 * ins.index, opcode: ins.opcode, oparg: ins.oparg, native: e.offset() });
+            let pairing = templates::Pairing {
+                warm_role: None,
+                second_entry: entries[k - first],
+                first_half_index: if k > 0 { instrs[k - 1].index } else { 0 },
+                next_second_entry: if k < last { entries[k + 1 - first] } else { None },
+                straddles_handlers: None, // regular runs have none
+            };
+            let check_tracing = !nothing_ran;
+            gen_instr(&mut e, ins, ins.start, &labels, &view.consts, std::ptr::null_mut(), instrs.get(k + 1), pairing, std::ptr::null(), check_tracing);
+            let first_half_ran = entries[k - first].is_some() && !templates::runs_nothing(instrs[k - 1].opcode);
+            nothing_ran = templates::quiet(ins.opcode) && !first_half_ran;
+        }
+        // What the cold paths of the run's last instruction owe the next one that emits code.
+        let next = instrs[last + 1..].iter().position(|i| templates::emits_code(i.opcode)).map(|p| last + 1 + p);
+        if let Some(j) = next {
+            let resume_at = match instrs[j].opcode {
+                op::PRECALL | op::CALL if instrs[j - 1].opcode == op::KW_NAMES => instrs[j - 1].start,
+                _ => instrs[j].start,
+            };
+            e.bind_pending_tracing(resume_at);
+        }
+        e.jump_to(labels(instrs[last + 1].start));
+    }
+    let cold_start = e.finish().min(copies_start);
     let buffer = e
         .ops
         .finalize()

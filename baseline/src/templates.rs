@@ -8,7 +8,7 @@
 //! exception table), so compiled code never reaches a handler. `RAISE_VARARGS` and `RERAISE`,
 //! which always raise, hand off before running, so the interpreter raises exactly as it would.
 
-use crate::emitter::{x64, Emitter, Prelude, FRAME_LOCALSPLUS};
+use crate::emitter::{x64, AfterCold, ColdUnit, Emitter, Prelude, FRAME_LOCALSPLUS};
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::{op, Handler, Instr};
 use peregrine_runtime::cpython::ffi;
@@ -177,15 +177,35 @@ pub fn pairs_with(first: &Instr, second: &Instr) -> bool {
 /// when it is dispatched, so the first half computes it (warm code, `bl`) on its dispatched path
 /// and, if it pairs, enters the next instruction at `next_second_entry`, a second entry that skips
 /// the prelude. Entered there, an instruction heads no pair itself.
+///
+/// That is the dynamic form. A run of pairable instructions entered only at its start, when the
+/// code is already warm there, pairs by position from the start (warmth never goes back), so
+/// its warm copy is emitted with each instruction's role fixed ([`WarmRole`]): no flag, no
+/// branch. The dynamic form is then that run's cold copy, for the executions before warm-up.
 #[derive(Clone, Copy, Default)]
 pub struct Pairing {
+    /// In a run's warm copy: the instruction's fixed role (the dynamic fields are unused).
+    pub warm_role: Option<WarmRole>,
     /// This instruction's entry as a second half.
     pub second_entry: Option<DynamicLabel>,
+    /// The code unit of the first half, when `second_entry` is set.
+    pub first_half_index: usize,
     /// The next instruction's entry as a second half, when this one can head a pair with it.
     pub next_second_entry: Option<DynamicLabel>,
     /// For a LOAD_FAST second half whose exception handler differs from its first half's (the
     /// pair straddles a try block's edge): its own handler, if any.
     pub straddles_handlers: Option<Option<Handler>>,
+}
+
+/// An instruction's fixed place in a run's warm copy (see [`Pairing`]).
+#[derive(Clone, Copy)]
+pub enum WarmRole {
+    /// Heads a pair with the next instruction.
+    Head,
+    /// The second half of a pair; the first half is at code unit `first_half_index`.
+    Second { first_half_index: usize },
+    /// The last instruction of an odd run: dispatched on its own.
+    Alone,
 }
 
 /// Whether the template of `opcode` calls nothing (no helper, no destructor, no allocation) on
@@ -198,9 +218,17 @@ pub fn runs_nothing(opcode: u8) -> bool {
     matches!(opcode, LOAD_FAST | LOAD_CLOSURE | LOAD_CONST | PUSH_NULL | COPY | SWAP)
 }
 
-/// Whether `opcode`'s template can raise (and so reads `prev_instr` for the traceback).
-fn raises(opcode: u8) -> bool {
-    matches!(opcode, op::LOAD_FAST | op::LOAD_CLOSURE)
+/// Whether `opcode`'s template is quiet (see `emitter::Prelude`): its hot path calls nothing,
+/// so it stores no `prev_instr`; its cold paths store it themselves and, where they run code,
+/// make the next instruction's tracing check, so the instruction after it needs no check of its
+/// own either.
+pub fn quiet(opcode: u8) -> bool {
+    runs_nothing(opcode) || matches!(opcode, op::STORE_FAST | op::POP_TOP)
+}
+
+/// Whether a second half's cold paths read `bh` to tell how it was entered ([`ColdUnit`]).
+fn reads_entry_flag(opcode: u8) -> bool {
+    matches!(opcode, op::LOAD_FAST | op::STORE_FAST)
 }
 
 /// Whether the template of `opcode` emits any code (a prelude included).
@@ -231,35 +259,30 @@ pub fn gen_instr(
         return;
     }
     if let Template::HandOff = template {
+        e.bind_pending_tracing(ins.start);
         let label = e.handoff_before(ins.start, ExitReason::InterpreterOnlyInstruction);
         x64!(e.ops ; jmp =>label);
         return;
     }
-    let store_prev_instr = !(runs_nothing(ins.opcode) && !raises(ins.opcode) && pairing.next_second_entry.is_none());
-    e.instr_prelude(resume_at, ins.index, Prelude { check_tracing, store_prev_instr });
-    if pairing.next_second_entry.is_some() {
-        e.set_bl_if_warm(); // dispatched: heads a pair if the code is warm
-    }
-    let mut after_body = None;
-    if let Some(second) = pairing.second_entry {
-        let body = e.label();
-        x64!(e.ops ; jmp =>body ; =>second);
-        if pairing.next_second_entry.is_some() {
-            x64!(e.ops ; xor ebx, ebx); // a second half heads no pair
+    let own = e.unit_addr(ins.index as isize);
+    let (unit, after_cold, after_body) = match pairing.warm_role {
+        Some(role) => {
+            let (unit, after_cold) = match role {
+                // The pair's second half runs next, without a check: the instruction after the
+                // pair makes it (its prelude checks after a first half that is not runs_nothing).
+                WarmRole::Head => (ColdUnit::Own(own), AfterCold::Skip),
+                WarmRole::Second { first_half_index } => {
+                    (ColdUnit::Own(e.unit_addr(first_half_index as isize)), AfterCold::Check)
+                }
+                WarmRole::Alone => (ColdUnit::Own(own), AfterCold::Check),
+            };
+            if !matches!(role, WarmRole::Second { .. }) {
+                e.instr_prelude(resume_at, ins.index, Prelude { check_tracing, store_prev_instr: !quiet(ins.opcode) });
+            }
+            (unit, after_cold, None)
         }
-        if let Some(handler) = pairing.straddles_handlers {
-            // ceval raises the second half's UnboundLocalError with the traceback entry at the
-            // first half and the exception table searched at the second, which one hand-off
-            // cannot do: this path unwinds to the second half's handler itself.
-            let after = e.label();
-            e.load_local_checked_in_pair(ins.oparg, handler);
-            e.incref_rax();
-            e.push_rax();
-            x64!(e.ops ; jmp =>after);
-            after_body = Some(after);
-        }
-        x64!(e.ops ; =>body);
-    }
+        None => gen_dynamic_pairing(e, ins, resume_at, pairing, check_tracing, own),
+    };
     match template {
         Template::Helper(_) if ins.opcode == op::COMPARE_OP && next.is_some_and(combines_with_compare) => {
             // The site replays whether ceval runs a combined compare-and-jump form here; where
@@ -302,7 +325,7 @@ pub fn gen_instr(
         }
         LOAD_FAST | LOAD_CLOSURE => {
             let error = e.error_exit();
-            e.load_local_checked(oparg, error);
+            e.load_local_checked(oparg, error, unit);
             e.incref_rax();
             e.push_rax();
         }
@@ -313,7 +336,7 @@ pub fn gen_instr(
                 ; mov rdi, [r12 + local]
                 ; mov [r12 + local], rax
             );
-            e.xdecref_rdi();
+            e.xdecref_rdi_quiet(unit, after_cold);
         }
         LOAD_CONST => {
             x64!(e.ops ; mov rax, QWORD consts[oparg as usize] as i64);
@@ -322,7 +345,7 @@ pub fn gen_instr(
         }
         POP_TOP => {
             x64!(e.ops ; sub r14, 8 ; mov rdi, [r14]);
-            e.decref_rdi();
+            e.decref_rdi_quiet(unit, AfterCold::Check);
         }
         PUSH_NULL => {
             x64!(e.ops ; mov QWORD [r14], 0 ; add r14, 8);
@@ -519,6 +542,58 @@ pub fn gen_instr(
         // Only LOAD_FAST, STORE_FAST and LOAD_CONST head pairs; their code keeps `rbx`.
         x64!(e.ops ; test bl, bl ; jnz =>next_second);
     }
+}
+
+/// The prelude and entries of an instruction under the dynamic pairing (see [`Pairing`]):
+/// returns what its cold paths store in `prev_instr`, what they do after running code, and the
+/// label its second entry's own path (a straddling LOAD_FAST) joins after the body.
+fn gen_dynamic_pairing(
+    e: &mut Emitter,
+    ins: &Instr,
+    resume_at: usize,
+    pairing: Pairing,
+    check_tracing: bool,
+    own: usize,
+) -> (ColdUnit, AfterCold, Option<DynamicLabel>) {
+    e.instr_prelude(resume_at, ins.index, Prelude { check_tracing, store_prev_instr: !quiet(ins.opcode) });
+    let heads_pair = pairing.next_second_entry.is_some();
+    let entry_flag = pairing.second_entry.is_some() && reads_entry_flag(ins.opcode);
+    if heads_pair {
+        e.set_bl_if_warm(); // dispatched: heads a pair if the code is warm (bh = 0)
+    } else if entry_flag {
+        x64!(e.ops ; xor ebx, ebx); // dispatched, not a second half (bh = 0)
+    }
+    let unit = match pairing.second_entry {
+        Some(_) if entry_flag => {
+            ColdUnit::ByEntry { own, first_half: e.unit_addr(pairing.first_half_index as isize) }
+        }
+        _ => ColdUnit::Own(own),
+    };
+    let mut after_body = None;
+    if let Some(second) = pairing.second_entry {
+        let body = e.label();
+        x64!(e.ops ; jmp =>body ; =>second);
+        if entry_flag {
+            x64!(e.ops ; mov ebx, 0x100); // a second half (bh = 1) heads no pair (bl = 0)
+        } else if heads_pair {
+            x64!(e.ops ; xor ebx, ebx); // a second half heads no pair
+        }
+        if let Some(handler) = pairing.straddles_handlers {
+            // ceval raises the second half's UnboundLocalError with the traceback entry at the
+            // first half and the exception table searched at the second, which one hand-off
+            // cannot do: this path unwinds to the second half's handler itself.
+            let after = e.label();
+            let first_half = e.unit_addr(pairing.first_half_index as isize);
+            e.load_local_checked_in_pair(ins.oparg, handler, first_half);
+            e.incref_rax();
+            e.push_rax();
+            x64!(e.ops ; jmp =>after);
+            after_body = Some(after);
+        }
+        x64!(e.ops ; =>body);
+    }
+    let after_cold = if heads_pair { AfterCold::CheckUnlessPaired } else { AfterCold::Check };
+    (unit, after_cold, after_body)
 }
 
 #[cfg(test)]

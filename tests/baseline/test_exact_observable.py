@@ -789,6 +789,44 @@ def test_store_pair_destructor_in_a_loop():
     run_both(f)
 
 
+class WarmsOnDeath:
+    """Its death calls `fn` often enough to warm fn's code up (as stock counts RESUMEs)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __del__(self):
+        for _ in range(CALLS):
+            self.fn([], [])
+
+
+def test_code_warmed_up_in_the_middle_of_a_store_run():
+    # a, b, c, d = ... is UNPACK_SEQUENCE then a run of four STORE_FASTs. In the first call the
+    # code is cold (no pairs) until the old `a`, the only reference to a WarmsOnDeath, dies in the
+    # first STORE_FAST: its destructor warms the code up, so from the next dispatch on the rest
+    # of the run pairs: STORE_FAST b; STORE_FAST c run as one instruction (the old `c` dies at
+    # b's unit), d alone. Later calls start the run warm: (a, b) and (c, d) pair.
+    def f():
+        out = []
+
+        def body(holder, log):
+            a, b, c, d = holder.pop() if holder else None, Dies(log), Dies(log), Dies(log)
+            if not log:
+                return
+            a, b, c, d = None, None, None, None
+            return a
+
+        for i in range(4):
+            log = [i]
+            body([WarmsOnDeath(body)] if i == 0 else [], log)
+            out.append(log)
+        return out
+
+    out = run_both(f)
+    first, warm = out.value[0][1:], out.value[1][1:]
+    assert first[1] == first[0] and warm[0] != warm[1] == warm[2], out.value
+
+
 def test_unbound_local_in_a_pair_that_straddles_a_try_block():
     # STORE_FAST x ends the try body, LOAD_FAST y starts the finally body of the normal exit: in
     # warm code they run as one instruction, whose traceback entry is STORE_FAST's while the

@@ -48,9 +48,9 @@ fn counter_backoff(counter: u16) -> u16 {
 pub struct Site {
     /// The instruction's own code unit.
     pub unit: *mut u16,
-    /// The code object and its state's counters, for [`Site::is_warm`].
-    code: *mut CodeObject,
-    warmth: WarmthCounters,
+    /// The code object and its state's counters, for [`Site::is_warm`]: one per compiled code
+    /// object, beside its sites.
+    warmth: *const Warmth,
     /// The specialized form, or [`ADAPTIVE`]; numbered by the instruction's helpers.
     form: Cell<u8>,
     /// The adaptive counter (backoff in the low bits) or, once specialized, the misses left.
@@ -68,12 +68,17 @@ pub struct Site {
     pub opcode: u8,
 }
 
+/// What tells whether a compiled code object is warm ([`Site::is_warm`]), shared by its sites.
+pub struct Warmth {
+    pub code: *mut CodeObject,
+    pub counters: WarmthCounters,
+}
+
 impl Site {
-    /// A site of `code` (whose code state's counters are `warmth`) at code unit `unit`.
-    pub fn new(code: *mut CodeObject, warmth: WarmthCounters, unit: *mut u16, bytecode_offset: u32, opcode: u8) -> Site {
+    /// A site at code unit `unit` of the code object `warmth` describes, which must outlive it.
+    pub fn new(warmth: *const Warmth, unit: *mut u16, bytecode_offset: u32, opcode: u8) -> Site {
         Site {
             unit,
-            code,
             warmth,
             form: Cell::new(ADAPTIVE),
             // Quickening leaves every adaptive counter at zero: the first warm execution
@@ -99,18 +104,19 @@ impl Site {
     /// looking the code state up.
     #[inline]
     pub(crate) fn is_warm(&self) -> bool {
-        // SAFETY: the site lives in the compiled code of `code`, which keeps the code object and
-        // its code state (pooled, never freed) alive; the GIL is held by the code running.
+        // SAFETY: the site and its `Warmth` live in the compiled code of `code`, which keeps the
+        // code object and its code state (pooled, never freed) alive; the GIL is held by the
+        // code running.
         unsafe {
-            if *self.warmth.warm_latch != 0 {
+            let Warmth { code, counters: c } = &*self.warmth;
+            if *c.warm_latch != 0 {
                 return true;
             }
-            let warm = (*self.code).co_warmup == 0
-                || (*self.warmth.entries).saturating_sub(*self.warmth.generator_creations) as u64
-                    + (*self.warmth.backward_jumps) as u64
+            let warm = (**code).co_warmup == 0
+                || (*c.entries).saturating_sub(*c.generator_creations) as u64 + (*c.backward_jumps) as u64
                     >= WARMUP_DELAY as u64;
             if warm {
-                *self.warmth.warm_latch = 1;
+                *c.warm_latch = 1;
             }
             warm
         }
@@ -173,7 +179,8 @@ mod tests {
             backward_jumps: std::ptr::null_mut(),
             warm_latch: std::ptr::null_mut(),
         };
-        let site = Site::new(std::ptr::null_mut(), counters, std::ptr::null_mut(), 0, 0);
+        let warmth = Warmth { code: std::ptr::null_mut(), counters };
+        let site = Site::new(&warmth, std::ptr::null_mut(), 0, 0);
         // A failed specialization: generic now, retried at the next execution (counter 1).
         assert_eq!(site.execute(|_| ADAPTIVE, |_, _| true), ADAPTIVE);
         let mut tried = false;
@@ -210,5 +217,5 @@ mod size_tests {
         assert_eq!(std::mem::size_of::<super::Site>(), SITE_BYTES);
     }
 
-    const SITE_BYTES: usize = 192;
+    const SITE_BYTES: usize = 168;
 }
