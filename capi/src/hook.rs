@@ -258,6 +258,7 @@ pub fn install() -> Result<(), String> {
     unsafe { peregrine_runtime::cpython::layout::iterator_layouts_verified() };
     // SAFETY: GIL held; our hook has the right signature and lives as long as the process.
     unsafe { cpython::_PyInterpreterState_SetEvalFrameFunc(current_interp(), peregrine_eval_frame) };
+    peregrine_runtime::jit::direct_call::set_hook_installed(true);
     log::info!("frame hook installed");
     Ok(())
 }
@@ -273,6 +274,7 @@ pub fn uninstall() {
                 cpython::_PyEval_EvalFrameDefault,
             )
         };
+        peregrine_runtime::jit::direct_call::set_hook_installed(false);
         log::info!("frame hook removed");
     }
 }

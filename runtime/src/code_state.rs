@@ -274,11 +274,23 @@ unsafe fn lookup<'a>(code: *mut ffi::PyObject) -> Lookup<'a> {
         return Lookup::Unavailable;
     }
     let mut extra: *mut c_void = std::ptr::null_mut();
-    // SAFETY: caller guarantees the GIL and a code object.
-    if unsafe { cpython::_PyCode_GetExtra(code, index, &mut extra) } != 0 {
-        // SAFETY: GIL held; drop the error GetExtra raised (not a code object).
-        unsafe { ffi::PyErr_Clear() };
-        return Lookup::Unavailable;
+    if TRIM_EXTRAS.load(Ordering::Relaxed) {
+        // The extras layout was verified at initialisation: read the slot as `_PyCode_GetExtra`
+        // does, without its call and type check (the hook runs this for every frame).
+        // SAFETY: caller guarantees the GIL and a code object; the array holds `ce_size` slots.
+        unsafe {
+            let extras = (*(code as *mut cpython::CodeObject)).co_extra as *const CodeObjectExtra;
+            if !extras.is_null() && index < (*extras).ce_size {
+                extra = *(std::ptr::addr_of!((*extras).ce_extras) as *const *mut c_void).offset(index);
+            }
+        }
+    } else {
+        // SAFETY: caller guarantees the GIL and a code object.
+        if unsafe { cpython::_PyCode_GetExtra(code, index, &mut extra) } != 0 {
+            // SAFETY: GIL held; drop the error GetExtra raised (not a code object).
+            unsafe { ffi::PyErr_Clear() };
+            return Lookup::Unavailable;
+        }
     }
     // SAFETY: a non-null extra at our index is always a pooled `CodeState`, never freed.
     match unsafe { (extra as *const CodeState).as_ref() } {

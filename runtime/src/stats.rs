@@ -46,6 +46,9 @@ pub struct TierStats {
     pub compiled: Counter,
     /// Frames that ran in this tier's code.
     pub entries: Counter,
+    /// Of `entries`, frames that compiled code pushed and entered itself (a direct call, without
+    /// vectorcall and the hook).
+    pub direct_calls: Counter,
     /// Wall time spent compiling, in nanoseconds.
     pub compile_ns: Counter,
     /// Bytes of machine code produced.
@@ -61,6 +64,7 @@ impl TierStats {
         TierStats {
             compiled: Counter::new(),
             entries: Counter::new(),
+            direct_calls: Counter::new(),
             compile_ns: Counter::new(),
             code_bytes: Counter::new(),
             deopts: Counter::new(),
@@ -72,6 +76,7 @@ impl TierStats {
         for c in [
             &self.compiled,
             &self.entries,
+            &self.direct_calls,
             &self.compile_ns,
             &self.code_bytes,
             &self.deopts,

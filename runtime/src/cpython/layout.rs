@@ -39,7 +39,7 @@ pub struct CFrame {
     pub previous: *mut CFrame,
 }
 
-/// Prefix of `struct _ts` (`PyThreadState`, Include/cpython/pystate.h) up to `async_exc`.
+/// Prefix of `struct _ts` (`PyThreadState`, Include/cpython/pystate.h) up to `datastack_limit`.
 #[repr(C)]
 pub struct ThreadState {
     pub prev: *mut ThreadState,
@@ -64,6 +64,34 @@ pub struct ThreadState {
     pub dict: *mut PyObject,
     pub gilstate_counter: c_int,
     pub async_exc: *mut PyObject,
+    pub thread_id: std::os::raw::c_ulong,
+    pub native_thread_id: std::os::raw::c_ulong,
+    pub trash_delete_nesting: c_int,
+    pub trash_delete_later: *mut PyObject,
+    pub on_delete: *mut c_void,
+    pub on_delete_data: *mut c_void,
+    pub coroutine_origin_tracking_depth: c_int,
+    pub async_gen_firstiter: *mut PyObject,
+    pub async_gen_finalizer: *mut PyObject,
+    pub context: *mut PyObject,
+    pub context_ver: u64,
+    pub id: u64,
+    /// `PyTraceInfo`: a code object pointer and a `PyCodeAddressRange`, never read here.
+    pub trace_info: [u64; 6],
+    /// The data stack that frames are pushed on: the current chunk, its first free slot and its
+    /// end (`_PyThreadState_BumpFramePointer` pushes while `top + size < limit`).
+    pub datastack_chunk: *mut StackChunk,
+    pub datastack_top: *mut *mut PyObject,
+    pub datastack_limit: *mut *mut PyObject,
+}
+
+/// `_PyStackChunk` (Include/cpython/pystate.h): one chunk of a thread's frame data stack.
+#[repr(C)]
+pub struct StackChunk {
+    pub previous: *mut StackChunk,
+    pub size: usize,
+    pub top: usize,
+    pub data: [*mut PyObject; 1],
 }
 
 /// `PyCodeObject` (Include/cpython/code.h, `_PyCode_DEF`), up to the start of `co_code_adaptive`.
@@ -183,8 +211,9 @@ pub struct FunctionObject {
     pub func_version: u32,
 }
 
-/// `PyFrameObject` (`struct _frame`, Include/internal/pycore_frame.h), up to `f_trace_opcodes`:
-/// what ceval's `call_trace` and `maybe_call_line_trace` read and write.
+/// `PyFrameObject` (`struct _frame`, Include/internal/pycore_frame.h): what ceval's `call_trace`
+/// and `maybe_call_line_trace` read and write, and the frame data a frame object owns once the
+/// frame it was made for has finished while the object is still referenced (`take_ownership`).
 #[repr(C)]
 pub struct FrameObject {
     pub ob_refcnt: Py_ssize_t,
@@ -196,6 +225,9 @@ pub struct FrameObject {
     pub f_lineno: c_int,
     pub f_trace_lines: c_char,
     pub f_trace_opcodes: c_char,
+    pub f_fast_as_locals: c_char,
+    /// Flexible array: an `_PyInterpreterFrame` owned by the frame object.
+    pub _f_frame_data: [*mut PyObject; 1],
 }
 
 /// `PyDictObject` (Include/cpython/dictobject.h), up to `ma_values`. `ma_version_tag` is PEP
@@ -336,7 +368,11 @@ pub const FIELDS: &[FieldCheck] = fields! {
     "PyThreadState", ThreadState => [prev, next, interp, recursion_remaining, recursion_limit,
         recursion_headroom, tracing, tracing_what, cframe, c_profilefunc, c_tracefunc,
         c_profileobj, c_traceobj, curexc_type, curexc_value, curexc_traceback, exc_info, dict,
-        gilstate_counter, async_exc];
+        gilstate_counter, async_exc, thread_id, native_thread_id, trash_delete_nesting,
+        trash_delete_later, on_delete, on_delete_data, coroutine_origin_tracking_depth,
+        async_gen_firstiter, async_gen_finalizer, context, context_ver, id, trace_info,
+        datastack_chunk, datastack_top, datastack_limit];
+    "_PyStackChunk", StackChunk => [previous, size, top, data];
     "PyCodeObject", CodeObject => [co_consts, co_names, co_exceptiontable, co_flags, co_warmup,
         co_argcount, co_posonlyargcount, co_kwonlyargcount, co_stacksize, co_firstlineno,
         co_nlocalsplus, co_nlocals, co_nplaincellvars, co_ncellvars, co_nfreevars,
@@ -351,7 +387,8 @@ pub const FIELDS: &[FieldCheck] = fields! {
     "PyFunctionObject", FunctionObject => [func_globals, func_builtins, func_name, func_qualname,
         func_code, func_defaults, func_kwdefaults, func_closure, func_doc, func_dict,
         func_weakreflist, func_module, func_annotations, vectorcall, func_version];
-    "PyFrameObject", FrameObject => [f_back, f_frame, f_trace, f_lineno, f_trace_lines, f_trace_opcodes];
+    "PyFrameObject", FrameObject => [f_back, f_frame, f_trace, f_lineno, f_trace_lines, f_trace_opcodes,
+        f_fast_as_locals, _f_frame_data];
     "struct _ceval_state", CevalState => [recursion_limit, eval_breaker, gil_drop_request];
     "PyDictObject", DictObject => [ma_used, ma_version_tag, ma_keys, ma_values];
     "PyDictKeysObject", DictKeysObject => [dk_refcnt, dk_log2_size, dk_log2_index_bytes, dk_kind,
@@ -370,6 +407,7 @@ pub const SIZES: &[(&str, usize)] = &[
     ("PyCellObject", std::mem::size_of::<CellObject>()),
     ("PyDictUnicodeEntry", std::mem::size_of::<DictUnicodeEntry>()),
     ("PyMemberDef", std::mem::size_of::<MemberDef>()),
+    ("PyTraceInfo", std::mem::size_of::<[u64; 6]>()),
 ];
 
 /// Extra offsets that are not fields of a struct declared here.

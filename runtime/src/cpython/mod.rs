@@ -14,7 +14,7 @@ use std::os::raw::c_int;
 
 pub use layout::{
     CFrame, CellObject, CevalState, CodeObject, FrameObject, FunctionObject, GenObject, InterpreterFrame,
-    MethodDescrObject, MethodObject, ThreadState,
+    MethodDescrObject, MethodObject, StackChunk, ThreadState,
 };
 
 /// `PyObject *f(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)`: the PEP 523

@@ -5,6 +5,7 @@
 //! Every function here is `extern "C"`, runs with the GIL held, and must not unwind: they contain
 //! no panicking operations on their paths (a panic in an `extern "C"` function aborts).
 
+pub mod direct_call;
 pub mod frame;
 pub mod gen;
 pub mod inline_cache;

@@ -7,6 +7,7 @@
 //! Bytecode arguments (`oparg`) were validated by the compiler against the code object (constant,
 //! name and local indices in range), so helpers index without further checks.
 
+use super::direct_call::{try_direct_call, DirectCall};
 use super::support::{code, local_name, local_slot, name_at, new_bool, peek, put};
 use super::specialize::{Site, ADAPTIVE};
 use super::{error_at, Sp};
@@ -964,7 +965,7 @@ unsafe fn call_directly(
 /// pushes it inline), PRECALL's unit when a specialized PRECALL form runs the call. The error
 /// exit raises there too.
 pub unsafe extern "C" fn pg_call(
-    _t: *mut ThreadState,
+    t: *mut ThreadState,
     frame: *mut InterpreterFrame,
     sp: Sp,
     oparg: u32,
@@ -986,6 +987,15 @@ pub unsafe extern "C" fn pg_call(
         if let Some(_) = form {
             (*frame).prev_instr = (*site).unit;
         } else if ffi::Py_TYPE(function) == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            if nkw == 0 {
+                let last_unit = (*frame).prev_instr.add(CALL_CACHES);
+                if let DirectCall::Done(res) = try_direct_call(t, frame, function, args, total, last_unit) {
+                    // The callee's frame took the callable and the arguments.
+                    let base = sp.sub(total + 2 - is_meth);
+                    *base = res;
+                    return if res.is_null() { error_at(base.add(1)) } else { base.add(1) };
+                }
+            }
             inlined = Some(super::frame::expect_inlined_frame(frame, function, CALL_CACHES));
         }
         let res = match form.and_then(|f| call_directly(f, function, args, total, nkw, kwnames)) {

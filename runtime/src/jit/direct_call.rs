@@ -1,0 +1,277 @@
+//! Direct calls: compiled code calling a Python function whose code is compiled pushes the
+//! callee's `_PyInterpreterFrame` itself and enters its machine code, without
+//! `PyObject_Vectorcall`, `_PyEval_Vector` and the hook, the way stock 3.11 pushes a Python
+//! callee's frame inline in CALL (`CALL_PY_EXACT_ARGS`, `CALL_PY_WITH_DEFAULTS`, the generic
+//! CALL's `_PyEvalFramePushAndInit`): the frame steals the arguments and the callable from the
+//! caller's stack, so a callee sees the reference counts stock shows (through vectorcall it saw
+//! one more), and the caller's `prev_instr` moves to CALL's last cache unit once the frame is
+//! pushed.
+//!
+//! libpython does not export its frame push, clear and pop (shared/design/cpython-3.11.md), so
+//! they are written here against the layouts in `cpython::layout`: [`push_frame`],
+//! [`clear_and_pop`] and, for a frame object that outlives its frame (a traceback or
+//! `sys._getframe()` kept it), [`take_ownership`]. A callee whose code is not compiled (or while
+//! tracing is on, or near the C stack's end) still gets its frame pushed here, and the
+//! frame-evaluation function (the hook) runs it, as `_PyEval_Vector` would have. Everything this
+//! does not handle goes the generic way and is told apart by [`DirectCall::NotHandled`]: keyword
+//! arguments, `*args` and `**kwargs` parameters, keyword-only parameters, generators and
+//! coroutines, a full data-stack chunk.
+
+use super::Sp;
+use crate::code_state::CodeState;
+use crate::cpython::{co_flags, ffi, CodeObject, FrameObject, FunctionObject, InterpreterFrame, ThreadState};
+use crate::options::OPTIMIZE_THRESHOLD;
+use crate::stats::STATS;
+use crate::Tier;
+use std::mem::offset_of;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `FRAME_OWNED_BY_THREAD` and `FRAME_OWNED_BY_FRAME_OBJECT` (`enum _frameowner`).
+const OWNED_BY_THREAD: i8 = 0;
+const OWNED_BY_FRAME_OBJECT: i8 = 2;
+
+/// `FRAME_SPECIALS_SIZE`: the words of a frame before `localsplus`.
+const FRAME_SPECIALS_WORDS: usize = offset_of!(InterpreterFrame, localsplus) / 8;
+
+/// Whether the hook is the interpreter's frame evaluator: compiled callees are entered directly
+/// only then (with the JIT disabled, new frames run in the interpreter, even those compiled code
+/// still running calls).
+static HOOK_INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Called by the hook's installation and removal.
+pub fn set_hook_installed(installed: bool) {
+    HOOK_INSTALLED.store(installed, Ordering::Relaxed);
+}
+
+/// What [`try_direct_call`] did.
+pub enum DirectCall {
+    /// Not a call this path handles: nothing was touched, the caller calls the generic way.
+    NotHandled,
+    /// The call ran: the result (null with an exception set). The arguments and the callable
+    /// were consumed.
+    Done(*mut ffi::PyObject),
+}
+
+/// Calls `function`, an exact Python function, with the `nargs` positional arguments at `args`,
+/// directly if its shape and state allow (see the module documentation). `caller` is the
+/// running frame of compiled code and `last_unit` its CALL's last cache unit.
+///
+/// # Safety
+/// GIL held; `function` is an exact `PyFunction` and it and the arguments are strong references
+/// on `caller`'s value stack, which on [`DirectCall::Done`] the callee owns (the caller must
+/// drop those slots without releasing them).
+#[inline]
+pub unsafe fn try_direct_call(
+    tstate: *mut ThreadState,
+    caller: *mut InterpreterFrame,
+    function: *mut ffi::PyObject,
+    args: Sp,
+    nargs: usize,
+    last_unit: *mut u16,
+) -> DirectCall {
+    // SAFETY: per the contract; every pointer read is a field of a live object.
+    unsafe {
+        let func = function as *mut FunctionObject;
+        let code = (*func).func_code as *mut CodeObject;
+        let flags = (*code).co_flags;
+        let rejected = co_flags::CO_VARARGS | co_flags::CO_VARKEYWORDS | co_flags::RESUMABLE;
+        if flags & co_flags::CO_OPTIMIZED == 0 || flags & rejected != 0 || (*code).co_kwonlyargcount != 0 {
+            return DirectCall::NotHandled;
+        }
+        let argcount = (*code).co_argcount as usize;
+        let defaults = (*func).func_defaults;
+        let ndefaults = if defaults.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(defaults) as usize };
+        if nargs > argcount || nargs + ndefaults < argcount {
+            return DirectCall::NotHandled;
+        }
+        let Some(frame) = push_frame(tstate, code) else {
+            return DirectCall::NotHandled;
+        };
+        // `_PyFrame_InitializeSpecials`: the frame owns the callable's stack reference.
+        (*frame).f_func = function;
+        (*frame).f_code = code;
+        ffi::Py_INCREF(code as *mut ffi::PyObject);
+        (*frame).f_builtins = (*func).func_builtins;
+        (*frame).f_globals = (*func).func_globals;
+        (*frame).f_locals = std::ptr::null_mut();
+        let nlocalsplus = (*code).co_nlocalsplus as usize;
+        (*frame).stacktop = nlocalsplus as i32;
+        (*frame).frame_obj = std::ptr::null_mut();
+        (*frame).prev_instr = (std::ptr::addr_of_mut!((*code).co_code_adaptive) as *mut u16).wrapping_sub(1);
+        (*frame).is_entry = false;
+        (*frame).owner = OWNED_BY_THREAD as std::os::raw::c_char;
+        // The arguments (stolen), the defaults the call leaves out, then empty locals.
+        let locals = std::ptr::addr_of_mut!((*frame).localsplus) as Sp;
+        std::ptr::copy_nonoverlapping(args, locals, nargs);
+        for i in nargs..argcount {
+            let default = ffi::PyTuple_GET_ITEM(defaults, (i + ndefaults - argcount) as ffi::Py_ssize_t);
+            ffi::Py_INCREF(default);
+            *locals.add(i) = default;
+        }
+        for i in argcount..nlocalsplus {
+            *locals.add(i) = std::ptr::null_mut();
+        }
+        // Pushed: as ceval's inline call, the caller now shows CALL's last cache unit.
+        (*caller).prev_instr = last_unit;
+        let result = match compiled_entry(tstate, code) {
+            Some((state, entry)) => {
+                state.count_entry();
+                STATS.baseline.entries.add_with_gil(1);
+                STATS.baseline.direct_calls.add_with_gil(1);
+                entry(tstate, frame, 0)
+            }
+            // Not compiled (yet), tracing on, a deep recursion: the frame-evaluation function
+            // decides, as `_PyEval_Vector` has it do (the hook, normally).
+            None => crate::cpython::_PyInterpreterState_GetEvalFrameFunc((*tstate).interp as *mut ffi::PyInterpreterState)(tstate, frame, 0),
+        };
+        clear_and_pop(tstate, frame);
+        DirectCall::Done(result)
+    }
+}
+
+/// The state and baseline entry of `code` when a frame of it may enter compiled code directly:
+/// what the hook would run, without the hook's own work (tracing on at entry, a tier to
+/// compile or try, a C stack to switch) being due.
+///
+/// # Safety
+/// GIL held; `code` is a live code object.
+#[inline(always)]
+unsafe fn compiled_entry<'a>(tstate: *mut ThreadState, code: *mut CodeObject) -> Option<(&'a CodeState, crate::cpython::EvalFrameFn)> {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*(*tstate).cframe).use_tracing != 0 || !HOOK_INSTALLED.load(Ordering::Relaxed) {
+            return None;
+        }
+        let state = CodeState::existing(code as *mut ffi::PyObject)?;
+        let Some((entry, Tier::Baseline)) = state.entry() else {
+            return None;
+        };
+        if let Some(threshold) = OPTIMIZE_THRESHOLD.get() {
+            if state.entries() >= threshold && state.not_tried(Tier::Optimized) {
+                return None;
+            }
+        }
+        if crate::cstack::nearly_exhausted() {
+            return None;
+        }
+        Some((state, entry))
+    }
+}
+
+/// `_PyThreadState_BumpFramePointer` without its slow path: room for a frame of `code` in the
+/// current data-stack chunk, or `None` (a new chunk is the generic path's business). Never the
+/// first slot of a chunk, which the pop would take for an empty chunk to free.
+///
+/// # Safety
+/// GIL held; `tstate` is the current thread state, `code` a live code object.
+#[inline(always)]
+unsafe fn push_frame(tstate: *mut ThreadState, code: *mut CodeObject) -> Option<*mut InterpreterFrame> {
+    // SAFETY: per the contract; the chunk is the thread's current one.
+    unsafe {
+        let base = (*tstate).datastack_top;
+        let chunk = (*tstate).datastack_chunk;
+        if base.is_null() || chunk.is_null() || base == std::ptr::addr_of_mut!((*chunk).data) as *mut *mut ffi::PyObject {
+            return None;
+        }
+        let size = (*code).co_nlocalsplus as usize + (*code).co_stacksize as usize + FRAME_SPECIALS_WORDS;
+        let top = base.wrapping_add(size);
+        if top >= (*tstate).datastack_limit {
+            return None;
+        }
+        (*tstate).datastack_top = top;
+        Some(base as *mut InterpreterFrame)
+    }
+}
+
+/// `_PyEvalFrameClearAndPop` for a frame [`push_frame`] pushed, after it ran (returned or
+/// raised): `_PyFrame_Clear` one recursion level deeper (destructors of its locals run there,
+/// as in stock), then the pop.
+///
+/// # Safety
+/// GIL held; `frame` is the thread's top frame on the data stack, finished, no longer the current
+/// frame.
+unsafe fn clear_and_pop(tstate: *mut ThreadState, frame: *mut InterpreterFrame) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*tstate).recursion_remaining -= 1;
+        clear(tstate, frame);
+        (*tstate).recursion_remaining += 1;
+        (*tstate).datastack_top = frame as *mut *mut ffi::PyObject;
+    }
+}
+
+/// `_PyFrame_Clear`.
+///
+/// # Safety
+/// As for [`clear_and_pop`].
+unsafe fn clear(tstate: *mut ThreadState, frame: *mut InterpreterFrame) {
+    // SAFETY: per the contract; `stacktop` counts the frame's live slots.
+    unsafe {
+        let f = (*frame).frame_obj;
+        if !f.is_null() {
+            (*frame).frame_obj = std::ptr::null_mut();
+            if ffi::Py_REFCNT(f) > 1 {
+                take_ownership(tstate, f as *mut FrameObject, frame);
+                ffi::Py_DECREF(f);
+                return;
+            }
+            ffi::Py_DECREF(f);
+        }
+        let locals = std::ptr::addr_of_mut!((*frame).localsplus) as Sp;
+        for i in 0..(*frame).stacktop.max(0) as usize {
+            ffi::Py_XDECREF(*locals.add(i));
+        }
+        ffi::Py_XDECREF((*frame).f_locals);
+        ffi::Py_DECREF((*frame).f_func);
+        ffi::Py_DECREF((*frame).f_code as *mut ffi::PyObject);
+    }
+}
+
+/// `take_ownership` (Python/frame.c): a frame object still referenced when its frame ends gets
+/// a copy of the frame, which it owns from then on; its `f_back` becomes the previous frame's
+/// frame object (made now if there was none), since the data-stack link dies with the frame.
+///
+/// # Safety
+/// As for [`clear_and_pop`]; `f` is `frame`'s frame object, which the caller still holds.
+#[cold]
+unsafe fn take_ownership(tstate: *mut ThreadState, f: *mut FrameObject, frame: *mut InterpreterFrame) {
+    // SAFETY: per the contract; the frame object was allocated with room for the frame
+    // (`_PyFrame_New_NoTrack` sizes it for the code's `co_framesize`).
+    unsafe {
+        let size = (std::ptr::addr_of_mut!((*frame).localsplus) as *mut u8)
+            .add(8 * (*frame).stacktop.max(0) as usize)
+            .offset_from(frame as *mut u8) as usize;
+        let owned = std::ptr::addr_of_mut!((*f)._f_frame_data) as *mut InterpreterFrame;
+        std::ptr::copy_nonoverlapping(frame as *const u8, owned as *mut u8, size);
+        (*f).f_frame = owned;
+        (*owned).owner = OWNED_BY_FRAME_OBJECT as std::os::raw::c_char;
+        let code = (*owned).f_code;
+        let first = std::ptr::addr_of_mut!((*code).co_code_adaptive) as *mut u16;
+        if (*owned).prev_instr < first.wrapping_add((*code)._co_firsttraceable as usize) {
+            // Never ran (the recursion limit refused it): as if its first RESUME had.
+            (*owned).prev_instr = first.wrapping_add((*code)._co_firsttraceable as usize);
+        }
+        let prev = (*owned).previous;
+        if !prev.is_null() {
+            // The previous frame is the caller, running and current again: PyEval_GetFrame
+            // makes (or returns) its frame object, as `_PyFrame_GetFrameObject` would.
+            let back = if !(*prev).frame_obj.is_null() {
+                (*prev).frame_obj
+            } else if (*(*tstate).cframe).current_frame == prev {
+                // As `_PyFrame_GetFrameObject`; a failure (MemoryError) is cleared, as there.
+                ffi::PyEval_GetFrame() as *mut ffi::PyObject
+            } else {
+                std::ptr::null_mut()
+            };
+            if !back.is_null() {
+                ffi::Py_INCREF(back);
+                (*f).f_back = back;
+            }
+            (*owned).previous = std::ptr::null_mut();
+        }
+        if ffi::PyObject_GC_IsTracked(f as *mut ffi::PyObject) == 0 {
+            ffi::PyObject_GC_Track(f as *mut std::ffi::c_void);
+        }
+    }
+}
+

@@ -1,0 +1,308 @@
+"""Direct calls (runtime/src/jit/direct_call.rs): compiled code calling a Python function pushes
+the callee's frame itself, as stock 3.11 does inline in CALL, and enters compiled callees
+without vectorcall and the hook. Differential against the interpreter, with what a frame shows:
+arguments' and the callable's reference counts (the frame steals them, as stock's does),
+`f_back` and `f_lasti` of the caller, frames that outlive their call, tracebacks, recursion
+depth at the limit and in destructors run while the callee's frame is cleared. Shapes the direct
+path does not take (keywords, `*args`, keyword-only parameters, generators) must still agree."""
+
+import sys
+
+import peregrine
+import pytest
+
+from difftest import run_baseline, run_both
+
+N = 40
+
+
+def _direct_calls(func, *args):
+    """Direct calls into compiled code made while the baseline runs func(*args)."""
+    before = peregrine.stats()["baseline"]["direct_calls"]
+    run_baseline(func, *args)
+    return peregrine.stats()["baseline"]["direct_calls"] - before
+
+
+def shapes(n):
+    def exact(a, b):
+        return a * 10 + b
+
+    def defaults(a, b=2, c=3):
+        return a + b * 10 + c * 100
+
+    def keywords(a, *, k=5):
+        return a - k
+
+    def star(*args, **kwargs):
+        return len(args), sorted(kwargs)
+
+    x = 7
+
+    def closure(a):
+        return a + x
+
+    class C:
+        def m(self, a, b=1):
+            return (type(self).__name__, a, b)
+
+        @staticmethod
+        def s(a):
+            return a * 2
+
+    c = C()
+    out = []
+    for i in range(n):
+        out.append((exact(i, 1), defaults(i), defaults(i, 1), defaults(i, 1, 1), keywords(i),
+                    keywords(i, k=1), star(i, j=2), star(), closure(i), c.m(i), c.m(i, 2),
+                    C.m(c, i), c.s(i), exact(b=i, a=2)))
+    return out
+
+
+def test_argument_shapes():
+    run_both(shapes, N)
+    assert _direct_calls(shapes, N) >= 8 * (N - 2)
+
+
+def refcounts(n):
+    default = object()
+
+    def callee(a, b=default):
+        # The frame holds the arguments and the function: no further reference (stock's
+        # inlined push steals the stack's).
+        return sys.getrefcount(a), sys.getrefcount(b), sys.getrefcount(callee_ref[0])
+
+    callee_ref = [callee]
+    o = object()
+    return [callee(o) for _ in range(n)][-3:], [callee(o, o) for _ in range(n)][-3:]
+
+
+def test_arguments_and_callable_are_stolen():
+    out = run_both(refcounts, N)
+    assert _direct_calls(refcounts, N) > 0
+    assert out.value[0][-1][0] == 3, out.value
+
+
+def frames(n):
+    def callee():
+        f = sys._getframe(1)
+        return f.f_code.co_name, f.f_lasti, f.f_lineno, sys._getframe(0).f_back is f
+
+    def keep(i):
+        return sys._getframe()
+
+    got = [callee() for _ in range(n)][-2:]
+    kept = [keep(i) for i in range(n)]
+    # Frames that outlived their calls: they own their data now, and link back to the caller.
+    late = [(k.f_code.co_name, k.f_back.f_code.co_name, k.f_lasti, k.f_lineno, k.f_locals)
+            for k in kept[-3:]]
+    return got, late, kept[-1].f_back is kept[0].f_back
+
+
+def test_caller_frame_and_frames_kept_alive():
+    run_both(frames, N)
+    assert _direct_calls(frames, N) > 0
+
+
+def tracebacks(n):
+    def inner(i):
+        if i % 7 == 3:
+            raise ValueError(i)
+        return i
+
+    def outer(i):
+        return inner(i) + 1
+
+    def attempt(i):
+        # A frame of its own per call: an exception hands the rest of a frame to the
+        # interpreter, which (under any hook) pushes no callee inline.
+        try:
+            return outer(i)
+        except ValueError as e:
+            tb, entries = e.__traceback__, []
+            while tb is not None:
+                f = tb.tb_frame
+                entries.append((f.f_code.co_name, tb.tb_lasti, tb.tb_lineno,
+                                f.f_back.f_code.co_name if f.f_back else None))
+                tb = tb.tb_next
+            return entries
+
+    return [attempt(i) for i in range(n)]
+
+
+def test_exceptions_through_direct_calls():
+    run_both(tracebacks, N)
+    assert _direct_calls(tracebacks, N) > 0
+
+
+def recursion_limit():
+    def down(k):
+        return down(k + 1) if k < 10**9 else k
+
+    def probe():
+        depth = [0]
+
+        def rec(k):
+            depth[0] = k
+            return rec(k + 1)
+
+        try:
+            rec(0)
+        except RecursionError as e:
+            return depth[0], str(e)
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(300)
+    try:
+        for _ in range(3):  # warm: compiled, then direct
+            r = probe()
+        try:
+            down(0)
+        except RecursionError as e:
+            r2 = str(e)
+        return r, r2
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def test_recursion_to_the_limit():
+    run_both(recursion_limit)
+    assert _direct_calls(recursion_limit) > 250
+
+
+class DepthOnDeath:
+    """Its destructor records how much recursion is left (how deep a recursion gets before
+    RecursionError): stock clears a returning frame one level deeper than the caller."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def __del__(self):
+        def rec(k):
+            try:
+                return rec(k + 1)
+            except RecursionError:
+                return k
+
+        self.log.append(rec(0))
+
+
+def destructor_depth(n):
+    log = []
+
+    def callee(i):
+        d = DepthOnDeath(log)
+        return i
+
+    for i in range(n):
+        callee(i)
+    return log[-3:]
+
+
+def test_destructors_while_the_frame_is_cleared():
+    run_both(destructor_depth, 12)
+    assert _direct_calls(destructor_depth, 12) > 0
+
+
+class Order:
+    def __init__(self, log, name):
+        self.log, self.name = log, name
+
+    def __del__(self):
+        self.log.append(self.name)
+
+
+def release_order(n):
+    log = []
+
+    def callee(a, b):
+        c = Order(log, "c")
+        d = Order(log, "d")
+        return None
+
+    for i in range(n):
+        callee(Order(log, "a"), Order(log, "b"))
+    return log[-8:]
+
+
+def test_locals_released_in_order():
+    run_both(release_order, N)
+
+
+def replaced_after_warmup(n):
+    def f(a, b=1):
+        return a + b
+
+    def g(a, b=1):
+        return a * b
+
+    out = []
+    for i in range(n):
+        if i == n // 2:
+            f.__code__ = g.__code__
+            f.__defaults__ = (5,)
+        if i == 3 * n // 4:
+            f.__defaults__ = None
+        try:
+            out.append(f(i))
+        except TypeError as e:
+            out.append(str(e))
+        out.append(f(i, 2))
+    return out
+
+
+def test_code_and_defaults_replaced_after_warmup():
+    run_both(replaced_after_warmup, N)
+
+
+def tracing_switched_on(n):
+    events = []
+
+    def tracer(frame, event, arg):
+        if event == "call":
+            events.append((frame.f_code.co_name, frame.f_back.f_code.co_name))
+        return None
+
+    def callee(i):
+        if i == n // 2:
+            sys.settrace(tracer)
+        return i
+
+    try:
+        total = sum(callee(i) for i in range(3)) + sum([callee(i) for i in range(n)])
+    finally:
+        sys.settrace(None)
+    return total, events
+
+
+def test_tracing_switched_on_in_a_callee():
+    run_both(tracing_switched_on, N)
+
+
+def generators_and_keywords(n):
+    def gen(k):
+        yield from range(k)
+
+    def kw(a, *, b):
+        return a - b
+
+    return [sum(gen(i % 5)) + kw(i, b=1) for i in range(n)]
+
+
+def test_shapes_left_to_vectorcall():
+    run_both(generators_and_keywords, N)
+
+
+@pytest.mark.parametrize("depth", [1, 50])
+def test_nested_direct_calls_and_data_stack_chunks(depth):
+    # Deep enough that frames fill the data stack's first chunk: pushes that find no room go the
+    # generic way (which allocates a chunk), and the frames pushed after them still pop right.
+    def f(depth):
+        def big(k, *pad):
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = k
+            if k <= 0:
+                return [sys._getframe(i).f_code.co_name for i in range(3)]
+            return big(k - 1) if k % 3 else big(k - 1, 0)
+
+        return [big(depth * 20) for _ in range(5)]
+
+    run_both(f, depth)
