@@ -67,6 +67,8 @@ enum Stub {
     /// A fast path's slow path: the site helper of `opcode oparg` (the generic instruction),
     /// then back to `resume` or, tagged, the error exit.
     SiteHelper { label: DynamicLabel, resume: DynamicLabel, opcode: u8, oparg: u32, helper: SiteHelper, site: *const Site },
+    /// Any cold path: `emit` writes it at `label`, ending with its own way back.
+    Cold { label: DynamicLabel, emit: Box<dyn FnOnce(&mut Emitter)> },
     /// Eval breaker set: `pg_eval_breaker`, then back to `resume` or on to `handoff`.
     EvalBreaker { label: DynamicLabel, resume: DynamicLabel, handoff: DynamicLabel },
     /// Eval breaker set after a call: `pg_handle_pending`, then back to `resume` or to `error`.
@@ -396,6 +398,12 @@ impl Emitter {
     /// the hot code.
     pub fn cold_site_helper(&mut self, label: DynamicLabel, resume: DynamicLabel, opcode: u8, oparg: u32, helper: SiteHelper, site: *const Site) {
         self.stubs.push(Stub::SiteHelper { label, resume, opcode, oparg, helper, site });
+    }
+
+    /// Has `emit` write a cold path at `label` in the cold section; it must end by jumping back
+    /// (or out).
+    pub fn cold(&mut self, label: DynamicLabel, emit: impl FnOnce(&mut Emitter) + 'static) {
+        self.stubs.push(Stub::Cold { label, emit: Box::new(emit) });
     }
 
     /// `rax = helper(tstate, frame, r14, oparg)`.
@@ -744,6 +752,10 @@ impl Emitter {
                     x64!(self.ops ; =>label);
                     self.call_site_helper(opcode, helper, oparg, site, error);
                     x64!(self.ops ; jmp =>resume);
+                }
+                Stub::Cold { label, emit } => {
+                    x64!(self.ops ; =>label);
+                    emit(self);
                 }
                 Stub::EvalBreaker { label, resume, handoff } => {
                     x64!(self.ops

@@ -15,7 +15,7 @@ use peregrine_runtime::cpython::layout::{DictKeysObject, DictObject, ModuleObjec
 use peregrine_runtime::cpython::{self, ffi, InterpreterFrame};
 use peregrine_runtime::jit::inline_cache::{self as ic, kind};
 use peregrine_runtime::jit::ops::{COMPARE_FLOAT, COMPARE_INT, COMPARE_STR};
-use peregrine_runtime::jit::specialize::{Site, CACHE_OFFSET, FORM_OFFSET};
+use peregrine_runtime::jit::specialize::{Site, CACHE_OFFSET, FORM_OFFSET, RUNNING_OFFSET};
 use peregrine_runtime::semantics::operators::nb;
 use std::mem::offset_of;
 
@@ -1015,4 +1015,47 @@ pub fn truth_inline(e: &mut Emitter, on_true: DynamicLabel, on_false: DynamicLab
         ; jmp =>on_false
         ; =>generic
     );
+}
+
+/// PRECALL: where the site runs PRECALL_PYFUNC (a Python function was called here once warm),
+/// its guard, the callable's exact type, inline: the form runs for the CALL (`Site::running`)
+/// and nothing else happens, as `Site::execute` does when a form's guard passes. Everything
+/// else (cold code, other forms, a guard that fails) is `pg_precall`, in the cold section.
+/// Never raises.
+pub fn precall(e: &mut Emitter, ins: &Instr, site: *const Site, kwnames: *mut ffi::PyObject) {
+    use peregrine_runtime::jit::ops::{pg_precall, PRECALL_PYFUNC};
+    let (slow, done) = (e.label(), e.label());
+    let oparg = ins.oparg as i32;
+    let function_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyFunction_Type));
+    x64!(e.ops
+        ; mov rcx, QWORD site as i64
+        ; cmp BYTE [rcx + FORM_OFFSET], PRECALL_PYFUNC as i8
+        ; jne =>slow
+        // The callable: the method slot if it is set (a method call), else the one above it.
+        ; mov rax, [r14 - 8 * (oparg + 2)]
+        ; test rax, rax
+        ; jnz >callable
+        ; mov rax, [r14 - 8 * (oparg + 1)]
+        ; callable:
+        ; mov rdx, QWORD function_type
+        ; cmp [rax + OB_TYPE], rdx
+        ; jne =>slow
+        ; mov BYTE [rcx + RUNNING_OFFSET], PRECALL_PYFUNC as i8
+        ; =>done
+    );
+    let opcode = ins.opcode;
+    e.cold(slow, move |e| {
+        x64!(e.ops
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; mov ecx, oparg
+            ; mov r8, QWORD kwnames as i64
+            ; mov r9, QWORD site as i64
+            ; mov rax, QWORD pg_precall as *const () as usize as i64
+            ; call rax
+        );
+        e.check_helper_moved(opcode, oparg as u32);
+        x64!(e.ops ; mov r14, rax ; jmp =>done);
+    });
 }

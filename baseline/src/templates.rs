@@ -484,21 +484,7 @@ pub fn gen_instr(
             let t = target();
             crate::fast_paths::for_iter(e, ins, t);
         }
-        PRECALL => {
-            // Never raises; replays the site's specialization for the CALL that follows.
-            x64!(e.ops
-                ; mov rdi, r13
-                ; mov rsi, r12
-                ; mov rdx, r14
-                ; mov ecx, oparg as i32
-                ; mov r8, QWORD kwnames as i64
-                ; mov r9, QWORD site as i64
-                ; mov rax, QWORD h::pg_precall as *const () as usize as i64
-                ; call rax
-            );
-            e.check_helper_moved(ins.opcode, oparg);
-            x64!(e.ops ; mov r14, rax);
-        }
+        PRECALL => crate::fast_paths::precall(e, ins, site, kwnames),
         UNPACK_SEQUENCE => crate::fast_paths::unpack_sequence(e, ins, site),
         BINARY_SUBSCR => crate::fast_paths::binary_subscr(e, ins, site),
         STORE_SUBSCR => crate::fast_paths::store_subscr(e, ins),

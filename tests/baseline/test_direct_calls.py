@@ -306,3 +306,34 @@ def test_nested_direct_calls_and_data_stack_chunks(depth):
         return [big(depth * 20) for _ in range(5)]
 
     run_both(f, depth)
+
+
+def mixed_precall_site(n):
+    # One call site alternating between a Python function and `sorted`, a C function whose
+    # comparisons call back into Python: PRECALL_PYFUNC's inline guard fails for `sorted` (the
+    # generic path, counting misses until the site specializes to sorted's FASTCALL form, which
+    # keeps the caller's prev_instr on PRECALL), and the callbacks see the caller's f_lasti as
+    # stock's.
+    seen = []
+
+    class Key:
+        def __init__(self, v):
+            self.v = v
+
+        def __lt__(self, other):
+            seen.append(sys._getframe(1).f_lasti)
+            return self.v < other.v
+
+    def probe(x):
+        seen.append(sys._getframe(1).f_lasti)
+        return x
+
+    for i in range(n):
+        g = probe if (i // 150) % 2 == 0 else sorted
+        g([Key(2), Key(1)])
+    return seen
+
+
+def test_precall_site_mixing_python_and_c_callables():
+    out = run_both(mixed_precall_site, 600)
+    assert len(set(out.value)) == 3, sorted(set(out.value))  # PRECALL, CALL and its last unit

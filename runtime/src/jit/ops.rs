@@ -724,6 +724,9 @@ const BINARY_SUBSCR_CACHES: usize = cache_entries(op::BINARY_SUBSCR);
 /// PRECALL, its caches, CALL and CALL's caches.
 const PRECALL_TO_NEXT: usize = 1 + cache_entries(op::PRECALL) + 1 + CALL_CACHES;
 
+/// PRECALL_PYFUNC's form number: compiled code runs it inline (its guard is the callable's type).
+pub const PRECALL_PYFUNC: u8 = PrecallForm::PyFunc as u8;
+
 /// The forms PRECALL_ADAPTIVE specializes to (`_Py_Specialize_Precall`), numbered for a
 /// [`Site`]. All but the last two call the C function themselves and skip CALL (`SKIP_CALL`):
 /// while they run, the frame's `prev_instr` stays on PRECALL.

@@ -208,6 +208,8 @@ mod tests {
 pub const CACHE_OFFSET: i32 = std::mem::offset_of!(Site, cache) as i32;
 /// Offset of a site's specialized form (a `u8`, [`ADAPTIVE`] or a helper's form number).
 pub const FORM_OFFSET: i32 = std::mem::offset_of!(Site, form) as i32;
+/// Offset of a PRECALL site's form for its CALL (`Site::running`, a `u8`).
+pub const RUNNING_OFFSET: i32 = std::mem::offset_of!(Site, running) as i32;
 
 #[cfg(test)]
 mod size_tests {
