@@ -97,6 +97,11 @@ pub struct InlineCache {
     pub kind: Cell<u32>,
     /// A type version the analysis failed for (0: none): misses of that type skip it.
     failed_version: Cell<u32>,
+    /// Misses of another type to let pass before the cache is armed for it again, and the
+    /// exponent of the next wait: a site that sees several types keeps one armed, as ceval's
+    /// miss counter keeps a specialized form, instead of re-analysing at every miss.
+    rearm_wait: Cell<u16>,
+    rearm_shift: Cell<u16>,
     /// The attribute name, for the paths that look an instance dict up (borrowed from the code
     /// object's names, which the compiled code keeps alive).
     pub name: Cell<u64>,
@@ -138,6 +143,8 @@ impl Default for InlineCache {
             misses: Cell::new(0),
             kind: Cell::new(kind::NONE),
             failed_version: Cell::new(0),
+            rearm_wait: Cell::new(0),
+            rearm_shift: Cell::new(0),
             name: Cell::new(0),
             last_seen: Cell::new((0, 0)),
             profile: RefCell::new(Profile::default()),
@@ -323,6 +330,9 @@ unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method
     }
 }
 
+/// The longest wait between re-armings of a cache for another type is `2^6 - 1` misses.
+const MAX_REARM_SHIFT: u16 = 6;
+
 /// Arms `cache` for `owner.name` if it can be, else disarms it. The answer for a type depends
 /// on the type alone (module attributes aside), so a miss whose type still has the version the
 /// cache holds (the instance's state failed the guard) or the version the analysis last failed
@@ -339,6 +349,18 @@ unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject,
                     return;
                 }
             }
+        }
+        if cache.kind.get() != kind::NONE && cache.kind.get() != kind::INSTANCE_DICT {
+            // Armed for another type: re-arm at once the first two times (the site's type
+            // changed), then after 1, 3, 7, ... 63 such misses (it sees several).
+            let wait = cache.rearm_wait.get();
+            if wait > 0 {
+                cache.rearm_wait.set(wait - 1);
+                return;
+            }
+            let shift = cache.rearm_shift.get();
+            cache.rearm_wait.set((1u16 << shift) - 1);
+            cache.rearm_shift.set((shift + 1).min(MAX_REARM_SHIFT));
         }
         match analyze(owner, name, store, method) {
             Ok((k, key, key2, key3, value)) => {
