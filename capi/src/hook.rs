@@ -181,6 +181,7 @@ unsafe fn creates_generator(frame: *mut InterpreterFrame) -> bool {
 ///
 /// # Safety
 /// GIL held; `code` is the live code object `state` belongs to.
+#[inline(always)]
 unsafe fn maybe_optimize(state: &CodeState, code: *mut ffi::PyObject, seen: u32) {
     if let Some(threshold) = OPTIMIZE_THRESHOLD.get() {
         if seen >= threshold && state.not_tried(Tier::Optimized) {

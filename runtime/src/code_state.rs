@@ -197,6 +197,7 @@ impl CodeState {
         self.entry.get()
     }
 
+    #[inline]
     fn slot(&self, tier: Tier) -> Option<&RefCell<Slot>> {
         match tier {
             Tier::Interpreter => None,
@@ -206,6 +207,7 @@ impl CodeState {
     }
 
     /// Whether `tier` has not been tried for this code object yet.
+    #[inline]
     pub fn not_tried(&self, tier: Tier) -> bool {
         self.slot(tier).is_some_and(|s| matches!(*s.borrow(), Slot::NotTried))
     }
@@ -268,6 +270,7 @@ enum Lookup<'a> {
 ///
 /// # Safety
 /// GIL held; `code` is a live (or being deallocated) code object.
+#[inline]
 unsafe fn lookup<'a>(code: *mut ffi::PyObject) -> Lookup<'a> {
     let index = CODE_EXTRA_INDEX.load(Ordering::Relaxed);
     if index < 0 {
@@ -437,6 +440,7 @@ impl CodeState {
     ///
     /// # Safety
     /// GIL held; `code` is a live code object. The reference is valid while the code object lives.
+    #[inline]
     pub unsafe fn existing<'a>(code: *mut ffi::PyObject) -> Option<&'a CodeState> {
         // SAFETY: forwarded from the caller.
         match unsafe { lookup(code) } {
@@ -450,15 +454,25 @@ impl CodeState {
     ///
     /// # Safety
     /// As for [`CodeState::existing`].
+    #[inline]
     pub unsafe fn get_or_create<'a>(code: *mut ffi::PyObject) -> Option<&'a CodeState> {
         // SAFETY: forwarded from the caller.
         match unsafe { lookup(code) } {
-            Lookup::Found(state) => return Some(state),
+            Lookup::Found(state) => Some(state),
             // A stale state (code object being deallocated) gets no new one: setting one would
             // make CPython free ours twice.
-            Lookup::Stale | Lookup::Unavailable => return None,
-            Lookup::Empty => {}
+            Lookup::Stale | Lookup::Unavailable => None,
+            // SAFETY: forwarded from the caller.
+            Lookup::Empty => unsafe { Self::create(code) },
         }
+    }
+
+    /// The part of [`CodeState::get_or_create`] that makes a new state.
+    ///
+    /// # Safety
+    /// As for [`CodeState::existing`]; `code` has no state yet.
+    #[cold]
+    unsafe fn create<'a>(code: *mut ffi::PyObject) -> Option<&'a CodeState> {
         let index = CODE_EXTRA_INDEX.load(Ordering::Relaxed);
         // SAFETY: GIL held, live code object.
         let has_loop = unsafe { code_has_loop(code) };

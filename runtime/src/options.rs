@@ -34,6 +34,7 @@ impl OptionSpec {
     }
 
     /// The current value; `None` means off.
+    #[inline]
     pub fn get(&self) -> Option<u32> {
         match self.value.load(Ordering::Relaxed) {
             OFF => None,

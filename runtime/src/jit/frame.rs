@@ -11,7 +11,7 @@ use crate::exits::{self, ExitReason};
 use crate::stats::STATS;
 use std::cell::Cell;
 use std::os::raw::c_int;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::trace::{TraceFunc, PY_TRACE_CALL};
 
@@ -320,6 +320,11 @@ thread_local! {
     static INLINED_CALL: Cell<InlinedCall> = const { Cell::new(NO_INLINED_CALL) };
 }
 
+/// Guards alive in any thread: while there are none, no call is announced anywhere and the hook
+/// skips reading the thread-local (every announcement is made with a guard, and a guard's drop
+/// puts back what was there before it). Changed and read with the GIL held.
+static LIVE_GUARDS: AtomicUsize = AtomicUsize::new(0);
+
 /// Puts back the expectation that was pending before, when the call is over (the callee was
 /// never entered, or a nested call set its own).
 pub struct InlinedCallGuard(InlinedCall);
@@ -327,6 +332,7 @@ pub struct InlinedCallGuard(InlinedCall);
 impl Drop for InlinedCallGuard {
     fn drop(&mut self) {
         INLINED_CALL.with(|c| c.set(self.0));
+        LIVE_GUARDS.store(LIVE_GUARDS.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
     }
 }
 
@@ -346,6 +352,7 @@ pub unsafe fn expect_inlined_frame(
     // SAFETY: the instruction's caches follow its unit in the caller's code.
     let (at, last_unit) = unsafe { ((*caller).prev_instr, (*caller).prev_instr.add(caches)) };
     let saved = INLINED_CALL.with(|c| c.replace(InlinedCall { caller, func, at, last_unit }));
+    LIVE_GUARDS.store(LIVE_GUARDS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     InlinedCallGuard(saved)
 }
 
@@ -359,6 +366,9 @@ pub unsafe fn expect_inlined_frame(
 /// GIL held; the arguments are those CPython passed to the hook.
 #[inline(always)]
 pub unsafe fn note_frame_entry(tstate: *mut ThreadState, frame: *mut InterpreterFrame) {
+    if LIVE_GUARDS.load(Ordering::Relaxed) == 0 {
+        return;
+    }
     let pending = INLINED_CALL.with(|c| c.get());
     if pending.caller.is_null() {
         return;
