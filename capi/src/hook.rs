@@ -259,7 +259,7 @@ pub fn install() -> Result<(), String> {
     unsafe { peregrine_runtime::cpython::layout::iterator_layouts_verified() };
     // SAFETY: GIL held; our hook has the right signature and lives as long as the process.
     unsafe { cpython::_PyInterpreterState_SetEvalFrameFunc(current_interp(), peregrine_eval_frame) };
-    peregrine_runtime::jit::direct_call::set_hook_installed(true);
+    peregrine_runtime::jit::direct_call::set_hook(peregrine_eval_frame as EvalFrameFn as usize);
     log::info!("frame hook installed");
     Ok(())
 }
@@ -275,7 +275,7 @@ pub fn uninstall() {
                 cpython::_PyEval_EvalFrameDefault,
             )
         };
-        peregrine_runtime::jit::direct_call::set_hook_installed(false);
+        peregrine_runtime::jit::direct_call::set_hook(0);
         log::info!("frame hook removed");
     }
 }

@@ -337,3 +337,31 @@ def mixed_precall_site(n):
 def test_precall_site_mixing_python_and_c_callables():
     out = run_both(mixed_precall_site, 600)
     assert len(set(out.value)) == 3, sorted(set(out.value))  # PRECALL, CALL and its last unit
+
+
+def under_another_hook(n, record):
+    import _testinternalcapi
+
+    def inner():
+        pass
+
+    try:
+        for i in range(n):
+            if i == n // 2:
+                # Another tool's hook replaces ours while this compiled frame runs: from now on
+                # stock calls through vectorcall and that hook, and so must compiled code.
+                _testinternalcapi.set_eval_frame_record(record)
+            inner()
+    finally:
+        _testinternalcapi.set_eval_frame_default()
+    return len(record)
+
+
+def test_calls_go_through_another_tools_hook():
+    pytest.importorskip("_testinternalcapi")
+    record = []
+    try:
+        out = run_baseline(under_another_hook, 40, record)
+    finally:
+        peregrine.enable()  # set_eval_frame_default removed our hook too
+    assert out.value == 20 and record == ["inner"] * 20, (out, record)

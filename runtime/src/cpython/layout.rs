@@ -335,6 +335,10 @@ pub const INTERP_CEVAL_OFFSET: usize = 96;
 /// IMPORT_NAME bypasses when the frame's builtins still hold it.
 pub const INTERP_IMPORT_FUNC_OFFSET: usize = 1416;
 
+/// `offsetof(PyInterpreterState, eval_frame)`: the PEP 523 frame-evaluation function, NULL for
+/// the default one. Direct calls read it to tell whether the hook in place is ours.
+pub const INTERP_EVAL_FRAME_OFFSET: usize = 1424;
+
 /// `offsetof(PyLongObject, ob_digit)`: an int's first 30-bit digit (`uint32_t`), which with the
 /// sign in `ob_size` is the whole value of an int of at most one digit.
 pub const LONG_DIGIT_OFFSET: usize = 24;
@@ -414,6 +418,7 @@ pub const SIZES: &[(&str, usize)] = &[
 pub const OFFSETS: &[(&str, &str, usize)] = &[
     ("PyInterpreterState", "ceval", INTERP_CEVAL_OFFSET),
     ("PyInterpreterState", "import_func", INTERP_IMPORT_FUNC_OFFSET),
+    ("PyInterpreterState", "eval_frame", INTERP_EVAL_FRAME_OFFSET),
     ("struct _longobject", "ob_digit", LONG_DIGIT_OFFSET),
     ("_PyRuntimeState", "ceval.signals_pending", RUNTIME_SIGNALS_PENDING_OFFSET),
     ("PyMethodDescrObject", "d_common.d_type", offset_of!(MethodDescrObject, d_type)),

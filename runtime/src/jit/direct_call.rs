@@ -24,7 +24,8 @@ use crate::options::OPTIMIZE_THRESHOLD;
 use crate::stats::STATS;
 use crate::Tier;
 use std::mem::offset_of;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::cpython::layout::INTERP_EVAL_FRAME_OFFSET;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// `FRAME_OWNED_BY_THREAD` and `FRAME_OWNED_BY_FRAME_OBJECT` (`enum _frameowner`).
 const OWNED_BY_THREAD: i8 = 0;
@@ -33,14 +34,27 @@ const OWNED_BY_FRAME_OBJECT: i8 = 2;
 /// `FRAME_SPECIALS_SIZE`: the words of a frame before `localsplus`.
 const FRAME_SPECIALS_WORDS: usize = offset_of!(InterpreterFrame, localsplus) / 8;
 
-/// Whether the hook is the interpreter's frame evaluator: compiled callees are entered directly
-/// only then (with the JIT disabled, new frames run in the interpreter, even those compiled code
-/// still running calls).
-static HOOK_INSTALLED: AtomicBool = AtomicBool::new(false);
+/// The address of the hook (0 while it is not installed). Calls are direct only while the
+/// interpreter's frame-evaluation function is this one: with the JIT disabled new frames run in
+/// the interpreter, and under another tool's hook (installed over ours, which it may do without
+/// telling us) stock CPython calls through vectorcall and that hook, so must we.
+static HOOK_FN: AtomicUsize = AtomicUsize::new(0);
 
-/// Called by the hook's installation and removal.
-pub fn set_hook_installed(installed: bool) {
-    HOOK_INSTALLED.store(installed, Ordering::Relaxed);
+/// Called by the hook's installation (with its address) and removal (with 0).
+pub fn set_hook(hook: usize) {
+    HOOK_FN.store(hook, Ordering::Relaxed);
+}
+
+/// Whether the interpreter of `tstate` evaluates frames with our hook now.
+///
+/// # Safety
+/// GIL held; `tstate` is the current thread state.
+#[inline(always)]
+unsafe fn our_hook_installed(tstate: *mut ThreadState) -> bool {
+    // SAFETY: `interp` is live while its thread runs; the offset is checked against the C
+    // compiler (`layout::OFFSETS`).
+    let installed = unsafe { *(((*tstate).interp as *const u8).add(INTERP_EVAL_FRAME_OFFSET) as *const usize) };
+    installed != 0 && installed == HOOK_FN.load(Ordering::Relaxed)
 }
 
 /// What [`try_direct_call`] did.
@@ -71,6 +85,9 @@ pub unsafe fn try_direct_call(
 ) -> DirectCall {
     // SAFETY: per the contract; every pointer read is a field of a live object.
     unsafe {
+        if !our_hook_installed(tstate) {
+            return DirectCall::NotHandled;
+        }
         let func = function as *mut FunctionObject;
         let code = (*func).func_code as *mut CodeObject;
         let flags = (*code).co_flags;
@@ -120,9 +137,12 @@ pub unsafe fn try_direct_call(
                 STATS.baseline.direct_calls.add_with_gil(1);
                 entry(tstate, frame, 0)
             }
-            // Not compiled (yet), tracing on, a deep recursion: the frame-evaluation function
-            // decides, as `_PyEval_Vector` has it do (the hook, normally).
-            None => crate::cpython::_PyInterpreterState_GetEvalFrameFunc((*tstate).interp as *mut ffi::PyInterpreterState)(tstate, frame, 0),
+            // Not compiled (yet), tracing on, a deep recursion: the hook decides, as under
+            // `_PyEval_Vector`.
+            None => {
+                let hook: crate::cpython::EvalFrameFn = std::mem::transmute(HOOK_FN.load(Ordering::Relaxed));
+                hook(tstate, frame, 0)
+            }
         };
         clear_and_pop(tstate, frame);
         DirectCall::Done(result)
@@ -139,7 +159,7 @@ pub unsafe fn try_direct_call(
 unsafe fn compiled_entry<'a>(tstate: *mut ThreadState, code: *mut CodeObject) -> Option<(&'a CodeState, crate::cpython::EvalFrameFn)> {
     // SAFETY: per the contract.
     unsafe {
-        if (*(*tstate).cframe).use_tracing != 0 || !HOOK_INSTALLED.load(Ordering::Relaxed) {
+        if (*(*tstate).cframe).use_tracing != 0 {
             return None;
         }
         let state = CodeState::existing(code as *mut ffi::PyObject)?;
