@@ -76,10 +76,9 @@ enum Stub {
     /// LOAD_FAST of an unset local: `prev_instr` = `unit`, raise UnboundLocalError, then the
     /// error exit.
     UnboundLocal { label: DynamicLabel, oparg: u32, error: DynamicLabel, unit: ColdUnit },
-    /// A quiet instruction's `Py_DECREF` reached zero: `prev_instr` = `unit`, the destructor, then
-    /// the next instruction's tracing check (to `tracing`; not when `heads_pair` and `bl` says the
-    /// pair runs, ceval checks nothing between its halves), back to `resume`.
-    /// (`unit` None: the instruction stored `prev_instr` itself; release builds only.)
+    /// A `Py_DECREF` reached zero: `prev_instr` = `unit`, the destructor, then what `after` says
+    /// (the next instruction's tracing check, to `tracing`), back to `resume`. (`unit` None: the
+    /// instruction stored `prev_instr` in its prelude; `after` is then `Skip`.)
     Dealloc { label: DynamicLabel, resume: DynamicLabel, unit: Option<ColdUnit>, after: AfterCold, tracing: Option<DynamicLabel> },
     /// The same, for the second half of a superinstruction whose halves have different exception
     /// handlers: `pg_raise_unbound_in_pair`, then on to `handler` (the second half's) or out of

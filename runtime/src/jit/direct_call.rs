@@ -140,6 +140,8 @@ pub unsafe fn try_direct_call(
             // Not compiled (yet), tracing on, a deep recursion: the hook decides, as under
             // `_PyEval_Vector`.
             None => {
+                // HOOK_FN is our hook's address, non-zero (checked at the top), with the
+                // eval-frame signature.
                 let hook: crate::cpython::EvalFrameFn = std::mem::transmute(HOOK_FN.load(Ordering::Relaxed));
                 hook(tstate, frame, 0)
             }
