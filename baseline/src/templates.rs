@@ -50,7 +50,7 @@ pub fn template(opcode: u8) -> Option<Template> {
         | POP_JUMP_FORWARD_IF_FALSE | POP_JUMP_BACKWARD_IF_FALSE | POP_JUMP_FORWARD_IF_TRUE
         | POP_JUMP_BACKWARD_IF_TRUE | POP_JUMP_FORWARD_IF_NONE | POP_JUMP_BACKWARD_IF_NONE
         | POP_JUMP_FORWARD_IF_NOT_NONE | POP_JUMP_BACKWARD_IF_NOT_NONE | JUMP_IF_FALSE_OR_POP
-        | JUMP_IF_TRUE_OR_POP | FOR_ITER | PRECALL | CALL | BINARY_SUBSCR => Inline,
+        | JUMP_IF_TRUE_OR_POP | FOR_ITER | PRECALL | CALL | BINARY_SUBSCR | IS_OP => Inline,
         // Inline caches and exact-type fast paths (`fast_paths`), the site helper behind them.
         BINARY_OP | LOAD_GLOBAL | LOAD_ATTR | STORE_ATTR | LOAD_METHOD | STORE_SUBSCR => Inline,
         DELETE_FAST => Helper(h::pg_delete_fast),
@@ -60,7 +60,6 @@ pub fn template(opcode: u8) -> Option<Template> {
         STORE_DEREF => Helper(h::pg_store_deref),
         DELETE_DEREF => Helper(h::pg_delete_deref),
         COMPARE_OP => Helper(h::pg_compare_op),
-        IS_OP => Helper(h::pg_is_op),
         CONTAINS_OP => Helper(h::pg_contains_op),
         UNARY_POSITIVE => Helper(h::pg_unary_positive),
         UNARY_NEGATIVE => Helper(h::pg_unary_negative),
@@ -486,6 +485,26 @@ pub fn gen_instr(
         }
         PRECALL => crate::fast_paths::precall(e, ins, site, kwnames),
         UNPACK_SEQUENCE => crate::fast_paths::unpack_sequence(e, ins, site),
+        IS_OP => {
+            // As ceval: the bool replaces the left operand, then the left and the right operand
+            // are released, in that order (their destructors may run).
+            let (same, other) = if oparg == 0 { (py_true, py_false) } else { (py_false, py_true) };
+            x64!(e.ops
+                ; mov rdi, [r14 - 16]
+                ; mov rax, QWORD same
+                ; mov rcx, QWORD other
+                ; cmp rdi, [r14 - 8]
+                ; cmovne rax, rcx
+            );
+            e.incref_rax();
+            x64!(e.ops
+                ; mov [r14 - 16], rax
+                ; sub r14, 8
+            );
+            e.decref_rdi();
+            x64!(e.ops ; mov rdi, [r14]); // the right operand, above the new top
+            e.decref_rdi();
+        }
         BINARY_SUBSCR => crate::fast_paths::binary_subscr(e, ins, site),
         STORE_SUBSCR => crate::fast_paths::store_subscr(e, ins),
         BINARY_OP => crate::fast_paths::binary_op(e, ins, site),

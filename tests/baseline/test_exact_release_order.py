@@ -677,3 +677,20 @@ def test_dict_sizes_hand_written_large_maps(kind):
     # More pairs than the helper's on-stack keys buffer holds.
     out = run_both(sizes_hand_written_maps, kind)
     assert out.kind == "return", out
+
+
+def is_op_releases_left_then_right(n):
+    # IS_OP (inline in the baseline) releases the left operand, then the right one.
+    log = []
+    out = []
+    for i in range(n):
+        out.append(Item("l", i, log) is Item("r", i, log))
+        out.append(Item("l2", i, log) is not Item("r2", i, log))
+        x = Item("x", i, log)
+        out.append(x is x)
+        del x
+    return out, log[-12:]
+
+
+def test_is_op_release_order():
+    run_both(is_op_releases_left_then_right, 12)
