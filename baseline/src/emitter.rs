@@ -64,9 +64,6 @@ enum Stub {
     /// Hands the frame to the interpreter before an instruction (`prev_instr` = the unit before
     /// it), with `r14` the exact stack.
     HandOff { label: DynamicLabel, prev_instr: usize, reason: ExitReason },
-    /// A fast path's slow path: the site helper of `opcode oparg` (the generic instruction),
-    /// then back to `resume` or, tagged, the error exit.
-    SiteHelper { label: DynamicLabel, resume: DynamicLabel, opcode: u8, oparg: u32, helper: SiteHelper, site: *const Site },
     /// Any cold path: `emit` writes it at `label`, ending with its own way back.
     Cold { label: DynamicLabel, emit: Box<dyn FnOnce(&mut Emitter)> },
     /// Eval breaker set: `pg_eval_breaker`, then back to `resume` or on to `handoff`.
@@ -396,7 +393,11 @@ impl Emitter {
     /// `resume` (see [`Emitter::call_site_helper`]): a fast path's slow path, out of the way of
     /// the hot code.
     pub fn cold_site_helper(&mut self, label: DynamicLabel, resume: DynamicLabel, opcode: u8, oparg: u32, helper: SiteHelper, site: *const Site) {
-        self.stubs.push(Stub::SiteHelper { label, resume, opcode, oparg, helper, site });
+        self.cold(label, move |e| {
+            let error = e.error;
+            e.call_site_helper(opcode, helper, oparg, site, error);
+            x64!(e.ops ; jmp =>resume);
+        });
     }
 
     /// Has `emit` write a cold path at `label` in the cold section; it must end by jumping back
@@ -744,12 +745,6 @@ impl Emitter {
                             ; jne =>tracing
                         );
                     }
-                    x64!(self.ops ; jmp =>resume);
-                }
-                Stub::SiteHelper { label, resume, opcode, oparg, helper, site } => {
-                    let error = self.error;
-                    x64!(self.ops ; =>label);
-                    self.call_site_helper(opcode, helper, oparg, site, error);
                     x64!(self.ops ; jmp =>resume);
                 }
                 Stub::Cold { label, emit } => {
