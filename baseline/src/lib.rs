@@ -363,16 +363,13 @@ fn emit(
         };
         gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, instrs.get(k + 1), pairing, site, check_tracing);
         if templates::emits_code(ins.opcode) {
-            // Run as a second half, the instruction had no check of its own: the first half's
-            // code counts too (a quiet first half's cold path skips its check when the pair
-            // runs). The last of a regular run may be a second half in its cold copy, which
-            // goes on here: the dynamic rule, which covers the warm copy's.
+            // The last of a regular run may be a second half in its cold copy, which goes on
+            // here: the dynamic rule, which covers the warm copy's.
             let second = match warm_run[k] {
                 Some((first, last)) if k < last => (k - first) % 2 == 1,
                 _ => second_entries[k].is_some(),
             };
-            let first_half_ran = second && !templates::runs_nothing(instrs[k - 1].opcode);
-            nothing_ran = templates::quiet(ins.opcode) && !first_half_ran;
+            nothing_ran = templates::nothing_ran_after(ins.opcode, second.then(|| instrs[k - 1].opcode));
             entered_before = false;
         } else {
             entered_before = is_entered;
@@ -401,8 +398,8 @@ fn emit(
             };
             let check_tracing = !nothing_ran;
             gen_instr(&mut e, ins, ins.start, &labels, &view.consts, std::ptr::null_mut(), instrs.get(k + 1), pairing, std::ptr::null(), check_tracing);
-            let first_half_ran = entries[k - first].is_some() && !templates::runs_nothing(instrs[k - 1].opcode);
-            nothing_ran = templates::quiet(ins.opcode) && !first_half_ran;
+            let second = entries[k - first].is_some();
+            nothing_ran = templates::nothing_ran_after(ins.opcode, second.then(|| instrs[k - 1].opcode));
         }
         // What the cold paths of the run's last instruction owe the next one that emits code.
         let next = instrs[last + 1..].iter().position(|i| templates::emits_code(i.opcode)).map(|p| last + 1 + p);

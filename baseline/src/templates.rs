@@ -225,6 +225,14 @@ pub fn quiet(opcode: u8) -> bool {
     runs_nothing(opcode) || matches!(opcode, op::STORE_FAST | op::POP_TOP)
 }
 
+/// Whether nothing has run since the last tracing check once an instruction of `opcode` is done
+/// on the fall-through path, given the opcode of the first half it ran as the second half of,
+/// if it may have: a second half has no check of its own, so the first half's code counts too
+/// (a quiet first half's cold path skips its check when the pair runs).
+pub fn nothing_ran_after(opcode: u8, second_half_of: Option<u8>) -> bool {
+    quiet(opcode) && !second_half_of.is_some_and(|first| !runs_nothing(first))
+}
+
 /// Whether a second half's cold paths read `bh` to tell how it was entered ([`ColdUnit`]).
 fn reads_entry_flag(opcode: u8) -> bool {
     matches!(opcode, op::LOAD_FAST | op::STORE_FAST)
