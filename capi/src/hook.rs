@@ -7,7 +7,7 @@ use crate::tier_up::compile_into;
 use peregrine_runtime::code_state::CodeState;
 use peregrine_runtime::cstack;
 use peregrine_runtime::cpython::{self, co_flags, ffi, EvalFrameFn, InterpreterFrame, ThreadState};
-use peregrine_runtime::options::{BASELINE_THRESHOLD, OPTIMIZE_THRESHOLD};
+use peregrine_runtime::options::BASELINE_THRESHOLD;
 use peregrine_runtime::stats::STATS;
 use peregrine_runtime::exits;
 use peregrine_runtime::{ExitReason, Tier};
@@ -183,11 +183,9 @@ unsafe fn creates_generator(frame: *mut InterpreterFrame) -> bool {
 /// GIL held; `code` is the live code object `state` belongs to.
 #[inline(always)]
 unsafe fn maybe_optimize(state: &CodeState, code: *mut ffi::PyObject, seen: u32) {
-    if let Some(threshold) = OPTIMIZE_THRESHOLD.get() {
-        if seen >= threshold && state.not_tried(Tier::Optimized) {
-            // SAFETY: forwarded from the caller.
-            let _ = unsafe { compile_into(state, code, Tier::Optimized) };
-        }
+    if state.optimize_due(seen) {
+        // SAFETY: forwarded from the caller.
+        let _ = unsafe { compile_into(state, code, Tier::Optimized) };
     }
 }
 

@@ -212,6 +212,13 @@ impl CodeState {
         self.slot(tier).is_some_and(|s| matches!(*s.borrow(), Slot::NotTried))
     }
 
+    /// Whether tier 2 is due after `seen` entries: its threshold is on and reached, and it was
+    /// never tried for this code object.
+    #[inline]
+    pub fn optimize_due(&self, seen: u32) -> bool {
+        crate::options::OPTIMIZE_THRESHOLD.get().is_some_and(|t| seen >= t) && self.not_tried(Tier::Optimized)
+    }
+
     /// Why `tier` refused this code object, if it did.
     pub fn refusal(&self, tier: Tier) -> Option<CompileError> {
         match &*self.slot(tier)?.borrow() {

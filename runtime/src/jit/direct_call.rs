@@ -20,7 +20,6 @@
 use super::Sp;
 use crate::code_state::CodeState;
 use crate::cpython::{co_flags, ffi, CodeObject, FrameObject, FunctionObject, InterpreterFrame, ThreadState};
-use crate::options::OPTIMIZE_THRESHOLD;
 use crate::stats::STATS;
 use crate::Tier;
 use std::mem::offset_of;
@@ -168,10 +167,8 @@ unsafe fn compiled_entry<'a>(tstate: *mut ThreadState, code: *mut CodeObject) ->
         let Some((entry, Tier::Baseline)) = state.entry() else {
             return None;
         };
-        if let Some(threshold) = OPTIMIZE_THRESHOLD.get() {
-            if state.entries() >= threshold && state.not_tried(Tier::Optimized) {
-                return None;
-            }
+        if state.optimize_due(state.entries()) {
+            return None;
         }
         if crate::cstack::nearly_exhausted() {
             return None;
