@@ -915,6 +915,11 @@ def test_unpacking_hits_and_edges():
             total += x * y - z
         return total
 
+    _assert_both_unpacks_hit(f)
+
+
+def _assert_both_unpacks_hit(f):
+    """f(N) agrees with the interpreter, and both its UNPACK_SEQUENCE sites hit when warm."""
     _, prof = run_both_profiled(f, N)
     unpacks = sites(prof, "UNPACK_SEQUENCE")
     assert len(unpacks) == 2 and all(s["hits"] >= N - 10 for s in unpacks), unpacks
@@ -934,9 +939,7 @@ def test_unpacking_long_sequences_hits():
             total.append((a, j, b + i2, p, bb, q + aa, sys.getrefcount(bb)))
         return total
 
-    _, prof = run_both_profiled(f, N)
-    unpacks = sites(prof, "UNPACK_SEQUENCE")
-    assert len(unpacks) == 2 and all(s["hits"] >= N - 10 for s in unpacks), unpacks
+    _assert_both_unpacks_hit(f)
 
 
 def test_unpacking_wrong_sizes_and_kinds():
