@@ -52,7 +52,7 @@ impl Slot {
 pub const WARMUP_DELAY: u32 = 8;
 
 /// The two counters of a [`CodeState`] that stand for the interpreter's `co_warmup` (see
-/// [`CodeState::is_warm`]), for compiled code to read and bump in place.
+/// `jit::specialize::Site::is_warm`), for compiled code to read and bump in place.
 #[derive(Clone, Copy)]
 pub struct WarmthCounters {
     pub entries: *const u32,
@@ -147,14 +147,6 @@ impl CodeState {
         if n < WARMUP_DELAY {
             self.generator_creations.set(n + 1);
         }
-    }
-
-    /// Whether the interpreter would have specialized this code by now: as many RESUMEs (entries
-    /// other than generator creations) and backward jumps as `QUICKENING_WARMUP_DELAY`.
-    #[inline]
-    pub fn is_warm(&self) -> bool {
-        let resumes = self.entries.get().saturating_sub(self.generator_creations.get());
-        resumes.saturating_add(self.backward_jumps.get()) >= WARMUP_DELAY
     }
 
     /// Where compiled code counts backward jumps (it stops at [`WARMUP_DELAY`]) and reads the

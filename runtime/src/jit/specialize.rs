@@ -100,8 +100,8 @@ impl Site {
     }
 
     /// Whether ceval would have quickened the code by now: its own `co_warmup` ran out, or the JIT
-    /// counted `WARMUP_DELAY` entries and backward jumps (`CodeState::is_warm`), read without
-    /// looking the code state up.
+    /// counted `WARMUP_DELAY` RESUMEs (entries other than generator creations) and backward
+    /// jumps, as many as `QUICKENING_WARMUP_DELAY`; read without looking the code state up.
     #[inline]
     pub(crate) fn is_warm(&self) -> bool {
         // SAFETY: the site and its `Warmth` live in the compiled code of `code`, which keeps the
