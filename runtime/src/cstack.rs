@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::os::raw::c_int;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Stack to keep free for what runs below a frame (helpers, C extensions, signal handlers): a
 /// quarter of the thread's stack, at most 256 KiB. A fixed reserve would leave no room at all on
@@ -122,6 +123,37 @@ fn stack_bounds() -> Option<(usize, usize)> {
 pub fn nearly_exhausted() -> bool {
     let marker = 0u8;
     let here = std::hint::black_box(&marker) as *const u8 as usize;
+    here < limit()
+}
+
+/// The last thread that asked for its limit, and that limit, for [`limit`]: a thread-local in a
+/// shared library costs a call (`__tls_get_addr`) per read, and the hook asks at every frame,
+/// almost always from the same thread. `SEQ` is a sequence lock: odd while a writer changes the
+/// pair, so a reader that sees the same even value before and after its reads has a consistent
+/// pair. The key is the thread pointer ([`thread_pointer`]), unique among live threads; a thread
+/// that reuses a dead one's thread control block reuses its stack too (the C library keeps the
+/// block at the top of the thread's stack).
+static CACHE_SEQ: AtomicUsize = AtomicUsize::new(0);
+static CACHE_THREAD: AtomicUsize = AtomicUsize::new(0);
+static CACHE_LIMIT: AtomicUsize = AtomicUsize::new(0);
+
+/// The calling thread's limit: the lowest address a frame may start at on the stack in use.
+#[inline]
+fn limit() -> usize {
+    let me = thread_pointer();
+    let seq = CACHE_SEQ.load(Ordering::Acquire);
+    let thread = CACHE_THREAD.load(Ordering::Relaxed);
+    let limit = CACHE_LIMIT.load(Ordering::Relaxed);
+    std::sync::atomic::fence(Ordering::Acquire);
+    if thread == me && seq & 1 == 0 && CACHE_SEQ.load(Ordering::Relaxed) == seq {
+        return limit;
+    }
+    limit_slow(me)
+}
+
+/// [`limit`] from the thread-local, remembered for the next call.
+#[cold]
+fn limit_slow(me: usize) -> usize {
     let limit = LIMIT.with(|l| {
         if l.get() == 0 {
             // Unknown bounds: never report exhaustion (usize::MAX would be wrong, 1 is "below").
@@ -130,7 +162,41 @@ pub fn nearly_exhausted() -> bool {
         }
         l.get()
     });
-    here < limit
+    remember(me, limit);
+    limit
+}
+
+/// The calling thread's thread pointer: the x86-64 ELF TLS ABI keeps the address of the thread
+/// control block at `%fs:0`, so one load identifies the thread (`pthread_self()` is the same
+/// value behind a call into the C library).
+#[inline(always)]
+fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: reads the first word of the thread control block, which the TLS ABI requires to
+    // hold its own address; no memory is written, the stack is not touched.
+    unsafe { std::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+    tp
+}
+
+/// Makes (`me`, `limit`) the cached pair; skipped while another thread writes it.
+fn remember(me: usize, limit: usize) {
+    let seq = CACHE_SEQ.load(Ordering::Relaxed);
+    if seq & 1 != 0
+        || CACHE_SEQ.compare_exchange(seq, seq + 1, Ordering::Acquire, Ordering::Relaxed).is_err()
+    {
+        return;
+    }
+    CACHE_THREAD.store(me, Ordering::Relaxed);
+    CACHE_LIMIT.store(limit, Ordering::Relaxed);
+    CACHE_SEQ.store(seq + 2, Ordering::Release);
+}
+
+/// Sets the calling thread's limit (entering or leaving a segment), in the thread-local and the
+/// cache; returns the previous one.
+fn set_limit(limit: usize) -> usize {
+    let previous = LIMIT.with(|l| l.replace(limit));
+    remember(thread_pointer(), limit);
+    previous
 }
 
 /// Why [`call_on_fresh_segment`] could not switch.
@@ -170,11 +236,11 @@ pub unsafe fn call_on_fresh_segment(
         }
     };
     log::debug!("running a frame on a fresh C stack segment at {:#x}", segment.base);
-    let outer_limit = LIMIT.with(|l| l.replace(segment.limit()));
+    let outer_limit = set_limit(segment.limit());
     // SAFETY: the segment is mapped, writable above its guard page, and used by this call alone;
     // `top` is 16-byte aligned as the ABI requires before a call. The caller vouches for `f`.
     let result = unsafe { call_with_stack(a, b, c, f, segment.top() as *mut u8) };
-    LIMIT.with(|l| l.set(outer_limit));
+    set_limit(outer_limit);
     SPARE.with(|s| {
         let mut spare = s.borrow_mut();
         if spare.0.len() < MAX_SPARE {
@@ -245,5 +311,41 @@ mod tests {
         let t = std::thread::Builder::new().stack_size(256 << 10).spawn(nearly_exhausted).unwrap();
         assert!(!t.join().unwrap());
         assert!(!nearly_exhausted());
+    }
+
+    #[test]
+    fn the_thread_pointer_is_the_thread_control_block() {
+        // SAFETY: no preconditions.
+        assert_eq!(thread_pointer(), unsafe { libc::pthread_self() } as usize);
+        let other = std::thread::spawn(thread_pointer).join().unwrap();
+        assert_ne!(other, thread_pointer());
+    }
+
+    #[test]
+    fn each_thread_gets_its_own_limit_from_the_cache() {
+        // Alternate between two threads so the one-entry cache changes hands every time; each
+        // must still see the limit of its own stack.
+        let mine = limit();
+        let (to_other, from_main) = std::sync::mpsc::channel::<()>();
+        let (to_main, from_other) = std::sync::mpsc::channel::<usize>();
+        let t = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                for _ in 0..50 {
+                    from_main.recv().unwrap();
+                    to_main.send(limit()).unwrap();
+                }
+            })
+            .unwrap();
+        let mut theirs = Vec::new();
+        for _ in 0..50 {
+            assert_eq!(limit(), mine);
+            to_other.send(()).unwrap();
+            theirs.push(from_other.recv().unwrap());
+        }
+        t.join().unwrap();
+        assert!(theirs.iter().all(|&l| l == theirs[0]));
+        assert_ne!(theirs[0], mine);
+        assert_eq!(limit(), mine);
     }
 }
