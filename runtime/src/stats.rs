@@ -49,6 +49,9 @@ pub struct TierStats {
     /// Of `entries`, frames that compiled code pushed and entered itself (a direct call, without
     /// vectorcall and the hook).
     pub direct_calls: Counter,
+    /// Of `entries`, generator and coroutine frames that compiled code resumed itself (FOR_ITER
+    /// or SEND, without `gen_send_ex2` and the hook).
+    pub direct_resumes: Counter,
     /// Wall time spent compiling, in nanoseconds.
     pub compile_ns: Counter,
     /// Bytes of machine code produced.
@@ -65,6 +68,7 @@ impl TierStats {
             compiled: Counter::new(),
             entries: Counter::new(),
             direct_calls: Counter::new(),
+            direct_resumes: Counter::new(),
             compile_ns: Counter::new(),
             code_bytes: Counter::new(),
             deopts: Counter::new(),
@@ -77,6 +81,7 @@ impl TierStats {
             &self.compiled,
             &self.entries,
             &self.direct_calls,
+            &self.direct_resumes,
             &self.compile_ns,
             &self.code_bytes,
             &self.deopts,

@@ -84,6 +84,9 @@ extern "C" {
     pub fn _PyType_Lookup(tp: *mut ffi::PyTypeObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
     pub fn _PyObject_LookupSpecial(obj: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
     pub fn _PyErr_FormatFromCause(exc: *mut ffi::PyObject, format: *const std::os::raw::c_char, ...) -> *mut ffi::PyObject;
+    /// StopIteration carrying `value` (wrapped when it is a tuple or an exception); 0, or -1
+    /// when making the exception failed.
+    pub fn _PyGen_SetStopIterationValue(value: *mut ffi::PyObject) -> c_int;
     /// The runtime state; only `ceval.signals_pending` is read (see layout.rs).
     pub static mut _PyRuntime: u8;
     pub fn _PyCode_SetExtra(

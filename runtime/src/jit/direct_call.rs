@@ -49,11 +49,22 @@ pub fn set_hook(hook: usize) {
 /// # Safety
 /// GIL held; `tstate` is the current thread state.
 #[inline(always)]
-unsafe fn our_hook_installed(tstate: *mut ThreadState) -> bool {
+pub(super) unsafe fn our_hook_installed(tstate: *mut ThreadState) -> bool {
     // SAFETY: `interp` is live while its thread runs; the offset is checked against the C
     // compiler (`layout::OFFSETS`).
     let installed = unsafe { *(((*tstate).interp as *const u8).add(INTERP_EVAL_FRAME_OFFSET) as *const usize) };
     installed != 0 && installed == HOOK_FN.load(Ordering::Relaxed)
+}
+
+/// The hook, to run a frame as `_PyEval_EvalFrame` would.
+///
+/// # Safety
+/// [`our_hook_installed`] returned true since the hook was last installed or removed.
+#[inline(always)]
+pub(super) unsafe fn hook_fn() -> crate::cpython::EvalFrameFn {
+    // SAFETY: per the contract HOOK_FN is our hook's address, non-zero, with the eval-frame
+    // signature.
+    unsafe { std::mem::transmute(HOOK_FN.load(Ordering::Relaxed)) }
 }
 
 /// What [`try_direct_call`] did.
@@ -139,10 +150,7 @@ pub unsafe fn try_direct_call(
             // Not compiled (yet), tracing on, a deep recursion: the hook decides, as under
             // `_PyEval_Vector`.
             None => {
-                // HOOK_FN is our hook's address, non-zero (checked at the top), with the
-                // eval-frame signature.
-                let hook: crate::cpython::EvalFrameFn = std::mem::transmute(HOOK_FN.load(Ordering::Relaxed));
-                hook(tstate, frame, 0)
+                hook_fn()(tstate, frame, 0)
             }
         };
         clear_and_pop(tstate, frame);
@@ -157,7 +165,7 @@ pub unsafe fn try_direct_call(
 /// # Safety
 /// GIL held; `code` is a live code object.
 #[inline(always)]
-unsafe fn compiled_entry<'a>(tstate: *mut ThreadState, code: *mut CodeObject) -> Option<(&'a CodeState, crate::cpython::EvalFrameFn)> {
+pub(super) unsafe fn compiled_entry<'a>(tstate: *mut ThreadState, code: *mut CodeObject) -> Option<(&'a CodeState, crate::cpython::EvalFrameFn)> {
     // SAFETY: per the contract.
     unsafe {
         if (*(*tstate).cframe).use_tracing != 0 {
@@ -213,17 +221,17 @@ unsafe fn clear_and_pop(tstate: *mut ThreadState, frame: *mut InterpreterFrame) 
     // SAFETY: per the contract.
     unsafe {
         (*tstate).recursion_remaining -= 1;
-        clear(tstate, frame);
+        clear_frame(tstate, frame);
         (*tstate).recursion_remaining += 1;
         (*tstate).datastack_top = frame as *mut *mut ffi::PyObject;
     }
 }
 
-/// `_PyFrame_Clear`.
+/// `_PyFrame_Clear`, for a frame on the data stack or in a generator.
 ///
 /// # Safety
-/// As for [`clear_and_pop`].
-unsafe fn clear(tstate: *mut ThreadState, frame: *mut InterpreterFrame) {
+/// As for [`clear_and_pop`] (a generator's frame: the generator is marked cleared).
+pub(super) unsafe fn clear_frame(tstate: *mut ThreadState, frame: *mut InterpreterFrame) {
     // SAFETY: per the contract; `stacktop` counts the frame's live slots.
     unsafe {
         let f = (*frame).frame_obj;

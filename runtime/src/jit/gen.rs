@@ -230,14 +230,22 @@ pub unsafe extern "C" fn pg_get_yield_from_iter(_t: *mut ThreadState, frame: *mu
 
 /// SEND: (receiver, value) -> (receiver, yielded) and returns sp; or, when the receiver
 /// returned, (result) and returns sp - 1 (the caller jumps); or raises with (receiver) left.
-pub unsafe extern "C" fn pg_send(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
+pub unsafe extern "C" fn pg_send(t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
     // SAFETY: two values on the stack. Compiled code runs with tracing off, so this is ceval's
     // `c_tracefunc == NULL` path.
     unsafe {
         let v = peek(sp, 1);
         let receiver = peek(sp, 2);
         let mut retval = std::ptr::null_mut();
-        let status = ffi::PyIter_Send(receiver, v, &mut retval);
+        // A generator or coroutine is resumed directly, as `PyIter_Send` would through its
+        // `am_send`; the stack holds both values meanwhile.
+        let status = match super::direct_resume::try_resume(t, receiver, v) {
+            Some(resumed) => {
+                retval = resumed.value;
+                resumed.status
+            }
+            None => ffi::PyIter_Send(receiver, v, &mut retval),
+        };
         ffi::Py_DECREF(v);
         match status {
             ffi::PySendResult::PYGEN_RETURN => {

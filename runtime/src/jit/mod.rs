@@ -6,6 +6,7 @@
 //! no panicking operations on their paths (a panic in an `extern "C"` function aborts).
 
 pub mod direct_call;
+pub mod direct_resume;
 pub mod frame;
 pub mod gen;
 pub mod inline_cache;

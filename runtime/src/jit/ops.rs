@@ -1409,9 +1409,13 @@ pub unsafe extern "C" fn pg_for_iter(t: *mut ThreadState, frame: *mut Interprete
     unsafe {
         let iter = peek(sp, 1);
         let tp = ffi::Py_TYPE(iter);
-        let next = match (*tp).tp_iternext {
-            Some(f) => f(iter),
-            None => std::ptr::null_mut(),
+        // A generator is resumed directly, as its `tp_iternext` (`gen_iternext`) would.
+        let next = match super::direct_resume::try_resume(t, iter, std::ptr::null_mut()) {
+            Some(resumed) => resumed.value,
+            None => match (*tp).tp_iternext {
+                Some(f) => f(iter),
+                None => std::ptr::null_mut(),
+            },
         };
         if !next.is_null() {
             put(sp, 0, next);
