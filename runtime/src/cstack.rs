@@ -151,6 +151,24 @@ fn limit() -> usize {
     limit_slow(me)
 }
 
+/// Forgets the cached pair when its thread ends: a thread started later may get the same
+/// thread control block address with a stack of another size (a stack the C library mapped
+/// anew where the old one was), and must not read the dead thread's limit.
+struct ForgetOnExit;
+
+impl Drop for ForgetOnExit {
+    fn drop(&mut self) {
+        if CACHE_THREAD.load(Ordering::Relaxed) == thread_pointer() {
+            remember(0, 0);
+        }
+    }
+}
+
+thread_local! {
+    /// Registered (touched) by every thread that puts its limit in the cache.
+    static FORGET_ON_EXIT: ForgetOnExit = const { ForgetOnExit };
+}
+
 /// [`limit`] from the thread-local, remembered for the next call.
 #[cold]
 fn limit_slow(me: usize) -> usize {
@@ -162,8 +180,24 @@ fn limit_slow(me: usize) -> usize {
         }
         l.get()
     });
-    remember(me, limit);
+    remember_mine(me, limit);
     limit
+}
+
+/// Caches the calling thread's (`me`) limit, if its exit will forget it: a thread whose
+/// thread-locals are already being torn down is not cached.
+fn remember_mine(me: usize, limit: usize) {
+    if FORGET_ON_EXIT.try_with(|_| ()).is_ok() {
+        remember(me, limit);
+    }
+}
+
+/// Sets the calling thread's limit (entering or leaving a segment), in the thread-local and the
+/// cache; returns the previous one.
+fn set_limit(limit: usize) -> usize {
+    let previous = LIMIT.with(|l| l.replace(limit));
+    remember_mine(thread_pointer(), limit);
+    previous
 }
 
 /// The calling thread's thread pointer: the x86-64 ELF TLS ABI keeps the address of the thread
@@ -178,7 +212,8 @@ fn thread_pointer() -> usize {
     tp
 }
 
-/// Makes (`me`, `limit`) the cached pair; skipped while another thread writes it.
+/// Makes (`me`, `limit`) the cached pair; skipped while another thread writes it (which then
+/// leaves its own key there, so a skipped write never leaves a stale pair for `me`).
 fn remember(me: usize, limit: usize) {
     let seq = CACHE_SEQ.load(Ordering::Relaxed);
     if seq & 1 != 0
@@ -186,17 +221,11 @@ fn remember(me: usize, limit: usize) {
     {
         return;
     }
+    // A reader that sees either new value then sees the odd sequence number.
+    std::sync::atomic::fence(Ordering::Release);
     CACHE_THREAD.store(me, Ordering::Relaxed);
     CACHE_LIMIT.store(limit, Ordering::Relaxed);
     CACHE_SEQ.store(seq + 2, Ordering::Release);
-}
-
-/// Sets the calling thread's limit (entering or leaving a segment), in the thread-local and the
-/// cache; returns the previous one.
-fn set_limit(limit: usize) -> usize {
-    let previous = LIMIT.with(|l| l.replace(limit));
-    remember(thread_pointer(), limit);
-    previous
 }
 
 /// Why [`call_on_fresh_segment`] could not switch.
@@ -277,6 +306,14 @@ unsafe extern "C" fn call_with_stack(
 mod tests {
     use super::*;
 
+    /// Tests that use the limit cache run one at a time: each asserts what the one shared entry
+    /// holds.
+    static CACHE_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        CACHE_USERS.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     #[test]
     fn reserve_scales_with_small_stacks() {
         assert_eq!(reserve_for(8 << 20), MAX_RESERVE);
@@ -293,6 +330,7 @@ mod tests {
 
     #[test]
     fn a_call_on_a_fresh_segment_runs_on_that_segment_and_returns() {
+        let _serial = serial();
         let marker = 0u8;
         let outer = std::hint::black_box(&marker) as *const u8 as usize;
         let limit_before = LIMIT.with(|l| l.get());
@@ -308,6 +346,7 @@ mod tests {
 
     #[test]
     fn a_fresh_thread_with_a_small_stack_is_not_exhausted() {
+        let _serial = serial();
         let t = std::thread::Builder::new().stack_size(256 << 10).spawn(nearly_exhausted).unwrap();
         assert!(!t.join().unwrap());
         assert!(!nearly_exhausted());
@@ -315,6 +354,7 @@ mod tests {
 
     #[test]
     fn the_thread_pointer_is_the_thread_control_block() {
+        let _serial = serial();
         // SAFETY: no preconditions.
         assert_eq!(thread_pointer(), unsafe { libc::pthread_self() } as usize);
         let other = std::thread::spawn(thread_pointer).join().unwrap();
@@ -323,6 +363,7 @@ mod tests {
 
     #[test]
     fn each_thread_gets_its_own_limit_from_the_cache() {
+        let _serial = serial();
         // Alternate between two threads so the one-entry cache changes hands every time; each
         // must still see the limit of its own stack.
         let mine = limit();
@@ -347,5 +388,22 @@ mod tests {
         assert!(theirs.iter().all(|&l| l == theirs[0]));
         assert_ne!(theirs[0], mine);
         assert_eq!(limit(), mine);
+    }
+
+    #[test]
+    fn a_thread_that_ends_leaves_no_limit_in_the_cache() {
+        let _serial = serial();
+        // A thread started later may get the same thread pointer with another stack.
+        let (tp, cached_while_alive) = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(|| {
+                let _ = limit();
+                (thread_pointer(), CACHE_THREAD.load(Ordering::Relaxed) == thread_pointer())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(cached_while_alive);
+        assert_ne!(CACHE_THREAD.load(Ordering::Relaxed), tp);
     }
 }
