@@ -79,7 +79,7 @@ def test_stats_shape_and_reset(jit):
     assert set(s["exits"]) == set(jit.exit_reasons())
     when = {name: r["when"] for name, r in jit.exit_reasons().items()}
     assert {n for n, w in when.items() if w == "entry"} == {
-        "tracing_at_entry", "throwflag", "uncompilable", "generator_creation", "resumed_frame", "recursion_limit"}
+        "tracing_at_entry", "throwflag", "uncompilable", "resumed_frame", "recursion_limit"}
     assert {n for n, w in when.items() if w == "mid_frame"} >= {"exception", "tracing", "eval_breaker"}
     jit.reset_stats()
 

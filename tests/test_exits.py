@@ -56,9 +56,10 @@ def test_names_and_codes_are_unique_and_stable():
 def test_each_reason_says_whether_it_happens_at_entry_or_mid_frame():
     when = {name: r["when"] for name, r in peregrine.exit_reasons().items()}
     assert {n for n, w in when.items() if w == "entry"} == {
-        "tracing_at_entry", "throwflag", "uncompilable", "generator_creation", "resumed_frame", "recursion_limit"}
+        "tracing_at_entry", "throwflag", "uncompilable", "resumed_frame", "recursion_limit"}
     assert {n for n, w in when.items() if w == "mid_frame"} == {
-        "exception", "tracing", "eval_breaker", "interpreter_only_instruction", "exception_handler"}
+        "exception", "tracing", "eval_breaker", "interpreter_only_instruction", "exception_handler",
+        "generator_creation"}
 
 
 def test_stats_has_a_counter_for_every_reason():
@@ -212,19 +213,45 @@ def counting():
     yield 2
 
 
-def test_generator_creation_is_counted_at_entry(jit):
+def test_generators_are_created_in_compiled_code(jit):
     g = fresh_function(counting)
     jit.compile(g)
     jit.set_thresholds(baseline=0, optimize="off")
     before = jit.stats()["exits"]["generator_creation"]
     for _ in range(3):
         assert list(g()) == [1, 2]
-    assert jit.stats()["exits"]["generator_creation"] - before == 3
-    # RETURN_GENERATOR, where the interpreter starts each creating call; every resumption runs
-    # compiled, so there is no other exit.
-    assert only(offsets(g, "RETURN_GENERATOR")) == 0
-    assert jit.exits(g) == {(0, "generator_creation"): 3}
-    assert jit.exit_reasons()["generator_creation"]["when"] == "entry"
+    # RETURN_GENERATOR runs compiled, and so does every resumption: no exit at all.
+    assert jit.stats()["exits"]["generator_creation"] == before
+    assert jit.exits(g) == {}
+
+
+async def tracked_coroutine():
+    return 7
+
+
+def test_coroutines_whose_origin_is_tracked_are_created_by_the_interpreter(jit):
+    c = fresh_function(tracked_coroutine)
+    jit.compile(c)
+    jit.set_thresholds(baseline=0, optimize="off")
+    sys.set_coroutine_origin_tracking_depth(2)
+    try:
+        coros = [c() for _ in range(3)]
+    finally:
+        sys.set_coroutine_origin_tracking_depth(0)
+    for coro in coros:
+        assert coro.cr_origin is not None
+        with pytest.raises(StopIteration):
+            coro.send(None)
+    # The creating calls hand the frame over before RETURN_GENERATOR; the resumptions (one per
+    # coroutine) run compiled.
+    assert only(offsets(c, "RETURN_GENERATOR")) == 0
+    assert jit.exits(c) == {(0, "generator_creation"): 3}
+    assert jit.exit_reasons()["generator_creation"]["when"] == "mid_frame"
+    untracked = c()
+    assert untracked.cr_origin is None
+    with pytest.raises(StopIteration):
+        untracked.send(None)
+    assert jit.exits(c) == {(0, "generator_creation"): 3}
 
 
 def thrown_into():
@@ -242,7 +269,7 @@ def test_throw_exits_at_the_yield_it_raises_at(jit):
     assert next(it) == 1
     assert it.throw(KeyError) == 2
     first_yield = offsets(g, "YIELD_VALUE")[0]
-    assert jit.exits(g) == {(0, "generator_creation"): 1, (first_yield, "throwflag"): 1}
+    assert jit.exits(g) == {(first_yield, "throwflag"): 1}
 
 
 def test_tracing_at_entry_is_its_own_reason(jit):
@@ -293,10 +320,10 @@ def test_sites_are_freed_with_the_code_object(jit):
 def test_format_stats_shows_entry_and_mid_frame_exits_apart():
     s = peregrine.stats()
     s["exits"] = dict.fromkeys(s["exits"], 0)
-    s["exits"].update(generator_creation=3, exception=2, some_future_reason=1)
+    s["exits"].update(throwflag=3, exception=2, some_future_reason=1)
     text = peregrine.format_stats(s)
     entry = text.index("frames the interpreter ran instead of compiled code")
     mid = text.index("frames compiled code handed to the interpreter mid-way")
     other = text.index("other exits")
-    assert entry < text.index("generator_creation") < mid < text.index("exception") < other
+    assert entry < text.index("throwflag") < mid < text.index("exception") < other
     assert text.index("some_future_reason") > other

@@ -12,7 +12,7 @@ use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::code_state::{WarmthCounters, WARMUP_DELAY};
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
 use peregrine_runtime::cpython::{self, frame_state, ref_debug, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
-use peregrine_runtime::jit::{self, frame};
+use peregrine_runtime::jit::{self, frame, gen};
 use peregrine_runtime::jit::ops::{self, OpHelper, SiteHelper};
 use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::bytecode::Handler;
@@ -626,6 +626,28 @@ impl Emitter {
         );
     }
 
+    /// `RETURN_GENERATOR` at `start` (`prev_instr` already on it): makes the generator, which
+    /// takes the frame over, and returns it (`gen::pg_return_generator`, which also leaves the
+    /// frame); a failure raises here, and a coroutine whose origin is tracked is made by the
+    /// interpreter, handed the frame before the instruction.
+    pub fn return_generator(&mut self, start: usize) {
+        let (epilogue, error) = (self.epilogue, self.error);
+        let interpreter = self.handoff_before(start, ExitReason::GeneratorCreation);
+        x64!(self.ops
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; lea rcx, [rbp - CFRAME]
+            ; mov rax, QWORD gen::pg_return_generator as *const () as usize as i64
+            ; call rax
+            ; cmp rax, gen::RETURN_GENERATOR_IN_INTERPRETER as i32
+            ; je =>interpreter
+            ; test rax, rax
+            ; jz =>error
+            ; jmp =>epilogue
+        );
+    }
+
     /// `YIELD_VALUE`: pops the value, marks the generator suspended and returns the value; the
     /// frame keeps `prev_instr` at this instruction, where the next send resumes it.
     pub fn yield_top(&mut self) {
@@ -633,16 +655,19 @@ impl Emitter {
         self.return_top();
     }
 
-    /// For generator code: jumps to where the frame was suspended. `points` maps the code unit
-    /// `prev_instr` points at (RETURN_GENERATOR or a YIELD_VALUE) to the instruction after it;
-    /// any other position is handed to the interpreter, which resumes there.
-    pub fn resume_dispatch(&mut self, points: &[(usize, DynamicLabel)]) {
+    /// For generator code: jumps to where the frame was suspended. A fresh frame (the call that
+    /// creates the generator: `prev_instr` one unit before the code) starts at `start`; `points`
+    /// maps the code unit `prev_instr` points at (RETURN_GENERATOR or a YIELD_VALUE) to the
+    /// instruction after it; any other position is handed to the interpreter, which resumes there.
+    pub fn resume_dispatch(&mut self, start: DynamicLabel, points: &[(usize, DynamicLabel)]) {
         let unknown = self.label();
         let handoff = self.handoff;
         x64!(self.ops
             ; mov rax, [r12 + FRAME_PREV_INSTR]
             ; mov rcx, QWORD self.first_instr as i64
             ; sub rax, rcx
+            ; cmp rax, -2
+            ; je =>start
         );
         for &(index, label) in points {
             x64!(self.ops

@@ -236,7 +236,7 @@ fn emit(
             .filter(|w| matches!(w[0].opcode, op::RETURN_GENERATOR | op::YIELD_VALUE))
             .map(|w| (w[0].index, labels(w[1].start)))
             .collect();
-        e.resume_dispatch(&points);
+        e.resume_dispatch(labels(instrs[0].start), &points);
     }
     // Entries of the instructions that may run as the second half of a superinstruction.
     let second_entries: Vec<Option<dynasmrt::DynamicLabel>> = (0..instrs.len())

@@ -118,18 +118,17 @@ pub fn template(opcode: u8) -> Option<Template> {
         MATCH_MAPPING => Helper(unpack::pg_match_mapping),
         MATCH_SEQUENCE => Helper(unpack::pg_match_sequence),
 
-        // Generators and coroutines (`jit::gen`). YIELD_VALUE and SEND leave or branch the
-        // frame, inline. RETURN_GENERATOR only runs in the call that creates the generator,
-        // which the hook leaves to the interpreter; END_ASYNC_FOR only runs in the exception
-        // handler of `async for`: both hand the frame to the interpreter if ever reached.
-        YIELD_VALUE | SEND => Inline,
+        // Generators and coroutines (`jit::gen`). RETURN_GENERATOR, YIELD_VALUE and SEND leave
+        // or branch the frame, inline. END_ASYNC_FOR only runs in the exception handler of
+        // `async for`: it hands the frame to the interpreter if ever reached.
+        RETURN_GENERATOR | YIELD_VALUE | SEND => Inline,
         GET_AWAITABLE => Helper(gen::pg_get_awaitable),
         GET_AITER => Helper(gen::pg_get_aiter),
         GET_ANEXT => Helper(gen::pg_get_anext),
         GET_YIELD_FROM_ITER => Helper(gen::pg_get_yield_from_iter),
         ASYNC_GEN_WRAP => Helper(gen::pg_async_gen_wrap),
         BEFORE_ASYNC_WITH => Helper(gen::pg_before_async_with),
-        RETURN_GENERATOR | END_ASYNC_FOR => HandOff,
+        END_ASYNC_FOR => HandOff,
 
         _ => return None,
     })
@@ -540,6 +539,7 @@ pub fn gen_instr(
             );
             e.check_pending_after_call(error);
         }
+        RETURN_GENERATOR => e.return_generator(ins.start),
         YIELD_VALUE => e.yield_top(),
         SEND => {
             // The receiver returned: its result replaced it (the stack shrinks) and we jump.

@@ -67,8 +67,7 @@ pub unsafe extern "C" fn peregrine_eval_frame(
     };
     let seen = state.count_entry();
     // SAFETY: live frame and code object.
-    let creating = unsafe { creates_generator(frame) };
-    if creating {
+    if unsafe { creates_generator(frame) } {
         state.count_generator_creation();
     }
     if let Some((entry, tier)) = state.entry() {
@@ -77,7 +76,7 @@ pub unsafe extern "C" fn peregrine_eval_frame(
             // SAFETY: GIL held, `code` is the state's live code object.
             unsafe { maybe_optimize(state, code, seen) };
         }
-        return unsafe { run_compiled(tstate, frame, throwflag, state, entry, tier, creating) };
+        return unsafe { run_compiled(tstate, frame, throwflag, entry, tier) };
     }
     // Code with a loop compiles on its first entry: a function called once may loop for long.
     let due = BASELINE_THRESHOLD.get().is_some_and(|t| seen >= t || state.has_loop());
@@ -89,7 +88,7 @@ pub unsafe extern "C" fn peregrine_eval_frame(
         // SAFETY: as above.
         unsafe { maybe_optimize(state, code, seen) };
         if let Some((entry, tier)) = state.entry() {
-            return unsafe { run_compiled(tstate, frame, throwflag, state, entry, tier, creating) };
+            return unsafe { run_compiled(tstate, frame, throwflag, entry, tier) };
         }
         // SAFETY: live frame of `state`'s code; the interpreter runs it from `prev_instr + 1`.
         unsafe { exits::count(frame, Some(state), ExitReason::Uncompilable, (*frame).prev_instr.add(1)) };
@@ -162,7 +161,8 @@ unsafe fn greenlet_loaded() -> bool {
 }
 
 /// Whether this call only creates a generator or coroutine object: a fresh frame of resumable
-/// code, whose first instruction, RETURN_GENERATOR, needs the interpreter.
+/// code, which runs up to RETURN_GENERATOR and no RESUME (so it does not count towards the
+/// code's warm-up, `CodeState::count_generator_creation`).
 ///
 /// # Safety
 /// `frame` is a live frame.
@@ -189,29 +189,18 @@ unsafe fn maybe_optimize(state: &CodeState, code: *mut ffi::PyObject, seen: u32)
     }
 }
 
-/// Runs compiled code for the frame (or the interpreter, for a call that only creates a
-/// generator: `creating`, from `creates_generator`).
+/// Runs compiled code for the frame.
 ///
 /// # Safety
-/// As for [`peregrine_eval_frame`]; `state` is the state of the frame's code and `entry` its
-/// installed entry.
+/// As for [`peregrine_eval_frame`]; `entry` is the installed entry of the frame's code.
 #[inline(always)]
 unsafe fn run_compiled(
     tstate: *mut ThreadState,
     frame: *mut InterpreterFrame,
     throwflag: c_int,
-    state: &CodeState,
     entry: EvalFrameFn,
     tier: Tier,
-    creating: bool,
 ) -> *mut ffi::PyObject {
-    if creating {
-        // SAFETY: live frame of `state`'s code, at its start: the interpreter runs
-        // RETURN_GENERATOR at `prev_instr + 1`.
-        unsafe { exits::count(frame, Some(state), ExitReason::GeneratorCreation, (*frame).prev_instr.add(1)) };
-        // SAFETY: forwarded unchanged.
-        return unsafe { run_in_interpreter(tstate, frame, throwflag) };
-    }
     if let Some(t) = STATS.tier(tier) {
         t.entries.add_with_gil(1);
     }

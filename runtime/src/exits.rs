@@ -97,9 +97,10 @@ exit_reasons! {
     ThrowFlag = 8, "throwflag", Entry;
     /// Past the threshold, but every tier refused the code object (`compile_failures` says why).
     Uncompilable = 9, "uncompilable", Entry;
-    /// The call that creates a generator or coroutine object (its RETURN_GENERATOR needs the
-    /// interpreter); the object's frame is resumed in compiled code afterwards.
-    GeneratorCreation = 10, "generator_creation", Entry;
+    /// RETURN_GENERATOR of a coroutine while `sys.set_coroutine_origin_tracking_depth()` is on:
+    /// the interpreter creates the coroutine, since recording its origin needs a function
+    /// libpython does not export; the coroutine's frame is resumed in compiled code afterwards.
+    GeneratorCreation = 10, "generator_creation", MidFrame;
 }
 
 impl ExitReason {

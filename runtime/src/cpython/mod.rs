@@ -84,6 +84,9 @@ extern "C" {
     pub fn _PyType_Lookup(tp: *mut ffi::PyTypeObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
     pub fn _PyObject_LookupSpecial(obj: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
     pub fn _PyErr_FormatFromCause(exc: *mut ffi::PyObject, format: *const std::os::raw::c_char, ...) -> *mut ffi::PyObject;
+    /// `PyObject_GC_NewVar`: a GC object of `tp` with `n` items, not yet tracked; null with
+    /// MemoryError set.
+    pub fn _PyObject_GC_NewVar(tp: *mut ffi::PyTypeObject, n: ffi::Py_ssize_t) -> *mut ffi::PyVarObject;
     /// StopIteration carrying `value` (wrapped when it is a tuple or an exception); 0, or -1
     /// when making the exception failed.
     pub fn _PyGen_SetStopIterationValue(value: *mut ffi::PyObject) -> c_int;

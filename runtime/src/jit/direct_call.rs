@@ -14,8 +14,9 @@
 //! tracing is on, or near the C stack's end) still gets its frame pushed here, and the
 //! frame-evaluation function (the hook) runs it, as `_PyEval_Vector` would have. Everything this
 //! does not handle goes the generic way and is told apart by [`DirectCall::NotHandled`]: keyword
-//! arguments, `*args` and `**kwargs` parameters, keyword-only parameters, generators and
-//! coroutines, a full data-stack chunk.
+//! arguments, `*args` and `**kwargs` parameters, keyword-only parameters, a full data-stack
+//! chunk. A generator or coroutine function is called like any other: its compiled code runs to
+//! RETURN_GENERATOR, which moves the frame into the new object and returns it.
 
 use super::Sp;
 use crate::code_state::CodeState;
@@ -101,7 +102,7 @@ pub unsafe fn try_direct_call(
         let func = function as *mut FunctionObject;
         let code = (*func).func_code as *mut CodeObject;
         let flags = (*code).co_flags;
-        let rejected = co_flags::CO_VARARGS | co_flags::CO_VARKEYWORDS | co_flags::RESUMABLE;
+        let rejected = co_flags::CO_VARARGS | co_flags::CO_VARKEYWORDS;
         if flags & co_flags::CO_OPTIMIZED == 0 || flags & rejected != 0 || (*code).co_kwonlyargcount != 0 {
             return DirectCall::NotHandled;
         }
@@ -143,6 +144,10 @@ pub unsafe fn try_direct_call(
         let result = match compiled_entry(tstate, code) {
             Some((state, entry)) => {
                 state.count_entry();
+                if flags & co_flags::RESUMABLE != 0 {
+                    // It runs to RETURN_GENERATOR and returns the new generator or coroutine.
+                    state.count_generator_creation();
+                }
                 STATS.baseline.entries.add_with_gil(1);
                 STATS.baseline.direct_calls.add_with_gil(1);
                 entry(tstate, frame, 0)

@@ -47,12 +47,12 @@ pub unsafe extern "C" fn pg_frame_enter(
     unsafe {
         let code = (*frame).f_code;
         let first = std::ptr::addr_of_mut!((*code).co_code_adaptive) as *mut u16;
-        // Only generator and coroutine frames are resumed mid-way, and never at their start
-        // (the hook leaves the creating call to the interpreter).
+        // Only generator and coroutine frames are resumed mid-way (their code dispatches on
+        // `prev_instr`, a fresh one to its start, where RETURN_GENERATOR makes the object).
         let fresh = (*frame).prev_instr == first.wrapping_sub(1);
         let resumable = (*code).co_flags & crate::cpython::co_flags::RESUMABLE != 0;
         // The interpreter then runs the frame from `prev_instr + 1`.
-        if fresh == resumable {
+        if !fresh && !resumable {
             exits::count(frame, None, ExitReason::ResumedFrame, (*frame).prev_instr.add(1));
             return std::ptr::null_mut();
         }

@@ -1,12 +1,14 @@
 //! Opcode semantics of generators and coroutines (yield from, await, async for/with), written
 //! from `Python/ceval.c` and `Objects/genobject.c` (3.11) against the exported C API, with the
 //! helper conventions of `super::ops`. YIELD_VALUE itself is inline in the baseline (it returns
-//! from the frame); RETURN_GENERATOR always runs in the interpreter (it needs `_Py_MakeCoro`,
-//! which is not exported), so generator objects are created there and resumed in compiled code.
+//! from the frame); RETURN_GENERATOR is [`pg_return_generator`], `_Py_MakeCoro` (not exported)
+//! written against the generator layout, except for a coroutine made while its origin is
+//! tracked, which the interpreter creates.
 
 use super::support::{enter_context, peek, put, type_name, Interned};
 use super::{error_at, Sp};
-use crate::cpython::{self, co_flags, ffi, AsyncGenWrappedValue, GenObject, InterpreterFrame, ThreadState};
+use crate::cpython::{self, co_flags, ffi, AsyncGenWrappedValue, CFrame, CodeObject, FunctionObject, GenObject};
+use crate::cpython::{frame_owner, InterpreterFrame, ThreadState};
 use crate::cpython::{frame_state, specialized};
 use crate::bytecode::op;
 use ffi::PyObject;
@@ -298,3 +300,81 @@ pub unsafe extern "C" fn pg_before_async_with(_t: *mut ThreadState, _f: *mut Int
 
 static STR_AENTER: Interned = Interned::new(b"__aenter__\0");
 static STR_AEXIT: Interned = Interned::new(b"__aexit__\0");
+
+/// What [`pg_return_generator`] returns when the interpreter must run RETURN_GENERATOR itself
+/// (nothing was done): a coroutine created while `sys.set_coroutine_origin_tracking_depth` is on,
+/// whose origin only the unexported `compute_cr_origin` records.
+pub const RETURN_GENERATOR_IN_INTERPRETER: usize = 1;
+
+/// RETURN_GENERATOR in a frame of compiled code: `_Py_MakeCoro` (a generator, coroutine or
+/// async generator for the frame's function, made as `make_gen` makes it), the frame copied into
+/// it, then what ceval does for an entry frame: leave the frame (the recursion level and cframe
+/// that [`super::frame::pg_frame_enter`] took, as `pg_frame_return`) with it emptied (its
+/// references now belong to the generator's copy; the function and code get one more each for
+/// the clear that follows). Returns the new object, null with an exception set (the frame is
+/// still running: the caller raises at RETURN_GENERATOR), or [`RETURN_GENERATOR_IN_INTERPRETER`].
+///
+/// # Safety
+/// GIL held; `frame` is the running frame of compiled code, at RETURN_GENERATOR (its
+/// `prev_instr` on it) with an empty value stack at `sp`; `cframe` is the frame's own cframe.
+pub unsafe extern "C" fn pg_return_generator(
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    cframe: *mut CFrame,
+) -> *mut PyObject {
+    // SAFETY: per the contract; the function is the frame's (a strong reference it holds).
+    unsafe {
+        let func = (*frame).f_func as *mut FunctionObject;
+        let code = (*func).func_code as *mut CodeObject;
+        let kind = (*code).co_flags & (co_flags::CO_GENERATOR | co_flags::CO_COROUTINE | co_flags::CO_ASYNC_GENERATOR);
+        let tp = match kind {
+            co_flags::CO_GENERATOR => std::ptr::addr_of_mut!(cpython::PyGen_Type),
+            co_flags::CO_ASYNC_GENERATOR => std::ptr::addr_of_mut!(cpython::PyAsyncGen_Type),
+            _ if (*tstate).coroutine_origin_tracking_depth != 0 => {
+                return RETURN_GENERATOR_IN_INTERPRETER as *mut PyObject;
+            }
+            _ => std::ptr::addr_of_mut!(cpython::PyCoro_Type),
+        };
+        // make_gen
+        let slots = (*code).co_nlocalsplus as ffi::Py_ssize_t + (*code).co_stacksize as ffi::Py_ssize_t;
+        let gen = cpython::_PyObject_GC_NewVar(tp, slots) as *mut GenObject;
+        if gen.is_null() {
+            return std::ptr::null_mut();
+        }
+        (*gen).gi_frame_state = frame_state::CLEARED;
+        (*gen).gi_code = code;
+        ffi::Py_INCREF(code as *mut PyObject);
+        (*gen).gi_weakreflist = std::ptr::null_mut();
+        (*gen).gi_exc_state.exc_value = std::ptr::null_mut();
+        (*gen).gi_exc_state.previous_item = std::ptr::null_mut();
+        (*gen).gi_name = (*func).func_name;
+        ffi::Py_INCREF((*func).func_name);
+        (*gen).gi_qualname = (*func).func_qualname;
+        ffi::Py_INCREF((*func).func_qualname);
+        // Only async generators and coroutines use these; make_gen leaves a generator's unset,
+        // zeroed here.
+        (*gen).gi_origin_or_finalizer = std::ptr::null_mut();
+        (*gen).gi_hooks_inited = 0;
+        (*gen).gi_closed = 0;
+        (*gen).gi_running_async = 0;
+        ffi::PyObject_GC_Track(gen as *mut std::ffi::c_void);
+        // RETURN_GENERATOR: the frame, locals and all, moves into the generator (`_PyFrame_Copy`).
+        let locals = std::ptr::addr_of_mut!((*frame).localsplus) as Sp;
+        (*frame).stacktop = sp.offset_from(locals) as i32;
+        let size = (sp as *mut u8).offset_from(frame as *mut u8) as usize;
+        let gen_frame = std::ptr::addr_of_mut!((*gen).gi_iframe) as *mut InterpreterFrame;
+        std::ptr::copy_nonoverlapping(frame as *const u8, gen_frame as *mut u8, size);
+        (*gen).gi_frame_state = frame_state::CREATED;
+        (*gen_frame).owner = frame_owner::OWNED_BY_GENERATOR as std::os::raw::c_char;
+        // Unlinked until it first runs: a new generator's frame has no `f_back` (3.11.7 clears
+        // the copied link, test_generators checks it; 3.11.2 left it dangling).
+        (*gen_frame).previous = std::ptr::null_mut();
+        // The entry frame's exit, emptied.
+        super::frame::pg_frame_return(tstate, frame, locals, cframe);
+        (*frame).f_locals = std::ptr::null_mut();
+        ffi::Py_INCREF((*frame).f_func);
+        ffi::Py_INCREF((*frame).f_code as *mut PyObject);
+        gen as *mut PyObject
+    }
+}
