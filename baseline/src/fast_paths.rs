@@ -162,13 +162,15 @@ pub fn load_global(e: &mut Emitter, ins: &Instr, site: *const Site) {
     slow_path(e, ins, ic::pg_load_global_cached, site, slow, done);
 }
 
-/// LOAD_ATTR: an instance value (in the values array or the instance's dict), a slot or a
-/// module attribute.
+/// LOAD_ATTR: an instance value (in the values array or the instance's dict, managed or at the
+/// type's dict offset), a slot or a module attribute.
 pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
-    let (slow, done) = (e.label(), e.label());
+    let (slow, done, dict_at) = (e.label(), e.label(), e.label());
     guard_type_version(e, site, 1, slow);
     x64!(e.ops
         ; mov edx, DWORD [rcx + ic::KIND]
+        ; cmp edx, kind::INSTANCE_DICT_AT as i32
+        ; je =>dict_at
         ; cmp edx, kind::INSTANCE_DICT as i32
         ; je >with_dict
         ; cmp edx, kind::INSTANCE_VALUE as i32
@@ -179,14 +181,14 @@ pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; mov rdx, [rcx + ic::VALUE]
         ; mov rax, [rax + rdx * 8]
         ; test rax, rax
-        ; jz =>slow                        // not set: AttributeError
+        ; jz =>slow                        // not set: the class's value or AttributeError
         ; jmp >hit
         ; with_dict:
     );
     dict_lookup_at(e, ic::DICT_DISP, slow);
     x64!(e.ops
         ; test rax, rax
-        ; jz =>slow                        // not there: AttributeError
+        ; jz =>slow                        // not there: the class's value or AttributeError
         ; mov rdi, rbx
         ; mov rcx, QWORD cache_addr(site)
         ; jmp >hit
@@ -206,6 +208,20 @@ pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; cmp rax, [rcx + ic::KEY2]
         ; jne =>slow
         ; mov rax, [rcx + ic::VALUE]
+        ; jmp >hit
+        ; =>dict_at                         // the dict at the type's offset (cache VALUE)
+        ; mov rdx, [rcx + ic::VALUE]
+        ; add rdi, rdx
+    );
+    // With rdi moved to the dict's slot, the lookup reads it at displacement 0; the owner is
+    // rdi again afterwards (saved in rbx by the lookup, moved back by its offset).
+    dict_lookup_at(e, 0, slow);
+    x64!(e.ops
+        ; mov rcx, QWORD cache_addr(site)
+        ; mov rdi, rbx
+        ; sub rdi, [rcx + ic::VALUE]
+        ; test rax, rax
+        ; jz =>slow                        // not there: the class's value or AttributeError
         ; hit:
         ; add QWORD [rcx + ic::HITS], 1
     );

@@ -216,6 +216,101 @@ def test_instance_attributes_hit():
     assert len(stores) == 1 and stores[0]["hits"] >= N - 1, stores
 
 
+def test_class_attributes_shadowed_by_instance_attributes():
+    # A class attribute that is not a data descriptor is overridden by an instance's own: the
+    # cache reads the instance and misses (the class's value) when the instance lacks it.
+    def f(n):
+        class NonData:
+            def __get__(self, obj, tp=None):
+                return "descriptor"
+
+        class C:
+            depth = 0
+            label = "class"
+            helper = staticmethod(len)
+            make = classmethod(lambda cls: cls.__name__)
+            nd = NonData()
+
+            def __init__(self, own):
+                if own:
+                    self.label = "instance"
+                    self.helper = "own helper"
+                    self.make = "own make"
+                    self.nd = "own nd"
+
+        a, b = C(True), C(False)
+        out = []
+        for i in range(n):
+            a.depth += 1  # loads the class's 0 the first time, then the instance's
+            out.append((a.depth, a.label, b.label, a.helper, b.helper("ab"), a.make, b.make(),
+                        a.nd, b.nd, b.depth))
+            if i == n // 2:
+                del a.label  # the class's value shows again
+                C.label = "changed"
+            if i == n - 5:
+                b.nd = "late"
+        return out, C.depth
+
+    _, prof = run_both_profiled(f, N)
+    hot = [s for s in sites(prof, "LOAD_ATTR") if s["cache"] == "instance_value" and s["hits"] >= N - 4]
+    assert len(hot) >= 4, [(s["offset"], s["cache"], s["hits"], s["misses"]) for s in sites(prof, "LOAD_ATTR")]
+
+
+def test_data_descriptors_are_not_shadowed():
+    # A property or any descriptor with __set__ wins over an instance's dict entry.
+    def f(n):
+        class Data:
+            def __get__(self, obj, tp=None):
+                return "data"
+
+            def __set__(self, obj, value):
+                obj.__dict__["seen"] = value
+
+        class C:
+            prop = property(lambda self: "property")
+            d = Data()
+
+        c = C()
+        c.__dict__["prop"] = "shadow?"
+        c.__dict__["d"] = "shadow?"
+        out = []
+        for i in range(n):
+            c.d = i
+            out.append((c.prop, c.d, c.seen))
+        return out
+
+    run_both(f, N)
+
+
+def test_attributes_of_instances_with_a_dict_at_an_offset():
+    # ast nodes keep their dict at tp_dictoffset (no managed dict); ceval 3.11 does not
+    # specialize them, the cache does.
+    def f(n):
+        import ast
+
+        class Sub(ast.Name):
+            extra = "class"
+
+        nodes = [ast.Name(id=f"v{i}", ctx=ast.Load()) for i in range(n)]
+        sub = Sub(id="s", ctx=ast.Store())
+        out = []
+        for i, node in enumerate(nodes):
+            node.seen = i  # stores take the generic path
+            sub.count = i
+            out.append((node.id, type(node.ctx).__name__, node._fields, sub.id, sub.extra,
+                        node.seen, sub.count))
+            if i == n // 2:
+                node.__dict__ = {"id": "replaced", "ctx": ast.Del()}
+                sub.extra = "own"
+            if i == n // 2 + 1:
+                nodes[i + 1].__dict__[1] = "a non-str key"  # that dict is looked up generically
+        return out
+
+    _, prof = run_both_profiled(f, N)
+    at = [s for s in sites(prof, "LOAD_ATTR") if s["cache"] == "instance_dict_at"]
+    assert at and max(s["hits"] for s in at) >= N - 3, at
+
+
 def test_type_modified_after_warmup():
     def f(n):
         class P:

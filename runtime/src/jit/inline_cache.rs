@@ -45,8 +45,9 @@ pub mod kind {
     /// no Python code runs) and the new tag remembered.
     pub const GLOBAL_BUILTIN: u32 = 9;
     /// LOAD_ATTR/STORE_ATTR of an instance attribute of a type with a managed dict: `key` = type
-    /// version, `value` = index in the values array. The type has nothing under the name (so
-    /// the instance decides) and the generic protocol. An instance whose dict was made is looked
+    /// version, `value` = index in the values array. The type has nothing under the name, or a
+    /// class attribute an instance's own overrides (`OnType::Shadowable`: an instance without
+    /// it misses), and the generic protocol. An instance whose dict was made is looked
     /// up in that dict (a C call, `name` the attribute's name) when its keys are all strs.
     pub const INSTANCE_VALUE: u32 = 2;
     /// As [`INSTANCE_VALUE`] for a name not among the type's shared keys: only an instance
@@ -66,6 +67,11 @@ pub mod kind {
     /// type's shared keys, `key3` = how many entries they had (they only grow: the name, absent
     /// then, is absent while the count is unchanged), `value` = the method.
     pub const METHOD_WITH_VALUES: u32 = 6;
+    /// LOAD_ATTR of an instance attribute of a type whose instances keep their dict at a fixed
+    /// offset (`tp_dictoffset`, not a managed dict: C types such as the `ast` nodes' and their
+    /// subclasses): `key` = type version, `value` = the offset. The instance's dict is looked
+    /// up when its keys are all strs. ceval 3.11 does not specialize these.
+    pub const INSTANCE_DICT_AT: u32 = 10;
 }
 
 /// The name `peregrine.profile()` gives a cache kind.
@@ -79,6 +85,7 @@ pub fn kind_name(k: u32) -> Option<&'static str> {
         kind::MODULE => "module",
         kind::METHOD_NO_DICT => "method_no_dict",
         kind::METHOD_WITH_VALUES => "method_with_values",
+        kind::INSTANCE_DICT_AT => "instance_dict_at",
         _ => return None,
     })
 }
@@ -306,12 +313,18 @@ unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method
         } else {
             std::ptr::null_mut()
         };
+        // Where the instance's own attribute lives when the type leaves the name to it.
+        let instance_decides = matches!(on_type, OnType::Absent | OnType::Shadowable) && !method;
         match on_type {
-            OnType::Absent if managed && !method => {
+            _ if instance_decides && managed => {
                 Ok(match semantics::attrs::shared_key_index(keys, name) {
                     Some(index) => (kind::INSTANCE_VALUE, version, 0, 0, index as u64),
                     None => (kind::INSTANCE_DICT, version, 0, 0, 0),
                 })
+            }
+            // A dict at a fixed (positive: not after variable-sized items) offset; loads only.
+            _ if instance_decides && !store && (*tp).tp_dictoffset > 0 => {
+                Ok((kind::INSTANCE_DICT_AT, version, 0, 0, (*tp).tp_dictoffset as u64))
             }
             OnType::Slot { offset, writable } if !method && (writable || !store) => {
                 Ok((kind::SLOT, version, 0, 0, offset as u64))

@@ -55,6 +55,12 @@ pub enum OnType {
     Slot { offset: isize, writable: bool },
     /// A method (a function or a method descriptor: binds its instance as first argument).
     Method(*mut PyObject),
+    /// A class attribute an instance's own attribute overrides: not a descriptor, or one
+    /// without `__set__` that is not a method (`staticmethod`, `classmethod`, ...). ceval's
+    /// specializer treats these as [`OnType::Absent`] (its NON_DESCRIPTOR and NON_OVERRIDING
+    /// kinds): an instance that has the name decides; one without it finds the class's value
+    /// through the generic protocol.
+    Shadowable,
     /// Anything a cache does not handle: properties, other descriptors, `__getattr__`, a
     /// custom `__getattribute__`/`__setattr__`, a descriptor of a mutable type.
     Other,
@@ -102,13 +108,13 @@ pub unsafe fn on_type(tp: *mut ffi::PyTypeObject, name: *mut PyObject, store: bo
             }
             return Some((OnType::Other, version));
         }
-        if (*dtp).tp_descr_set.is_none()
-            && (*dtp).tp_descr_get.is_some()
-            && (*dtp).tp_flags & ffi::Py_TPFLAGS_METHOD_DESCRIPTOR != 0
-        {
+        if (*dtp).tp_descr_set.is_some() {
+            return Some((OnType::Other, version));
+        }
+        if (*dtp).tp_descr_get.is_some() && (*dtp).tp_flags & ffi::Py_TPFLAGS_METHOD_DESCRIPTOR != 0 {
             return Some((OnType::Method(descr), version));
         }
-        Some((OnType::Other, version))
+        Some((OnType::Shadowable, version))
     }
 }
 
