@@ -269,7 +269,7 @@ enum Lookup<'a> {
 ///
 /// # Safety
 /// GIL held; `code` is a live (or being deallocated) code object.
-#[inline]
+#[inline(always)]
 unsafe fn lookup<'a>(code: *mut ffi::PyObject) -> Lookup<'a> {
     let index = CODE_EXTRA_INDEX.load(Ordering::Relaxed);
     if index < 0 {
@@ -278,7 +278,8 @@ unsafe fn lookup<'a>(code: *mut ffi::PyObject) -> Lookup<'a> {
     let mut extra: *mut c_void = std::ptr::null_mut();
     if TRIM_EXTRAS.load(Ordering::Relaxed) {
         // The extras layout was verified at initialisation: read the slot as `_PyCode_GetExtra`
-        // does, without its call and type check (the hook runs this for every frame).
+        // does, without its call and type check (the hook and direct calls run this for every
+        // frame).
         // SAFETY: caller guarantees the GIL and a code object; the array holds `ce_size` slots.
         unsafe {
             let extras = (*(code as *mut cpython::CodeObject)).co_extra as *const CodeObjectExtra;
@@ -287,11 +288,10 @@ unsafe fn lookup<'a>(code: *mut ffi::PyObject) -> Lookup<'a> {
             }
         }
     } else {
-        // SAFETY: caller guarantees the GIL and a code object.
-        if unsafe { cpython::_PyCode_GetExtra(code, index, &mut extra) } != 0 {
-            // SAFETY: GIL held; drop the error GetExtra raised (not a code object).
-            unsafe { ffi::PyErr_Clear() };
-            return Lookup::Unavailable;
+        // SAFETY: forwarded from the caller.
+        match unsafe { extra_through_api(code, index) } {
+            Some(e) => extra = e,
+            None => return Lookup::Unavailable,
         }
     }
     // SAFETY: a non-null extra at our index is always a pooled `CodeState`, never freed.
@@ -301,6 +301,24 @@ unsafe fn lookup<'a>(code: *mut ffi::PyObject) -> Lookup<'a> {
         Some(state) if state.owner.get() == code => Lookup::Found(state),
         Some(_) => Lookup::Stale,
     }
+}
+
+/// Our `co_extra` slot through `_PyCode_GetExtra`, where the extras layout is not verified;
+/// `None` when it raised (not a code object).
+///
+/// # Safety
+/// As for [`lookup`].
+#[cold]
+#[inline(never)]
+unsafe fn extra_through_api(code: *mut ffi::PyObject, index: ffi::Py_ssize_t) -> Option<*mut c_void> {
+    let mut extra: *mut c_void = std::ptr::null_mut();
+    // SAFETY: caller guarantees the GIL and a code object.
+    if unsafe { cpython::_PyCode_GetExtra(code, index, &mut extra) } != 0 {
+        // SAFETY: GIL held; drop the error GetExtra raised (not a code object).
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    }
+    Some(extra)
 }
 
 /// Whether `code`'s canonical bytecode has a loop.

@@ -82,6 +82,116 @@ def test_arguments_and_callable_are_stolen():
     assert out.value[0][-1][0] == 3, out.value
 
 
+def keywords(n):
+    def f(a, b=2, *, c, d=4):
+        return a, b, c, d
+
+    def g(p, /, q, r=3):
+        return p, q, r
+
+    def h(x, y):
+        return x - y
+
+    def counts(a, *, b):
+        # Keyword arguments are stolen too: the frame holds the only extra reference.
+        return sys.getrefcount(a), sys.getrefcount(b)
+
+    o, k = object(), object()
+    out = []
+    for i in range(n):
+        out.append((f(i, c=1), f(i, 5, c=1), f(a=i, c=2), f(c=3, a=i, d=9), f(i, d=0, c=1, b=7),
+                    g(i, 1), g(i, q=2), g(i, r=0, q=1), h(y=i, x=1), h(i, y=2), counts(o, b=k)))
+    return out
+
+
+def test_keyword_arguments_and_keyword_only_parameters():
+    run_both(keywords, N)
+    assert _direct_calls(keywords, N) >= 11 * (N - 2)
+
+
+def binding_errors(n):
+    def f(a, b=2, *, c, d=4):
+        return a, b, c, d
+
+    def g(p, /, q):
+        return p, q
+
+    def attempt(call):
+        # A frame of its own per attempt: an exception hands the rest of a frame over.
+        try:
+            return call()
+        except TypeError as e:
+            return str(e)
+
+    out = []
+    for i in range(n):
+        out.append((attempt(lambda: f(i)), attempt(lambda: f(i, a=1, c=2)),
+                    attempt(lambda: f(i, e=1, c=1)), attempt(lambda: g(p=1, q=2)),
+                    attempt(lambda: g(1, 2, q=3)), attempt(lambda: f(1, 2, 3, c=4))))
+    return out
+
+
+def test_calls_that_do_not_bind_raise_as_in_stock():
+    run_both(binding_errors, N)
+
+
+def replaced_defaults(n):
+    def f(a, b=1, *, c=2):
+        return a, b, c
+
+    out = []
+    for i in range(n):
+        if i == n // 2:
+            f.__defaults__ = (10,)
+            f.__kwdefaults__ = {"c": 20}
+        if i == n - 3:
+            f.__kwdefaults__ = None  # c is now required
+        try:
+            out.append((f(i), f(i, c=0), f(a=i, b=0)))
+        except TypeError as e:
+            out.append(str(e))
+    return out
+
+
+def test_defaults_replaced_after_warm_up():
+    run_both(replaced_defaults, N)
+    assert _direct_calls(replaced_defaults, N) > 0
+
+
+class _Hostile(str):
+    """A `__kwdefaults__` key equal in hash to a parameter name whose comparison raises."""
+
+    compared = 0
+
+    def __hash__(self):
+        return hash("c")
+
+    def __eq__(self, other):
+        _Hostile.compared += 1
+        raise LookupError("compared")
+
+
+def hostile_kwdefaults(n):
+    def f(a, *, c=1):
+        return a, c
+
+    f.__kwdefaults__ = {_Hostile("x"): 0}
+
+    def attempt(i):
+        before = _Hostile.compared
+        try:
+            return f(i)
+        except LookupError as e:
+            # Compared once per call, as stock's binding compares once.
+            return "raised", str(e), _Hostile.compared - before
+
+    return [attempt(i) for i in range(n)]
+
+
+def test_a_kwdefaults_lookup_that_raises():
+    run_both(hostile_kwdefaults, N)
+
+
 def frames(n):
     def callee():
         f = sys._getframe(1)

@@ -13,9 +13,10 @@
 //! `sys._getframe()` kept it), [`take_ownership`]. A callee whose code is not compiled (or while
 //! tracing is on, or near the C stack's end) still gets its frame pushed here, and the
 //! frame-evaluation function (the hook) runs it, as `_PyEval_Vector` would have. Everything this
-//! does not handle goes the generic way and is told apart by [`DirectCall::NotHandled`]: keyword
-//! arguments, `*args` and `**kwargs` parameters, keyword-only parameters, a full data-stack
-//! chunk. A generator or coroutine function is called like any other: its compiled code runs to
+//! does not handle goes the generic way and is told apart by [`DirectCall::NotHandled`]: `*args`
+//! and `**kwargs` parameters, calls that do not bind (the generic path raises the TypeError),
+//! keywords that match a parameter name only by value, a full data-stack chunk. Keyword
+//! arguments and keyword-only parameters bind as `initialize_locals` binds them ([`bind`]). A generator or coroutine function is called like any other: its compiled code runs to
 //! RETURN_GENERATOR, which moves the frame into the new object and returns it.
 
 use super::Sp;
@@ -77,9 +78,104 @@ pub enum DirectCall {
     Done(*mut ffi::PyObject),
 }
 
-/// Calls `function`, an exact Python function, with the `nargs` positional arguments at `args`,
-/// directly if its shape and state allow (see the module documentation). `caller` is the
-/// running frame of compiled code and `last_unit` its CALL's last cache unit.
+/// Parameters a direct call binds at most (a bit each in [`Binding::filled`]), keyword
+/// arguments and keyword-only parameters at most: larger calls go the generic way.
+const MAX_PARAMETERS: usize = 64;
+const MAX_KEYWORDS: usize = 16;
+
+/// Where a call's arguments go, worked out before the frame is pushed (so a call that does not
+/// bind this way has touched nothing): `initialize_locals` (Python/ceval.c) for a code object
+/// without `*args` and `**kwargs`, for the calls that bind without an error.
+struct Binding {
+    /// Positional arguments, then keyword arguments (values after the positional ones).
+    npos: usize,
+    nkw: usize,
+    /// The parameter each keyword argument binds.
+    kw_slot: [u8; MAX_KEYWORDS],
+    /// Parameters bound so far (positional and keyword arguments).
+    filled: u64,
+    /// Borrowed values of the keyword-only parameters left to their `__kwdefaults__`.
+    kwonly_default: [*mut ffi::PyObject; MAX_KEYWORDS],
+}
+
+/// What [`bind`] found.
+enum Bound {
+    Binds(Binding),
+    /// Not a call this path binds (the generic path binds it, or raises the TypeError).
+    No,
+    /// Looking a keyword-only default up raised (a `__kwdefaults__` key's `__eq__`): the call
+    /// fails with that exception, as in stock, where the same lookup raises in the new frame.
+    Raised,
+}
+
+/// Binds `nargs` arguments (the last `kwnames.len()` of them by keyword) to the parameters of
+/// `code`, a code object of `func` without `*args`/`**kwargs`, without running code: keywords
+/// match parameter names by identity (`initialize_locals`' first pass; names compared by value
+/// go the generic way), a parameter bound twice or left without a default goes the generic way.
+///
+/// # Safety
+/// GIL held; `func` is a live function, `code` its code, `kwnames` a tuple of str or null.
+#[inline]
+unsafe fn bind(func: *mut FunctionObject, code: *mut CodeObject, nargs: usize, kwnames: *mut ffi::PyObject) -> Bound {
+    // SAFETY: per the contract; `co_localsplusnames` holds a name per local, parameters first.
+    unsafe {
+        let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
+        let npos = nargs - nkw;
+        let argcount = (*code).co_argcount as usize;
+        let kwonly = (*code).co_kwonlyargcount as usize;
+        let total = argcount + kwonly;
+        if npos > argcount || total > MAX_PARAMETERS || nkw > MAX_KEYWORDS || kwonly > MAX_KEYWORDS {
+            return Bound::No;
+        }
+        let mut b = Binding {
+            npos,
+            nkw,
+            kw_slot: [0; MAX_KEYWORDS],
+            filled: if npos == 64 { u64::MAX } else { (1u64 << npos) - 1 },
+            kwonly_default: [std::ptr::null_mut(); MAX_KEYWORDS],
+        };
+        let names = (*code).co_localsplusnames;
+        let posonly = (*code).co_posonlyargcount as usize;
+        for k in 0..nkw {
+            let name = ffi::PyTuple_GET_ITEM(kwnames, k as ffi::Py_ssize_t);
+            let Some(j) = (posonly..total).find(|&j| ffi::PyTuple_GET_ITEM(names, j as ffi::Py_ssize_t) == name) else {
+                return Bound::No;
+            };
+            if b.filled & (1 << j) != 0 {
+                return Bound::No;
+            }
+            b.filled |= 1 << j;
+            b.kw_slot[k] = j as u8;
+        }
+        let defaults = (*func).func_defaults;
+        let ndefaults = if defaults.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(defaults) as usize };
+        for i in npos..argcount {
+            if b.filled & (1 << i) == 0 && i + ndefaults < argcount {
+                return Bound::No;
+            }
+        }
+        for i in argcount..total {
+            if b.filled & (1 << i) != 0 {
+                continue;
+            }
+            let kwdefs = (*func).func_kwdefaults;
+            if kwdefs.is_null() || ffi::PyDict_CheckExact(kwdefs) == 0 {
+                return Bound::No;
+            }
+            let value = ffi::PyDict_GetItemWithError(kwdefs, ffi::PyTuple_GET_ITEM(names, i as ffi::Py_ssize_t));
+            if value.is_null() {
+                return if ffi::PyErr_Occurred().is_null() { Bound::No } else { Bound::Raised };
+            }
+            b.kwonly_default[i - argcount] = value;
+        }
+        Bound::Binds(b)
+    }
+}
+
+/// Calls `function`, an exact Python function, with the `nargs` arguments at `args` (the last
+/// ones by keyword, named by `kwnames`, a tuple of str, or null), directly if its shape and state
+/// allow (see the module documentation). `caller` is the running frame of compiled code and
+/// `last_unit` its CALL's last cache unit.
 ///
 /// # Safety
 /// GIL held; `function` is an exact `PyFunction` and it and the arguments are strong references
@@ -92,6 +188,7 @@ pub unsafe fn try_direct_call(
     function: *mut ffi::PyObject,
     args: Sp,
     nargs: usize,
+    kwnames: *mut ffi::PyObject,
     last_unit: *mut u16,
 ) -> DirectCall {
     // SAFETY: per the contract; every pointer read is a field of a live object.
@@ -103,15 +200,21 @@ pub unsafe fn try_direct_call(
         let code = (*func).func_code as *mut CodeObject;
         let flags = (*code).co_flags;
         let rejected = co_flags::CO_VARARGS | co_flags::CO_VARKEYWORDS;
-        if flags & co_flags::CO_OPTIMIZED == 0 || flags & rejected != 0 || (*code).co_kwonlyargcount != 0 {
+        if flags & co_flags::CO_OPTIMIZED == 0 || flags & rejected != 0 {
             return DirectCall::NotHandled;
         }
-        let argcount = (*code).co_argcount as usize;
-        let defaults = (*func).func_defaults;
-        let ndefaults = if defaults.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(defaults) as usize };
-        if nargs > argcount || nargs + ndefaults < argcount {
-            return DirectCall::NotHandled;
-        }
+        let b = match bind(func, code, nargs, kwnames) {
+            Bound::Binds(b) => b,
+            Bound::No => return DirectCall::NotHandled,
+            Bound::Raised => {
+                // The call consumed its arguments and callable, as a failed frame push does.
+                for i in 0..nargs {
+                    ffi::Py_DECREF(*args.add(i));
+                }
+                ffi::Py_DECREF(function);
+                return DirectCall::Done(std::ptr::null_mut());
+            }
+        };
         let Some(frame) = push_frame(tstate, code) else {
             return DirectCall::NotHandled;
         };
@@ -128,15 +231,37 @@ pub unsafe fn try_direct_call(
         (*frame).prev_instr = (std::ptr::addr_of_mut!((*code).co_code_adaptive) as *mut u16).wrapping_sub(1);
         (*frame).is_entry = false;
         (*frame).owner = OWNED_BY_THREAD as std::os::raw::c_char;
-        // The arguments (stolen), the defaults the call leaves out, then empty locals.
+        // The arguments (stolen) where they bind, the defaults the call leaves out, then empty
+        // locals. A word at a time: calls pass a few arguments, for which a call to memmove
+        // costs more than the copy.
         let locals = std::ptr::addr_of_mut!((*frame).localsplus) as Sp;
-        std::ptr::copy_nonoverlapping(args, locals, nargs);
-        for i in nargs..argcount {
-            let default = ffi::PyTuple_GET_ITEM(defaults, (i + ndefaults - argcount) as ffi::Py_ssize_t);
-            ffi::Py_INCREF(default);
-            *locals.add(i) = default;
+        for i in 0..b.npos {
+            std::ptr::write_volatile(locals.add(i), *args.add(i));
         }
-        for i in argcount..nlocalsplus {
+        for k in 0..b.nkw {
+            *locals.add(b.kw_slot[k] as usize) = *args.add(b.npos + k);
+        }
+        let argcount = (*code).co_argcount as usize;
+        let total = argcount + (*code).co_kwonlyargcount as usize;
+        if b.filled.count_ones() as usize != total {
+            let defaults = (*func).func_defaults;
+            let ndefaults = if defaults.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(defaults) as usize };
+            for i in b.npos..argcount {
+                if b.filled & (1 << i) == 0 {
+                    let default = ffi::PyTuple_GET_ITEM(defaults, (i + ndefaults - argcount) as ffi::Py_ssize_t);
+                    ffi::Py_INCREF(default);
+                    *locals.add(i) = default;
+                }
+            }
+            for i in argcount..total {
+                if b.filled & (1 << i) == 0 {
+                    let default = b.kwonly_default[i - argcount];
+                    ffi::Py_INCREF(default);
+                    *locals.add(i) = default;
+                }
+            }
+        }
+        for i in total..nlocalsplus {
             *locals.add(i) = std::ptr::null_mut();
         }
         // Pushed: as ceval's inline call, the caller now shows CALL's last cache unit.

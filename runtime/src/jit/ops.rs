@@ -990,14 +990,12 @@ pub unsafe extern "C" fn pg_call(
         if let Some(_) = form {
             (*frame).prev_instr = (*site).unit;
         } else if ffi::Py_TYPE(function) == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-            if nkw == 0 {
-                let last_unit = (*frame).prev_instr.add(CALL_CACHES);
-                if let DirectCall::Done(res) = try_direct_call(t, frame, function, args, total, last_unit) {
-                    // The callee's frame took the callable and the arguments.
-                    let base = sp.sub(total + 2 - is_meth);
-                    *base = res;
-                    return if res.is_null() { error_at(base.add(1)) } else { base.add(1) };
-                }
+            let last_unit = (*frame).prev_instr.add(CALL_CACHES);
+            if let DirectCall::Done(res) = try_direct_call(t, frame, function, args, total, kwnames, last_unit) {
+                // The callee's frame took the callable and the arguments.
+                let base = sp.sub(total + 2 - is_meth);
+                *base = res;
+                return if res.is_null() { error_at(base.add(1)) } else { base.add(1) };
             }
             inlined = Some(super::frame::expect_inlined_frame(frame, function, CALL_CACHES));
         }
