@@ -603,6 +603,30 @@ def test_methods_hit():
     assert "method_with_values" in kinds and kinds.count("method_no_dict") >= 2, prof
 
 
+def test_methods_hit_while_instances_gain_attributes():
+    # New attribute names join the type's shared keys without a new type version: the method
+    # cache re-arms for the new entry count instead of missing from then on.
+    def f(n):
+        class P:
+            def __init__(self):
+                self.v = 1
+
+            def get(self):
+                return self.v
+
+        p, q = P(), P()
+        out = []
+        for i in range(n):
+            out.append(p.get())
+            if i % 8 == 3:
+                setattr(q, f"extra{i}", i)  # a new name in the shared keys
+        return out, sorted(vars(q))
+
+    _, prof = run_both_profiled(f, N)
+    get = [s for s in sites(prof, "LOAD_METHOD") if s["cache"] == "method_with_values"]
+    assert get and get[0]["hits"] >= N - 8, get
+
+
 def test_method_shadowed_by_instance_attribute():
     def f(n):
         class P:

@@ -349,21 +349,29 @@ const MAX_REARM_SHIFT: u16 = 6;
 /// Arms `cache` for `owner.name` if it can be, else disarms it. The answer for a type depends
 /// on the type alone (module attributes aside), so a miss whose type still has the version the
 /// cache holds (the instance's state failed the guard) or the version the analysis last failed
-/// for skips the analysis; except under [`kind::INSTANCE_DICT`], which the name's joining the
-/// shared keys (no new version) turns into [`kind::INSTANCE_VALUE`].
+/// for skips the analysis; except where the type's shared keys changed without a new version:
+/// under [`kind::INSTANCE_DICT`] the name may have joined them (now [`kind::INSTANCE_VALUE`]),
+/// under [`kind::METHOD_WITH_VALUES`] other names did (the entry count the guard compares).
 unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject, store: bool, method: bool) {
     // SAFETY: per the caller's contract.
     unsafe {
         let tp = ffi::Py_TYPE(owner);
+        let mut refresh = false;
         if tp != std::ptr::addr_of_mut!(ffi::PyModule_Type) {
             if let Some(version) = semantics::attrs::valid_version(tp) {
-                let same = cache.key.get() == version as u64 && cache.kind.get() != kind::INSTANCE_DICT;
-                if same || cache.failed_version.get() == version {
+                let armed_for_it = cache.key.get() == version as u64;
+                refresh = armed_for_it
+                    && match cache.kind.get() {
+                        kind::INSTANCE_DICT => true,
+                        kind::METHOD_WITH_VALUES => shared_keys_changed(cache, tp),
+                        _ => false,
+                    };
+                if (armed_for_it && !refresh) || cache.failed_version.get() == version {
                     return;
                 }
             }
         }
-        if cache.kind.get() != kind::NONE && cache.kind.get() != kind::INSTANCE_DICT {
+        if !refresh && cache.kind.get() != kind::NONE {
             // Armed for another type: re-arm at once the first two times (the site's type
             // changed), then after 1, 3, 7, ... 63 such misses (it sees several).
             let wait = cache.rearm_wait.get();
@@ -387,6 +395,19 @@ unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject,
                 }
             }
         }
+    }
+}
+
+/// Whether the shared keys of `tp` (a type `cache` is armed for as [`kind::METHOD_WITH_VALUES`])
+/// are no longer the object and entry count the cache holds.
+///
+/// # Safety
+/// GIL held; `tp` a live heap type.
+unsafe fn shared_keys_changed(cache: &InlineCache, tp: *mut ffi::PyTypeObject) -> bool {
+    // SAFETY: per the contract; the kind is only armed for types with shared keys.
+    unsafe {
+        let keys = (*(tp as *mut ffi::PyHeapTypeObject)).ht_cached_keys as *mut crate::cpython::layout::DictKeysObject;
+        keys as u64 != cache.key2.get() || keys.is_null() || (*keys).dk_nentries as u64 != cache.key3.get()
     }
 }
 
