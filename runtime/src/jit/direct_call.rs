@@ -203,10 +203,21 @@ pub unsafe fn try_direct_call(
         if flags & co_flags::CO_OPTIMIZED == 0 || flags & rejected != 0 {
             return DirectCall::NotHandled;
         }
-        let b = match bind(func, code, nargs, kwnames) {
-            Bound::Binds(b) => b,
-            Bound::No => return DirectCall::NotHandled,
-            Bound::Raised => {
+        let argcount = (*code).co_argcount as usize;
+        let defaults = (*func).func_defaults;
+        let ndefaults = if defaults.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(defaults) as usize };
+        // Positional arguments to a signature without keyword-only parameters, the common
+        // call, bind without a `Binding`.
+        let positional = kwnames.is_null() && (*code).co_kwonlyargcount == 0;
+        if positional && (nargs > argcount || nargs + ndefaults < argcount) {
+            return DirectCall::NotHandled;
+        }
+        let binding = if positional { None } else { Some(bind(func, code, nargs, kwnames)) };
+        let b = match binding {
+            None => None,
+            Some(Bound::Binds(b)) => Some(b),
+            Some(Bound::No) => return DirectCall::NotHandled,
+            Some(Bound::Raised) => {
                 // The call consumed its arguments and callable, as a failed frame push does.
                 for i in 0..nargs {
                     ffi::Py_DECREF(*args.add(i));
@@ -235,29 +246,39 @@ pub unsafe fn try_direct_call(
         // locals. A word at a time: calls pass a few arguments, for which a call to memmove
         // costs more than the copy.
         let locals = std::ptr::addr_of_mut!((*frame).localsplus) as Sp;
-        for i in 0..b.npos {
-            std::ptr::write_volatile(locals.add(i), *args.add(i));
-        }
-        for k in 0..b.nkw {
-            *locals.add(b.kw_slot[k] as usize) = *args.add(b.npos + k);
-        }
-        let argcount = (*code).co_argcount as usize;
         let total = argcount + (*code).co_kwonlyargcount as usize;
-        if b.filled.count_ones() as usize != total {
-            let defaults = (*func).func_defaults;
-            let ndefaults = if defaults.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(defaults) as usize };
-            for i in b.npos..argcount {
-                if b.filled & (1 << i) == 0 {
-                    let default = ffi::PyTuple_GET_ITEM(defaults, (i + ndefaults - argcount) as ffi::Py_ssize_t);
-                    ffi::Py_INCREF(default);
-                    *locals.add(i) = default;
+        let default_at = |i: usize| {
+            let default = ffi::PyTuple_GET_ITEM(defaults, (i + ndefaults - argcount) as ffi::Py_ssize_t);
+            ffi::Py_INCREF(default);
+            default
+        };
+        match &b {
+            None => {
+                for i in 0..nargs {
+                    std::ptr::write_volatile(locals.add(i), *args.add(i));
+                }
+                for i in nargs..argcount {
+                    *locals.add(i) = default_at(i);
                 }
             }
-            for i in argcount..total {
-                if b.filled & (1 << i) == 0 {
-                    let default = b.kwonly_default[i - argcount];
-                    ffi::Py_INCREF(default);
-                    *locals.add(i) = default;
+            Some(b) => {
+                for i in 0..b.npos {
+                    std::ptr::write_volatile(locals.add(i), *args.add(i));
+                }
+                for k in 0..b.nkw {
+                    *locals.add(b.kw_slot[k] as usize) = *args.add(b.npos + k);
+                }
+                for i in b.npos..argcount {
+                    if b.filled & (1 << i) == 0 {
+                        *locals.add(i) = default_at(i);
+                    }
+                }
+                for i in argcount..total {
+                    if b.filled & (1 << i) == 0 {
+                        let default = b.kwonly_default[i - argcount];
+                        ffi::Py_INCREF(default);
+                        *locals.add(i) = default;
+                    }
                 }
             }
         }
