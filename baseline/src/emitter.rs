@@ -11,7 +11,7 @@
 use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::code_state::{WarmthCounters, WARMUP_DELAY};
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
-use peregrine_runtime::cpython::{self, frame_state, ref_debug, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
+use peregrine_runtime::cpython::{self, frame_state, ref_debug, CFrame, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
 use peregrine_runtime::jit::{self, frame, gen};
 use peregrine_runtime::jit::ops::{self, OpHelper, SiteHelper};
 use peregrine_runtime::jit::specialize::Site;
@@ -34,6 +34,14 @@ const FRAME_PREV_INSTR: i32 = offset_of!(InterpreterFrame, prev_instr) as i32;
 const GEN_FRAME_STATE: i32 =
     offset_of!(GenObject, gi_frame_state) as i32 - offset_of!(GenObject, gi_iframe) as i32;
 const TSTATE_INTERP: i32 = offset_of!(ThreadState, interp) as i32;
+const TSTATE_CFRAME: i32 = offset_of!(ThreadState, cframe) as i32;
+const TSTATE_RECURSION_REMAINING: i32 = offset_of!(ThreadState, recursion_remaining) as i32;
+const FRAME_PREVIOUS: i32 = offset_of!(InterpreterFrame, previous) as i32;
+const FRAME_STACKTOP: i32 = offset_of!(InterpreterFrame, stacktop) as i32;
+const FRAME_IS_ENTRY: i32 = offset_of!(InterpreterFrame, is_entry) as i32;
+const CFRAME_USE_TRACING: i32 = offset_of!(CFrame, use_tracing) as i32;
+const CFRAME_CURRENT_FRAME: i32 = offset_of!(CFrame, current_frame) as i32;
+const CFRAME_PREVIOUS: i32 = offset_of!(CFrame, previous) as i32;
 const EVAL_BREAKER: i32 = (INTERP_CEVAL_OFFSET + offset_of!(CevalState, eval_breaker)) as i32;
 /// Our `_PyCFrame` lives at `[rbp - CFRAME]` (24 bytes; see the prologue).
 pub const CFRAME: i32 = 80;
@@ -182,8 +190,9 @@ impl Emitter {
 
     /// Pushes the frame, saves callee-saved registers, reserves the cframe and calls
     /// `pg_frame_enter`; a null answer runs the whole frame in the interpreter instead.
-    pub fn prologue(&mut self) {
+    pub fn prologue(&mut self, resumable: bool) {
         let delegate = self.delegate;
+        let (slow, entered) = (self.label(), self.label());
         x64!(self.ops
             ; push rbp
             ; mov rbp, rsp
@@ -196,12 +205,63 @@ impl Emitter {
             ; mov r13, rdi
             ; mov r12, rsi
             ; mov r15, QWORD self.warmth.warm_latch as i64
+        );
+        // `frame::pg_frame_enter` inline for the frames it would accept (the common entry);
+        // it runs itself for the rest, which it counts and refuses.
+        if !resumable {
+            // Only a fresh frame: `prev_instr` one unit before the code.
+            x64!(self.ops
+                ; mov rax, QWORD (self.first_instr - 2) as i64
+                ; cmp [r12 + FRAME_PREV_INSTR], rax
+                ; jne =>slow
+            );
+        }
+        x64!(self.ops
+            ; cmp DWORD [r13 + TSTATE_RECURSION_REMAINING], 0
+            ; jle =>slow
+            ; mov rcx, [r13 + TSTATE_CFRAME]
+            ; movzx eax, BYTE [rcx + CFRAME_USE_TRACING]
+            ; mov BYTE [rbp - CFRAME + CFRAME_USE_TRACING], al
+            ; mov [rbp - CFRAME + CFRAME_PREVIOUS], rcx
+            ; lea rdx, [rbp - CFRAME]
+            ; mov [r13 + TSTATE_CFRAME], rdx
+            ; mov BYTE [r12 + FRAME_IS_ENTRY], 1
+            ; mov rax, [rcx + CFRAME_CURRENT_FRAME]
+            ; mov [r12 + FRAME_PREVIOUS], rax
+            ; mov [rbp - CFRAME + CFRAME_CURRENT_FRAME], r12
+            ; sub DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
+            ; movsxd rax, DWORD [r12 + FRAME_STACKTOP]
+            ; lea r14, [r12 + rax * 8 + FRAME_LOCALSPLUS]
+            ; mov DWORD [r12 + FRAME_STACKTOP], -1   // as ceval: the GC must not read the stack
+            ; jmp =>entered
+            ; =>slow
+            ; mov rdi, r13
+            ; mov rsi, r12
             ; lea rdx, [rbp - CFRAME]
             ; mov rax, QWORD frame::pg_frame_enter as *const () as usize as i64
             ; call rax
             ; test rax, rax
             ; jz =>delegate
             ; mov r14, rax
+            ; =>entered
+        );
+    }
+
+    /// `frame::pg_frame_return`'s `leave` inline: the value stack (empty at `r14`) recorded,
+    /// the recursion level given back, the cframe popped with tracing switched on meanwhile
+    /// passed to the caller's, as ceval does.
+    fn leave_frame(&mut self) {
+        x64!(self.ops
+            ; mov rax, r14
+            ; sub rax, r12
+            ; sub rax, FRAME_LOCALSPLUS
+            ; sar rax, 3
+            ; mov DWORD [r12 + FRAME_STACKTOP], eax
+            ; add DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
+            ; mov rcx, [rbp - CFRAME + CFRAME_PREVIOUS]
+            ; mov [r13 + TSTATE_CFRAME], rcx
+            ; movzx eax, BYTE [rbp - CFRAME + CFRAME_USE_TRACING]
+            ; mov BYTE [rcx + CFRAME_USE_TRACING], al
         );
     }
 
@@ -615,12 +675,9 @@ impl Emitter {
         x64!(self.ops
             ; sub r14, 8
             ; mov rbx, [r14]
-            ; mov rdi, r13
-            ; mov rsi, r12
-            ; mov rdx, r14
-            ; lea rcx, [rbp - CFRAME]
-            ; mov rax, QWORD frame::pg_frame_return as *const () as usize as i64
-            ; call rax
+        );
+        self.leave_frame();
+        x64!(self.ops
             ; mov rax, rbx
             ; jmp =>epilogue
         );

@@ -228,7 +228,7 @@ fn emit(
         starts[ins.start] = Some(e.label());
     }
     let labels = |i: usize| starts[i].expect("jump targets were checked to be instruction starts");
-    e.prologue();
+    e.prologue(resumable);
     if resumable {
         // A suspended frame resumes after its RETURN_GENERATOR (first send) or a YIELD_VALUE.
         let points: Vec<(usize, dynasmrt::DynamicLabel)> = instrs
