@@ -230,8 +230,78 @@ def depths_in_resumed_generator():
     return out
 
 
-@pytest.mark.parametrize("case", [depths_in_fresh_generators, depths_in_resumed_generator],
-                         ids=["fresh", "resumed"])
+def depths_in_generator_resumed_by_for():
+    # FOR_ITER resumes a compiled generator directly (jit::direct_resume): each resumption is
+    # still one warm-up step, counted before the frame runs.
+    def gen(p):
+        while True:
+            len(p)
+            yield _Sized.seen
+
+    p, out = _Sized(), []
+    d = _depth_now()
+    for seen in gen(p):
+        out.append(seen - d)
+        if len(out) == 12:
+            break
+    return out
+
+
+def depths_in_straight_generator_resumed_by_for():
+    # No loop in the generator: resumptions alone move its warm-up (no backward jumps hide an
+    # entry counted late).
+    def gen(p):
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+        len(p)
+        yield _Sized.seen
+
+    p, out = _Sized(), []
+    d = _depth_now()
+    for seen in gen(p):
+        out.append(seen - d)
+    return out
+
+
+def depths_in_generators_created_by_direct_calls():
+    def gen(p):
+        len(p)
+        yield _Sized.seen
+
+    p, out = _Sized(), []
+    for _ in range(12):
+        d = _depth_now()
+        for seen in gen(p):  # created by a direct call, run by FOR_ITER
+            out.append(seen - d)
+    return out
+
+
+@pytest.mark.parametrize("case", [depths_in_fresh_generators, depths_in_resumed_generator,
+                                  depths_in_generator_resumed_by_for,
+                                  depths_in_straight_generator_resumed_by_for,
+                                  depths_in_generators_created_by_direct_calls],
+                         ids=["fresh", "resumed", "resumed-by-for", "straight-resumed-by-for",
+                              "created-directly"])
 def test_generator_warm_up_is_the_interpreters(case):
     out = run_both(case)
     assert out.kind == "return"

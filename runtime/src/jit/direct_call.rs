@@ -16,7 +16,8 @@
 //! does not handle goes the generic way and is told apart by [`DirectCall::NotHandled`]: `*args`
 //! and `**kwargs` parameters, calls that do not bind (the generic path raises the TypeError),
 //! keywords that match a parameter name only by value, a full data-stack chunk. Keyword
-//! arguments and keyword-only parameters bind as `initialize_locals` binds them ([`bind`]). A generator or coroutine function is called like any other: its compiled code runs to
+//! arguments and keyword-only parameters bind as `initialize_locals` binds them ([`bind`]). A
+//! generator or coroutine function is called like any other: its compiled code runs to
 //! RETURN_GENERATOR, which moves the frame into the new object and returns it.
 
 use super::Sp;

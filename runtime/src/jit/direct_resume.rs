@@ -76,11 +76,11 @@ unsafe fn resume(tstate: *mut ThreadState, g: *mut GenObject, is_gen: bool, arg:
         (*g).gi_frame_state = frame_state::EXECUTING;
         let mut result = match compiled_entry(tstate, (*g).gi_code) {
             Some((state, entry)) => {
-                let r = entry(tstate, frame, 0);
+                // Counted before it runs, as the hook counts: its RESUME is one warm-up step.
                 state.count_entry();
                 STATS.baseline.entries.add_with_gil(1);
                 STATS.baseline.direct_resumes.add_with_gil(1);
-                r
+                entry(tstate, frame, 0)
             }
             None => hook_fn()(tstate, frame, 0),
         };
