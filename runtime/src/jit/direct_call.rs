@@ -64,7 +64,7 @@ pub(super) unsafe fn our_hook_installed(tstate: *mut ThreadState) -> bool {
 /// # Safety
 /// [`our_hook_installed`] returned true since the hook was last installed or removed.
 #[inline(always)]
-pub(super) unsafe fn hook_fn() -> crate::cpython::EvalFrameFn {
+unsafe fn hook_fn() -> crate::cpython::EvalFrameFn {
     // SAFETY: per the contract HOOK_FN is our hook's address, non-zero, with the eval-frame
     // signature.
     unsafe { std::mem::transmute(HOOK_FN.load(Ordering::Relaxed)) }
@@ -288,25 +288,43 @@ pub unsafe fn try_direct_call(
         }
         // Pushed: as ceval's inline call, the caller now shows CALL's last cache unit.
         (*caller).prev_instr = last_unit;
-        let result = match compiled_entry(tstate, code) {
+        let creating = flags & co_flags::RESUMABLE != 0; // runs to RETURN_GENERATOR
+        let result = run_frame(tstate, frame, code, &STATS.baseline.direct_calls, creating);
+        clear_and_pop(tstate, frame);
+        DirectCall::Done(result)
+    }
+}
+
+/// Runs `frame`, a frame of `code` that compiled code pushed or resumes itself: at its machine
+/// code when [`compiled_entry`] allows, its entry counted as the hook counts it (before it runs,
+/// in `counter` too, and as a generator creation when `creating`), else through the hook, as
+/// `_PyEval_EvalFrame` would.
+///
+/// # Safety
+/// GIL held; `frame` is complete, linked as the hook expects, and `code` is its code object.
+#[inline(always)]
+pub(super) unsafe fn run_frame(
+    tstate: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    code: *mut CodeObject,
+    counter: &crate::stats::Counter,
+    creating: bool,
+) -> *mut ffi::PyObject {
+    // SAFETY: per the contract; our hook is installed (callers checked `our_hook_installed`).
+    unsafe {
+        match compiled_entry(tstate, code) {
             Some((state, entry)) => {
                 state.count_entry();
-                if flags & co_flags::RESUMABLE != 0 {
-                    // It runs to RETURN_GENERATOR and returns the new generator or coroutine.
+                if creating {
                     state.count_generator_creation();
                 }
                 STATS.baseline.entries.add_with_gil(1);
-                STATS.baseline.direct_calls.add_with_gil(1);
+                counter.add_with_gil(1);
                 entry(tstate, frame, 0)
             }
-            // Not compiled (yet), tracing on, a deep recursion: the hook decides, as under
-            // `_PyEval_Vector`.
-            None => {
-                hook_fn()(tstate, frame, 0)
-            }
-        };
-        clear_and_pop(tstate, frame);
-        DirectCall::Done(result)
+            // Not compiled (yet), tracing on, a deep recursion: the hook decides.
+            None => hook_fn()(tstate, frame, 0),
+        }
     }
 }
 
@@ -317,7 +335,7 @@ pub unsafe fn try_direct_call(
 /// # Safety
 /// GIL held; `code` is a live code object.
 #[inline(always)]
-pub(super) unsafe fn compiled_entry<'a>(tstate: *mut ThreadState, code: *mut CodeObject) -> Option<(&'a CodeState, crate::cpython::EvalFrameFn)> {
+unsafe fn compiled_entry<'a>(tstate: *mut ThreadState, code: *mut CodeObject) -> Option<(&'a CodeState, crate::cpython::EvalFrameFn)> {
     // SAFETY: per the contract.
     unsafe {
         if (*(*tstate).cframe).use_tracing != 0 {

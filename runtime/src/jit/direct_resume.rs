@@ -15,7 +15,7 @@
 //! (a running or finished generator, a value sent into a fresh one) goes the generic way, which
 //! raises as stock does.
 
-use super::direct_call::{clear_frame, compiled_entry, hook_fn, our_hook_installed};
+use super::direct_call::{clear_frame, our_hook_installed, run_frame};
 use crate::cpython::{self, ffi, frame_state, GenObject, InterpreterFrame, ThreadState};
 use crate::stats::STATS;
 use std::os::raw::c_char;
@@ -74,16 +74,7 @@ unsafe fn resume(tstate: *mut ThreadState, g: *mut GenObject, is_gen: bool, arg:
         (*g).gi_exc_state.previous_item = (*tstate).exc_info as *mut cpython::layout::ErrStackItem;
         (*tstate).exc_info = std::ptr::addr_of_mut!((*g).gi_exc_state) as *mut std::ffi::c_void;
         (*g).gi_frame_state = frame_state::EXECUTING;
-        let mut result = match compiled_entry(tstate, (*g).gi_code) {
-            Some((state, entry)) => {
-                // Counted before it runs, as the hook counts: its RESUME is one warm-up step.
-                state.count_entry();
-                STATS.baseline.entries.add_with_gil(1);
-                STATS.baseline.direct_resumes.add_with_gil(1);
-                entry(tstate, frame, 0)
-            }
-            None => hook_fn()(tstate, frame, 0),
-        };
+        let mut result = run_frame(tstate, frame, (*g).gi_code, &STATS.baseline.direct_resumes, false);
         if (*g).gi_frame_state == frame_state::EXECUTING {
             (*g).gi_frame_state = frame_state::COMPLETED;
         }
