@@ -30,7 +30,7 @@ fn known_functions() -> HashMap<u64, String> {
         (peregrine_runtime::jit::ops::pg_call as *const () as usize, "pg_call"),
         (peregrine_runtime::jit::ops::pg_precall as *const () as usize, "pg_precall"),
         (peregrine_runtime::jit::ops::pg_binary_subscr as *const () as usize, "pg_binary_subscr"),
-        (peregrine_runtime::jit::ops::pg_raise_unbound_in_pair as *const () as usize, "pg_raise_unbound_in_pair"),
+        (peregrine_runtime::jit::exceptions::pg_unwind as *const () as usize, "pg_unwind"),
         (frame::pg_frame_handoff_traced as *const () as usize, "pg_frame_handoff_traced"),
         (peregrine_runtime::jit::pg_bad_stack_move as *const () as usize, "pg_bad_stack_move"),
         (ffi::PyFloat_FromDouble as *const () as usize, "PyFloat_FromDouble"),
@@ -54,7 +54,7 @@ fn known_functions() -> HashMap<u64, String> {
         names.insert(addr as u64, name.to_string());
     }
     for opcode in 0..=255u8 {
-        if let (Some(name), Some(Template::Helper(f) | Template::CallingHelper(f))) =
+        if let (Some(name), Some(Template::Helper(f) | Template::CallingHelper(f) | Template::RaisingHelper(f))) =
             (bytecode::name(opcode), template(opcode))
         {
             names.entry(f as *const () as usize as u64).or_insert_with(|| format!("helper for {name}"));

@@ -12,7 +12,7 @@ use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::code_state::{WarmthCounters, WARMUP_DELAY};
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
 use peregrine_runtime::cpython::{self, frame_state, ref_debug, CFrame, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
-use peregrine_runtime::jit::{self, frame, gen};
+use peregrine_runtime::jit::{self, exceptions, frame, gen};
 use peregrine_runtime::jit::ops::{self, OpHelper, SiteHelper};
 use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::bytecode::Handler;
@@ -79,16 +79,13 @@ enum Stub {
     /// Eval breaker set after a call: `pg_handle_pending`, then back to `resume` or to `error`.
     Pending { label: DynamicLabel, resume: DynamicLabel, error: DynamicLabel },
     /// LOAD_FAST of an unset local: `prev_instr` = `unit`, raise UnboundLocalError, then the
-    /// error exit.
+    /// error exit (the instruction's own: for a superinstruction's second half, the traceback
+    /// entry is at the first half and the handler the second half's, as in ceval).
     UnboundLocal { label: DynamicLabel, oparg: u32, error: DynamicLabel, unit: ColdUnit },
     /// A `Py_DECREF` reached zero: `prev_instr` = `unit`, the destructor, then what `after` says
     /// (the next instruction's tracing check, to `tracing`), back to `resume`. (`unit` None: the
     /// instruction stored `prev_instr` in its prelude; `after` is then `Skip`.)
     Dealloc { label: DynamicLabel, resume: DynamicLabel, unit: Option<ColdUnit>, after: AfterCold, tracing: Option<DynamicLabel> },
-    /// The same, for the second half of a superinstruction whose halves have different exception
-    /// handlers: `pg_raise_unbound_in_pair`, then on to `handler` (the second half's) or out of
-    /// the frame.
-    UnboundInPair { label: DynamicLabel, oparg: u32, handler: Option<Handler>, first_half: usize },
 }
 
 /// What a quiet instruction's cold path does after it ran code (a destructor), before going back.
@@ -126,8 +123,19 @@ pub struct Emitter {
     delegate: DynamicLabel,
     /// Shared tail of every hand-off: expects `r8` = prev_instr, `r9d` = reason, `r14` = stack.
     handoff: DynamicLabel,
-    /// The error exit every instruction shares (see [`Emitter::error_exit`]).
-    error: DynamicLabel,
+    /// Shared tail of the error exits of instructions no handler covers: leaves the frame with
+    /// the emptied value stack in `r14` (tag bit allowed) and returns NULL.
+    raise_out: DynamicLabel,
+    /// The label of each instruction start (code unit), for jumps to exception handlers.
+    starts: Vec<Option<DynamicLabel>>,
+    /// The exception-table entry of the instruction being emitted (see [`Emitter::set_handler`]).
+    handler: Option<Handler>,
+    /// The error exits made so far, one per handler and kind (see [`Emitter::error_exit`]), in
+    /// the order they were made, and where each is in that list.
+    error_exits: Vec<(Option<Handler>, bool, DynamicLabel)>,
+    error_exit_index: std::collections::HashMap<(Option<Handler>, bool), usize>,
+    /// Set once `finish` emits the error exits.
+    finished: bool,
     /// As `handoff`, for hand-offs before an instruction that tracing may see (the interpreter
     /// decides a 'line' event there): `pg_frame_handoff_traced`.
     handoff_traced: DynamicLabel,
@@ -149,10 +157,39 @@ impl Emitter {
         let epilogue = ops.new_dynamic_label();
         let delegate = ops.new_dynamic_label();
         let handoff = ops.new_dynamic_label();
-        let error = ops.new_dynamic_label();
+        let raise_out = ops.new_dynamic_label();
         let handoff_traced = ops.new_dynamic_label();
         let warm_check = ops.new_dynamic_label();
-        Ok(Emitter { ops, stubs: Vec::new(), epilogue, delegate, handoff, error, handoff_traced, first_instr, warmth, warm_check, pending_tracing: Vec::new() })
+        Ok(Emitter {
+            ops,
+            stubs: Vec::new(),
+            epilogue,
+            delegate,
+            handoff,
+            raise_out,
+            starts: Vec::new(),
+            handler: None,
+            error_exits: Vec::new(),
+            error_exit_index: Default::default(),
+            finished: false,
+            handoff_traced,
+            first_instr,
+            warmth,
+            warm_check,
+            pending_tracing: Vec::new(),
+        })
+    }
+
+    /// The label of each instruction start, by code unit (`None` elsewhere): where error exits
+    /// jump to handlers.
+    pub fn set_starts(&mut self, starts: Vec<Option<DynamicLabel>>) {
+        self.starts = starts;
+    }
+
+    /// The exception-table entry covering the instruction about to be emitted: its error exits
+    /// unwind to it.
+    pub fn set_handler(&mut self, handler: Option<Handler>) {
+        self.handler = handler;
     }
 
     pub fn label(&mut self) -> DynamicLabel {
@@ -310,15 +347,34 @@ impl Emitter {
         x64!(self.ops ; mov [r12 + FRAME_PREV_INSTR], rax);
     }
 
-    /// The error exit of an instruction: the interpreter raises the pending exception at the
-    /// frame's `prev_instr`, as ceval's `goto error` uses it for the traceback entry and the
-    /// exception table. That is the instruction's own unit (set by the prelude) unless the
-    /// instruction moved it as ceval would: a Python callee's frame was pushed (CALL's last cache
-    /// unit), a specialized PRECALL form called out (PRECALL), or the instruction ran as the second
-    /// half of a superinstruction (the first half's unit). Expects the stack in `r14` (tag bit
-    /// allowed).
+    /// The error exit of the instruction being emitted, ceval's `goto error`: the traceback
+    /// entry at the frame's `prev_instr`, then the unwind to the instruction's handler, resolved
+    /// at compile time (`jit::exceptions::pg_unwind`), or out of the frame. `prev_instr` is the
+    /// instruction's own unit (set by the prelude) unless the instruction moved it as ceval would:
+    /// a Python callee's frame was pushed (CALL's last cache unit), a specialized PRECALL form
+    /// called out (PRECALL), or the instruction ran as the second half of a superinstruction (the
+    /// first half's unit; the handler is still the second half's, as ceval searches the table at
+    /// the instruction it runs). Expects the stack in `r14` (tag bit allowed).
     pub fn error_exit(&mut self) -> DynamicLabel {
-        self.error
+        self.exit_for(true)
+    }
+
+    /// As [`Emitter::error_exit`] for an exception that already has its traceback (ceval's `goto
+    /// exception_unwind`: a bare `raise`, RERAISE): no entry for this frame, no 'exception' event.
+    pub fn unwind_exit(&mut self) -> DynamicLabel {
+        self.exit_for(false)
+    }
+
+    fn exit_for(&mut self, from_error: bool) -> DynamicLabel {
+        debug_assert!(!self.finished, "error exits are made while their instruction is emitted");
+        let key = (self.handler, from_error);
+        if let Some(&i) = self.error_exit_index.get(&key) {
+            return self.error_exits[i].2;
+        }
+        let label = self.label();
+        self.error_exit_index.insert(key, self.error_exits.len());
+        self.error_exits.push((self.handler, from_error, label));
+        label
     }
 
     /// A label that hands the frame to the interpreter before the instruction at `start`.
@@ -429,6 +485,20 @@ impl Emitter {
         );
     }
 
+    /// As [`Emitter::call_op_helper`], for a helper whose result may also be tagged with
+    /// `jit::exceptions::unwind_at` (an exception with its traceback): that goes to `unwind`.
+    pub fn call_raising_helper(&mut self, opcode: u8, helper: OpHelper, oparg: u32, error: DynamicLabel, unwind: DynamicLabel) {
+        self.emit_helper_call(helper, oparg);
+        self.check_helper_moved(opcode, oparg);
+        x64!(self.ops
+            ; mov r14, rax
+            ; test al, 2
+            ; jnz =>unwind
+            ; test al, 1
+            ; jnz =>error
+        );
+    }
+
     /// As [`Emitter::call_op_helper`], for a helper that also takes the instruction's
     /// specialization site.
     pub fn call_site_helper(&mut self, opcode: u8, helper: SiteHelper, oparg: u32, site: *const Site, error: DynamicLabel) {
@@ -453,8 +523,8 @@ impl Emitter {
     /// `resume` (see [`Emitter::call_site_helper`]): a fast path's slow path, out of the way of
     /// the hot code.
     pub fn cold_site_helper(&mut self, label: DynamicLabel, resume: DynamicLabel, opcode: u8, oparg: u32, helper: SiteHelper, site: *const Site) {
+        let error = self.error_exit();
         self.cold(label, move |e| {
-            let error = e.error;
             e.call_site_helper(opcode, helper, oparg, site, error);
             x64!(e.ops ; jmp =>resume);
         });
@@ -651,15 +721,6 @@ impl Emitter {
         self.load_local_or(index, unbound);
     }
 
-    /// [`Emitter::load_local_checked`] for a LOAD_FAST second half whose exception handler
-    /// differs from its first half's: `handler` is the second half's, `first_half` the address
-    /// of the first half's unit (where the traceback entry points).
-    pub fn load_local_checked_in_pair(&mut self, index: u32, handler: Option<Handler>, first_half: usize) {
-        let unbound = self.label();
-        self.stubs.push(Stub::UnboundInPair { label: unbound, oparg: index, handler, first_half });
-        self.load_local_or(index, unbound);
-    }
-
     fn load_local_or(&mut self, index: u32, unbound: DynamicLabel) {
         let disp = FRAME_LOCALSPLUS + 8 * index as i32;
         x64!(self.ops
@@ -688,7 +749,7 @@ impl Emitter {
     /// frame); a failure raises here, and a coroutine whose origin is tracked is made by the
     /// interpreter, handed the frame before the instruction.
     pub fn return_generator(&mut self, start: usize) {
-        let (epilogue, error) = (self.epilogue, self.error);
+        let (epilogue, error) = (self.epilogue, self.error_exit());
         let interpreter = self.handoff_before(start, ExitReason::GeneratorCreation);
         x64!(self.ops
             ; mov rdi, r13
@@ -743,13 +804,13 @@ impl Emitter {
     /// Emits the shared tails and every stub, and returns the offset where cold code begins.
     pub fn finish(&mut self) -> usize {
         let cold_start = self.offset();
-        let (epilogue, delegate, handoff, error, handoff_traced) =
-            (self.epilogue, self.delegate, self.handoff, self.error, self.handoff_traced);
+        let (epilogue, delegate, handoff, raise_out, handoff_traced) =
+            (self.epilogue, self.delegate, self.handoff, self.raise_out, self.handoff_traced);
+        x64!(self.ops ; =>raise_out ; and r14, -4);
+        self.leave_frame();
         x64!(self.ops
-            ; =>error
-            ; and r14, -2
-            ; mov r8, [r12 + FRAME_PREV_INSTR]
-            ; mov r9d, ExitReason::Exception as u32 as i32
+            ; xor eax, eax
+            ; jmp =>epilogue
             ; =>handoff
             ; mov rdi, r13
             ; mov rsi, r12
@@ -855,49 +916,6 @@ impl Emitter {
                         ; jmp =>resume
                     );
                 }
-                Stub::UnboundInPair { label, oparg, handler, first_half } => {
-                    let packed = handler.map_or(ops::NO_HANDLER, |h| ((h.depth as u64) << 1) | h.push_lasti as u64);
-                    x64!(self.ops ; =>label);
-                    self.store_cold_unit(ColdUnit::Own(first_half));
-                    x64!(self.ops
-                        ; mov rdi, r13
-                        ; mov rsi, r12
-                        ; mov rdx, r14
-                        ; mov ecx, oparg as i32
-                        ; mov r8, QWORD packed as i64
-                        ; mov rax, QWORD ops::pg_raise_unbound_in_pair as *const () as usize as i64
-                        ; call rax
-                        ; test al, 1
-                        ; jnz >exit_frame
-                        ; mov r14, rax
-                    );
-                    match handler {
-                        // On at the handler, as exception_unwind's DISPATCH: traced hand-off,
-                        // `prev_instr` still on the first half.
-                        Some(h) => {
-                            let at = self.unit_addr(h.target as isize - 1);
-                            x64!(self.ops
-                                ; mov r8, QWORD at as i64
-                                ; mov r9d, ExitReason::ExceptionHandler as u32 as i32
-                                ; jmp =>handoff_traced
-                            );
-                        }
-                        None => x64!(self.ops ; ud2), // never reached: no handler is tagged
-                    }
-                    x64!(self.ops
-                        ; exit_frame:
-                        ; and rax, -2
-                        ; mov r14, rax
-                        ; mov rdi, r13
-                        ; mov rsi, r12
-                        ; mov rdx, r14
-                        ; lea rcx, [rbp - CFRAME]
-                        ; mov rax, QWORD frame::pg_frame_return as *const () as usize as i64
-                        ; call rax
-                        ; xor eax, eax
-                        ; jmp =>epilogue
-                    );
-                }
                 Stub::UnboundLocal { label, oparg, error, unit } => {
                     x64!(self.ops ; =>label);
                     self.store_cold_unit(unit);
@@ -907,7 +925,39 @@ impl Emitter {
                 }
             }
         }
+        // Last: every error exit was asked for while its instruction was emitted (a stub asking
+        // now would get the last instruction's handler).
+        self.finished = true;
+        self.emit_error_exits();
         cold_start
+    }
+
+    /// The error exits (see [`Emitter::error_exit`]): `pg_unwind` with the handler's entry, then
+    /// a jump to the handler, or out of the frame.
+    fn emit_error_exits(&mut self) {
+        let raise_out = self.raise_out;
+        for (handler, from_error, label) in std::mem::take(&mut self.error_exits) {
+            let packed = handler.map_or(exceptions::NO_HANDLER, |h| exceptions::packed_handler(h.depth, h.push_lasti));
+            x64!(self.ops
+                ; =>label
+                ; and r14, -4   // either tag (see `exceptions::unwind_at`)
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; mov rcx, QWORD packed as i64
+                ; mov r8d, from_error as i32
+                ; mov rax, QWORD exceptions::pg_unwind as *const () as usize as i64
+                ; call rax
+                ; mov r14, rax
+            );
+            match handler {
+                Some(h) => {
+                    let target = self.starts[h.target].expect("handler targets were checked to be instruction starts");
+                    x64!(self.ops ; jmp =>target);
+                }
+                None => x64!(self.ops ; jmp =>raise_out),
+            }
+        }
     }
 
     /// `pg_frame_handoff(tstate, frame, r14, cframe, prev_instr, reason)` through the shared

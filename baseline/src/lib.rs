@@ -4,9 +4,9 @@
 //! instruction boundary.
 //!
 //! A code object is compiled only if every instruction has a template (templates.rs); otherwise
-//! it is refused with the first missing opcode named, and runs in the interpreter. Generators and
-//! coroutines are refused for now (their frames are resumed mid-way). Exceptions hand the frame
-//! to the interpreter, which unwinds it exactly.
+//! it is refused with the first missing opcode named, and runs in the interpreter. Generator and
+//! coroutine frames resume where they were suspended. Exceptions are unwound in compiled code to
+//! the handler the exception table names for the raising instruction, found at compile time.
 
 mod compiled;
 mod disasm;
@@ -39,8 +39,9 @@ pub unsafe fn compile(code: *mut ffi::PyObject, warmth: WarmthCounters) -> Resul
     let instrs = bytecode::decode(&bytes)?;
     // SAFETY: as above.
     let view = unsafe { CodeView::new(co) };
-    check(&instrs, &view)?;
-    emit(&instrs, &view, bytes.len() / 2, view.resumable, warmth)
+    let handlers = bytecode::handlers_of(&bytecode::exception_entries(&view.exception_table)?, &instrs);
+    check(&instrs, &handlers, &view)?;
+    emit(&instrs, &handlers, &view, bytes.len() / 2, view.resumable, warmth)
 }
 
 /// What the compiler reads from the code object, copied out once.
@@ -123,7 +124,7 @@ unsafe fn canonical_bytecode(co: *mut CodeObject) -> Result<Vec<u8>, CompileErro
 /// Refuses what the baseline does not compile and any argument the templates would trust
 /// blindly (indices into constants, names and locals; operator numbers: the table's operand
 /// kinds), and legal shapes a template does not handle.
-fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
+fn check(instrs: &[Instr], handlers: &[Option<bytecode::Handler>], view: &CodeView) -> Result<(), CompileError> {
     let malformed = |ins: &Instr, what: &str| {
         Err(CompileError::Malformed(format!("{} {} at offset {}: {}", ins.name(), ins.oparg, 2 * ins.index, what)))
     };
@@ -140,7 +141,7 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
         }
         // ... on every path: the stack check books CALL's arguments on its PRECALL (as compile.c
         // does), so a jump straight to a CALL would let it read below the verified stack.
-        if let Some(t) = ins.jump_target() {
+        for t in ins.jump_target().into_iter().chain(handlers[k].map(|h| h.target)) {
             if instrs.iter().any(|j| j.start == t && j.opcode == op::CALL) {
                 return malformed(ins, "jumps to a CALL, past its PRECALL");
             }
@@ -186,7 +187,7 @@ fn check(instrs: &[Instr], view: &CodeView) -> Result<(), CompileError> {
     }
     // Compiled code trusts the stack discipline: verify it against the frame's room. Generator
     // code starts with the value a send pushes (as compile.c counts it).
-    bytecode::verify_stack(instrs, view.resumable as i32, view.stacksize as i32)?;
+    bytecode::verify_stack(instrs, handlers, view.resumable as i32, view.stacksize as i32)?;
     Ok(())
 }
 
@@ -216,6 +217,7 @@ fn unsupported_shape(ins: &Instr, view: &CodeView) -> Option<&'static str> {
 
 fn emit(
     instrs: &[Instr],
+    handlers: &[Option<bytecode::Handler>],
     view: &CodeView,
     n_units: usize,
     resumable: bool,
@@ -227,6 +229,7 @@ fn emit(
     for ins in instrs {
         starts[ins.start] = Some(e.label());
     }
+    e.set_starts(starts.clone());
     let labels = |i: usize| starts[i].expect("jump targets were checked to be instruction starts");
     e.prologue(resumable);
     if resumable {
@@ -254,12 +257,13 @@ fn emit(
             .collect(),
         shared,
     );
-    // Instructions entered other than by falling through: jump targets, the instruction after
-    // each suspension point of generator code, the first. They always check for tracing.
+    // Instructions entered other than by falling through: jump targets, exception handlers, the
+    // instruction after each suspension point of generator code, the first. They always check
+    // for tracing.
     let mut entered = vec![false; n_units + 1];
     entered[instrs.first().map_or(0, |i| i.start)] = true;
     for (k, ins) in instrs.iter().enumerate() {
-        if let Some(t) = ins.jump_target() {
+        for t in ins.jump_target().into_iter().chain(handlers[k].map(|h| h.target)) {
             entered[t] = true;
         }
         if matches!(ins.opcode, op::RETURN_GENERATOR | op::YIELD_VALUE) {
@@ -269,17 +273,10 @@ fn emit(
         }
     }
     // Runs of pairable instructions (`templates::Pairing`), as `(first, last)` indices into
-    // `instrs`. A regular run, entered only at its first instruction and with no LOAD_FAST in it
-    // straddling a try block's edge, gets a warm copy with fixed roles and a cold copy with the
-    // dynamic form; `warm_run[k]` is the regular run instruction `k` is in.
-    let straddles = |k: usize| -> Option<Option<bytecode::Handler>> {
-        if second_entries[k].is_some() && instrs[k].opcode == op::LOAD_FAST {
-            let own = bytecode::exception_handler(&view.exception_table, instrs[k].index);
-            (bytecode::exception_handler(&view.exception_table, instrs[k - 1].index) != own).then_some(own)
-        } else {
-            None
-        }
-    };
+    // `instrs`. A regular run, entered only at its first instruction, gets a warm copy with fixed
+    // roles and a cold copy with the dynamic form; `warm_run[k]` is the regular run instruction
+    // `k` is in. (A pair may straddle a try block's edge: each half's error exit is its own
+    // handler's, as ceval searches the table at the instruction it runs.)
     let mut warm_run: Vec<Option<(usize, usize)>> = vec![None; instrs.len()];
     let mut k = 0;
     while k < instrs.len() {
@@ -287,7 +284,7 @@ fn emit(
         while k + 1 < instrs.len() && second_entries[k + 1].is_some() {
             k += 1;
         }
-        let regular = (first + 1..=k).all(|j| !entered[instrs[j].start] && straddles(j).is_none());
+        let regular = (first + 1..=k).all(|j| !entered[instrs[j].start]);
         if k > first && regular {
             warm_run[first..=k].fill(Some((first, k)));
         }
@@ -321,7 +318,6 @@ fn emit(
             call_group_start = ins.start;
         }
         let resume_at = if matches!(ins.opcode, op::PRECALL | op::CALL) { call_group_start } else { ins.start };
-        let straddles_handlers = straddles(k);
         let site = match ins.opcode {
             o if has_site(o) => {
                 let site: *const Site = &sites.0[next_site];
@@ -358,9 +354,9 @@ fn emit(
                 second_entry: second_entries[k],
                 first_half_index: if k > 0 { instrs[k - 1].index } else { 0 },
                 next_second_entry: second_entries.get(k + 1).copied().flatten(),
-                straddles_handlers,
             },
         };
+        e.set_handler(handlers[k]);
         gen_instr(&mut e, ins, resume_at, &labels, &view.consts, kwnames, instrs.get(k + 1), pairing, site, check_tracing);
         if templates::emits_code(ins.opcode) {
             // The last of a regular run may be a second half in its cold copy, which goes on
@@ -394,9 +390,9 @@ fn emit(
                 second_entry: entries[k - first],
                 first_half_index: if k > 0 { instrs[k - 1].index } else { 0 },
                 next_second_entry: if k < last { entries[k + 1 - first] } else { None },
-                straddles_handlers: None, // regular runs have none
             };
             let check_tracing = !nothing_ran;
+            e.set_handler(handlers[k]);
             gen_instr(&mut e, ins, ins.start, &labels, &view.consts, std::ptr::null_mut(), instrs.get(k + 1), pairing, std::ptr::null(), check_tracing);
             let second = entries[k - first].is_some();
             nothing_ran = templates::nothing_ran_after(ins.opcode, second.then(|| instrs[k - 1].opcode));

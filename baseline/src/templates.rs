@@ -3,14 +3,15 @@
 //! signature. Simple stack and local operations are inlined; everything else calls its semantic
 //! helper in `peregrine_runtime::jit` (`ops`, `names`, `unpack`, `gen`).
 //!
-//! Instructions that only run inside exception handlers are compiled as hand-offs to the
-//! interpreter: an exception always hands the frame to the interpreter (which unwinds through the
-//! exception table), so compiled code never reaches a handler. `RAISE_VARARGS` and `RERAISE`,
-//! which always raise, hand off before running, so the interpreter raises exactly as it would.
+//! Exceptions stay in compiled code: each instruction's error exit unwinds to its handler, found
+//! in the exception table at compile time (`Emitter::error_exit`), and the instructions of
+//! handlers are compiled like any other (`jit::exceptions`). Only `except*`'s two instructions
+//! hand the frame to the interpreter: the exception-group projection PREP_RERAISE_STAR needs is
+//! private to libpython.
 
 use crate::emitter::{x64, AfterCold, ColdUnit, Emitter, Prelude, FRAME_LOCALSPLUS};
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
-use peregrine_runtime::bytecode::{op, Handler, Instr};
+use peregrine_runtime::bytecode::{op, Instr};
 use peregrine_runtime::cpython::ffi;
 use peregrine_runtime::jit::ops as h;
 use peregrine_runtime::jit::ops::OpHelper;
@@ -29,6 +30,9 @@ pub enum Template {
     /// A call to a uniform helper that calls Python code the way CALL does, followed by ceval's
     /// eval-breaker check after calls.
     CallingHelper(OpHelper),
+    /// A call to a uniform helper that may raise an exception which already has its traceback
+    /// (`jit::exceptions::unwind_at`: ceval's `goto exception_unwind`) as well as a new one.
+    RaisingHelper(OpHelper),
     /// Hand the frame to the interpreter before the instruction.
     HandOff,
 }
@@ -40,7 +44,7 @@ pub enum Template {
 #[deny(unreachable_patterns)]
 pub fn template(opcode: u8) -> Option<Template> {
     use op::*;
-    use peregrine_runtime::jit::{gen, names, unpack};
+    use peregrine_runtime::jit::{exceptions as exc, gen, names, unpack};
     use Template::*;
     Some(match opcode {
         // Core: stack and locals, operators, attributes, calls, containers, iteration, jumps.
@@ -86,8 +90,17 @@ pub fn template(opcode: u8) -> Option<Template> {
         FORMAT_VALUE => Helper(h::pg_format_value),
         MAKE_FUNCTION => Helper(h::pg_make_function),
         LOAD_ASSERTION_ERROR => Helper(h::pg_load_assertion_error),
-        RAISE_VARARGS | RERAISE | PUSH_EXC_INFO | POP_EXCEPT | CHECK_EXC_MATCH | CHECK_EG_MATCH
-        | WITH_EXCEPT_START | PREP_RERAISE_STAR => HandOff,
+
+        // Raising and handling exceptions (`jit::exceptions`). WITH_EXCEPT_START calls `__exit__`
+        // but ends with a plain DISPATCH in ceval: no eval-breaker check.
+        RAISE_VARARGS => RaisingHelper(exc::pg_raise_varargs),
+        RERAISE => RaisingHelper(exc::pg_reraise),
+        PUSH_EXC_INFO => Helper(exc::pg_push_exc_info),
+        POP_EXCEPT => Helper(exc::pg_pop_except),
+        CHECK_EXC_MATCH => Helper(exc::pg_check_exc_match),
+        WITH_EXCEPT_START => Helper(exc::pg_with_except_start),
+        // `except*`: the interpreter runs the clauses from their first match on.
+        CHECK_EG_MATCH | PREP_RERAISE_STAR => HandOff,
 
         // Names, imports and class bodies (`jit::names`). None of them is followed by an
         // eval-breaker check in ceval (they end with a plain DISPATCH), so none is a
@@ -119,8 +132,8 @@ pub fn template(opcode: u8) -> Option<Template> {
         MATCH_SEQUENCE => Helper(unpack::pg_match_sequence),
 
         // Generators and coroutines (`jit::gen`). RETURN_GENERATOR, YIELD_VALUE and SEND leave
-        // or branch the frame, inline. END_ASYNC_FOR only runs in the exception handler of
-        // `async for`: it hands the frame to the interpreter if ever reached.
+        // or branch the frame, inline. END_ASYNC_FOR runs in the exception handler of `async for`:
+        // it ends the loop or re-raises.
         RETURN_GENERATOR | YIELD_VALUE | SEND => Inline,
         GET_AWAITABLE => Helper(gen::pg_get_awaitable),
         GET_AITER => Helper(gen::pg_get_aiter),
@@ -128,7 +141,7 @@ pub fn template(opcode: u8) -> Option<Template> {
         GET_YIELD_FROM_ITER => Helper(gen::pg_get_yield_from_iter),
         ASYNC_GEN_WRAP => Helper(gen::pg_async_gen_wrap),
         BEFORE_ASYNC_WITH => Helper(gen::pg_before_async_with),
-        END_ASYNC_FOR => HandOff,
+        END_ASYNC_FOR => RaisingHelper(exc::pg_end_async_for),
 
         _ => return None,
     })
@@ -190,9 +203,6 @@ pub struct Pairing {
     pub first_half_index: usize,
     /// The next instruction's entry as a second half, when this one can head a pair with it.
     pub next_second_entry: Option<DynamicLabel>,
-    /// For a LOAD_FAST second half whose exception handler differs from its first half's (the
-    /// pair straddles a try block's edge): its own handler, if any.
-    pub straddles_handlers: Option<Option<Handler>>,
 }
 
 /// An instruction's fixed place in a run's warm copy (see [`Pairing`]).
@@ -271,7 +281,7 @@ pub fn gen_instr(
         return;
     }
     let own = e.unit_addr(ins.index as isize);
-    let (unit, after_cold, after_body) = match pairing.warm_role {
+    let (unit, after_cold) = match pairing.warm_role {
         Some(role) => {
             let (unit, after_cold) = match role {
                 // The pair's second half runs next, without a check: the instruction after the
@@ -285,7 +295,7 @@ pub fn gen_instr(
             if !matches!(role, WarmRole::Second { .. }) {
                 e.instr_prelude(resume_at, ins.index, Prelude { check_tracing, store_prev_instr: !quiet(ins.opcode) });
             }
-            (unit, after_cold, None)
+            (unit, after_cold)
         }
         None => gen_dynamic_pairing(e, ins, resume_at, pairing, check_tracing, own),
     };
@@ -312,6 +322,14 @@ pub fn gen_instr(
             let error = e.error_exit();
             e.call_op_helper(ins.opcode, helper, ins.oparg, error);
             e.check_pending_after_call(error);
+            return;
+        }
+        Template::RaisingHelper(helper) => {
+            let (error, unwind) = (e.error_exit(), e.unwind_exit());
+            e.call_raising_helper(ins.opcode, helper, ins.oparg, error, unwind);
+            if ins.info().flow == peregrine_runtime::opcodes::Flow::Ends {
+                x64!(e.ops ; ud2); // the helper always raises
+            }
             return;
         }
         _ => {}
@@ -548,9 +566,6 @@ pub fn gen_instr(
         }
         other => unreachable!("opcode {other} has no inline template"),
     }
-    if let Some(after) = after_body {
-        x64!(e.ops ; =>after);
-    }
     if let Some(next_second) = pairing.next_second_entry {
         // Only LOAD_FAST, STORE_FAST and LOAD_CONST head pairs; their code keeps `rbx`.
         x64!(e.ops ; test bl, bl ; jnz =>next_second);
@@ -558,8 +573,7 @@ pub fn gen_instr(
 }
 
 /// The prelude and entries of an instruction under the dynamic pairing (see [`Pairing`]):
-/// returns what its cold paths store in `prev_instr`, what they do after running code, and the
-/// label its second entry's own path (a straddling LOAD_FAST) joins after the body.
+/// returns what its cold paths store in `prev_instr` and what they do after running code.
 fn gen_dynamic_pairing(
     e: &mut Emitter,
     ins: &Instr,
@@ -567,7 +581,7 @@ fn gen_dynamic_pairing(
     pairing: Pairing,
     check_tracing: bool,
     own: usize,
-) -> (ColdUnit, AfterCold, Option<DynamicLabel>) {
+) -> (ColdUnit, AfterCold) {
     e.instr_prelude(resume_at, ins.index, Prelude { check_tracing, store_prev_instr: !quiet(ins.opcode) });
     let heads_pair = pairing.next_second_entry.is_some();
     let entry_flag = pairing.second_entry.is_some() && reads_entry_flag(ins.opcode);
@@ -582,7 +596,6 @@ fn gen_dynamic_pairing(
         }
         _ => ColdUnit::Own(own),
     };
-    let mut after_body = None;
     if let Some(second) = pairing.second_entry {
         let body = e.label();
         x64!(e.ops ; jmp =>body ; =>second);
@@ -591,22 +604,10 @@ fn gen_dynamic_pairing(
         } else if heads_pair {
             x64!(e.ops ; xor ebx, ebx); // a second half heads no pair
         }
-        if let Some(handler) = pairing.straddles_handlers {
-            // ceval raises the second half's UnboundLocalError with the traceback entry at the
-            // first half and the exception table searched at the second, which one hand-off
-            // cannot do: this path unwinds to the second half's handler itself.
-            let after = e.label();
-            let first_half = e.unit_addr(pairing.first_half_index as isize);
-            e.load_local_checked_in_pair(ins.oparg, handler, first_half);
-            e.incref_rax();
-            e.push_rax();
-            x64!(e.ops ; jmp =>after);
-            after_body = Some(after);
-        }
         x64!(e.ops ; =>body);
     }
     let after_cold = if heads_pair { AfterCold::CheckUnlessPaired } else { AfterCold::Check };
-    (unit, after_cold, after_body)
+    (unit, after_cold)
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ pub fn decode(code: &[u8]) -> Result<Vec<Instr>, CompileError> {
 
 /// An exception-table entry's handler (Objects/exception_handling_notes.txt): where to jump,
 /// the value-stack depth to unwind to, and whether to push the raising instruction's offset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Handler {
     /// Code unit of the handler's first instruction.
     pub target: usize,
@@ -163,23 +163,44 @@ fn table_varint(table: &[u8], pos: &mut usize) -> Option<usize> {
     Some(v)
 }
 
-/// The handler that covers code unit `index` in `table` (`co_exceptiontable`), as ceval's
-/// `get_exception_handler` finds it; `None` if no entry covers it (or the table is truncated).
-pub fn exception_handler(table: &[u8], index: usize) -> Option<Handler> {
+/// The entries of exception table `table`, as `(first unit, end unit, handler)`, if it is well
+/// formed: complete, sorted and not overlapping (what compile.c writes). ceval searches such a
+/// table by bisection and then linearly, which for any other table can find a different entry
+/// than a plain scan: compiled code resolves handlers at compile time, so it refuses those.
+pub fn exception_entries(table: &[u8]) -> Result<Vec<(usize, usize, Handler)>, CompileError> {
+    let malformed = |what: &str| Err(CompileError::Malformed(format!("exception table: {what}")));
+    let mut entries: Vec<(usize, usize, Handler)> = Vec::new();
     let mut pos = 0;
     while pos < table.len() {
-        let start = table_varint(table, &mut pos)?;
-        let size = table_varint(table, &mut pos)?;
-        let target = table_varint(table, &mut pos)?;
-        let depth_lasti = table_varint(table, &mut pos)?;
-        if start > index {
-            return None;
+        let entry = (|| {
+            let start = table_varint(table, &mut pos)?;
+            let size = table_varint(table, &mut pos)?;
+            let target = table_varint(table, &mut pos)?;
+            let depth_lasti = table_varint(table, &mut pos)?;
+            Some((start, start.checked_add(size)?, Handler { target, depth: depth_lasti >> 1, push_lasti: depth_lasti & 1 != 0 }))
+        })();
+        let Some(entry) = entry else { return malformed("truncated") };
+        if entries.last().is_some_and(|last| last.1 > entry.0) {
+            return malformed("entries out of order or overlapping");
         }
-        if index < start + size {
-            return Some(Handler { target, depth: depth_lasti >> 1, push_lasti: depth_lasti & 1 != 0 });
-        }
+        entries.push(entry);
     }
-    None
+    Ok(entries)
+}
+
+/// The handler of each of `instrs` (by its own code unit, where ceval searches the table),
+/// given `entries` from [`exception_entries`].
+pub fn handlers_of(entries: &[(usize, usize, Handler)], instrs: &[Instr]) -> Vec<Option<Handler>> {
+    let mut next = 0;
+    instrs
+        .iter()
+        .map(|ins| {
+            while next < entries.len() && entries[next].1 <= ins.index {
+                next += 1;
+            }
+            entries.get(next).filter(|(start, _, _)| *start <= ins.index).map(|e| e.2)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -196,14 +217,14 @@ mod tests {
         let table = [0x80 | 2, 20, 44, 3, 0x80 | 30, 64 | 1, 6, 64 | 1, 36, 0];
         let h1 = Some(Handler { target: 44, depth: 1, push_lasti: true });
         let h2 = Some(Handler { target: 100, depth: 0, push_lasti: false });
-        assert_eq!(exception_handler(&table, 1), None);
-        assert_eq!(exception_handler(&table, 2), h1);
-        assert_eq!(exception_handler(&table, 21), h1);
-        assert_eq!(exception_handler(&table, 22), None);
-        assert_eq!(exception_handler(&table, 30), h2);
-        assert_eq!(exception_handler(&table, 99), h2);
-        assert_eq!(exception_handler(&table, 100), None);
-        assert_eq!(exception_handler(&table[..3], 5), None); // truncated
+        let at = |index: usize| Instr { start: index, index, opcode: op::NOP, oparg: 0, next: index + 1 };
+        let instrs: Vec<Instr> = [1, 2, 21, 22, 30, 99, 100].into_iter().map(at).collect();
+        let entries = exception_entries(&table).unwrap();
+        assert_eq!(handlers_of(&entries, &instrs), vec![None, h1, h1, None, h2, h2, None]);
+        assert!(exception_entries(&table[..3]).is_err()); // truncated
+        // Out of order, and overlapping: refused (ceval's bisection could find another entry).
+        assert!(exception_entries(&[0x80 | 30, 1, 6, 0, 0x80 | 2, 1, 6, 0]).is_err());
+        assert!(exception_entries(&[0x80 | 2, 10, 6, 0, 0x80 | 5, 1, 6, 0]).is_err());
     }
 
     #[test]
@@ -265,12 +286,20 @@ fn ends_flow(opcode: u8) -> bool {
     info(opcode).is_some_and(|i| i.flow == Flow::Ends)
 }
 
-/// Checks the value stack along every normal (non-exceptional) path from the first instruction:
-/// no instruction reads slots that are not there, the depth never exceeds `max_depth`
-/// (`co_stacksize`, what the frame has room for), and paths that meet agree on the depth.
-/// Exception handlers are not followed: compiled code hands exceptions to the interpreter.
-/// Returns the depth before each reachable instruction.
-pub fn verify_stack(instrs: &[Instr], start_depth: i32, max_depth: i32) -> Result<Vec<Option<i32>>, CompileError> {
+/// Checks the value stack along every path from the first instruction, exceptional ones
+/// included (`handlers`, each instruction's exception-table entry, from [`handlers_of`]): no
+/// instruction reads slots that are not there, the depth never exceeds `max_depth`
+/// (`co_stacksize`, what the frame has room for), and paths that meet agree on the depth. A
+/// handler's depth is at most the depth before each instruction it covers. (An instruction
+/// that raises may have popped its inputs first; compile.c never puts a handler's depth above
+/// what is left then, and ceval asserts it; the unwinder fills a shortfall in other code, see
+/// `jit::exceptions::pg_unwind`.) Returns the depth before each reachable instruction.
+pub fn verify_stack(
+    instrs: &[Instr],
+    handlers: &[Option<Handler>],
+    start_depth: i32,
+    max_depth: i32,
+) -> Result<Vec<Option<i32>>, CompileError> {
     let position = |start: usize| instrs.binary_search_by_key(&start, |i| i.start).ok();
     let mut depth: Vec<Option<i32>> = vec![None; instrs.len()];
     let mut work = vec![(0usize, start_depth)];
@@ -303,6 +332,15 @@ pub fn verify_stack(instrs: &[Instr], start_depth: i32, max_depth: i32) -> Resul
             let t = position(target).expect("decode checked jump targets");
             next.push((t, d + je));
         }
+        if let Some(h) = handlers[k] {
+            let Some(t) = position(h.target) else {
+                return bad(format!("exception handler at {} is not an instruction", 2 * h.target));
+            };
+            if h.depth as i64 > d as i64 {
+                return bad(format!("exception handler depth {} above the stack's {}", h.depth, d));
+            }
+            next.push((t, h.depth as i32 + h.push_lasti as i32 + 1));
+        }
         for (to, nd) in next {
             if nd < 0 || nd > max_depth {
                 return bad(format!("stack depth {nd} outside 0..={max_depth}"));
@@ -330,21 +368,41 @@ mod stack_tests {
         // RESUME; LOAD_CONST; LOAD_CONST; BINARY_OP (+cache); RETURN_VALUE
         let instrs = code(&[(op::RESUME, 0), (op::LOAD_CONST, 0), (op::LOAD_CONST, 0), (op::BINARY_OP, 0),
             (op::CACHE, 0), (op::RETURN_VALUE, 0)]);
-        let d = verify_stack(&instrs, 0, 2).unwrap();
+        let d = verify_stack(&instrs, &[None; 5], 0, 2).unwrap();
         assert_eq!(d, vec![Some(0), Some(0), Some(1), Some(2), Some(1)]);
     }
 
     #[test]
     fn rejects_underflow_overflow_falling_off_and_mismatch() {
         let underflow = code(&[(op::RESUME, 0), (op::POP_TOP, 0), (op::RETURN_VALUE, 0)]);
-        assert!(verify_stack(&underflow, 0, 4).is_err());
+        assert!(verify_stack(&underflow, &vec![None; underflow.len()], 0, 4).is_err());
         let overflow = code(&[(op::LOAD_CONST, 0), (op::LOAD_CONST, 0), (op::RETURN_VALUE, 0)]);
-        assert!(verify_stack(&overflow, 0, 1).is_err());
+        assert!(verify_stack(&overflow, &vec![None; overflow.len()], 0, 1).is_err());
         let off_end = code(&[(op::RESUME, 0), (op::NOP, 0)]);
-        assert!(verify_stack(&off_end, 0, 1).is_err());
+        assert!(verify_stack(&off_end, &vec![None; off_end.len()], 0, 1).is_err());
         // 0 LOAD_CONST; 1 POP_JUMP_FORWARD_IF_TRUE -> 3; 2 LOAD_CONST; 3 RETURN_VALUE: depth 0 vs 1 at 3
         let mismatch = code(&[(op::LOAD_CONST, 0), (op::POP_JUMP_FORWARD_IF_TRUE, 1), (op::LOAD_CONST, 0),
             (op::RETURN_VALUE, 0)]);
-        assert!(verify_stack(&mismatch, 0, 4).is_err());
+        assert!(verify_stack(&mismatch, &vec![None; mismatch.len()], 0, 4).is_err());
+    }
+
+    #[test]
+    fn follows_exception_handlers_at_their_depth() {
+        // 0 NOP (covered: handler at 3, depth 0, lasti); 1 LOAD_CONST; 2 RETURN_VALUE;
+        // 3 POP_TOP; 4 POP_TOP; 5 LOAD_CONST; 6 RETURN_VALUE. Only the handler reaches 3..6.
+        let instrs = code(&[(op::NOP, 0), (op::LOAD_CONST, 0), (op::RETURN_VALUE, 0), (op::POP_TOP, 0),
+            (op::POP_TOP, 0), (op::LOAD_CONST, 0), (op::RETURN_VALUE, 0)]);
+        let h = Some(Handler { target: 3, depth: 0, push_lasti: true });
+        let mut handlers = vec![None; instrs.len()];
+        handlers[0] = h;
+        let d = verify_stack(&instrs, &handlers, 0, 2).unwrap();
+        assert_eq!(d, vec![Some(0), Some(0), Some(1), Some(2), Some(1), Some(0), Some(1)]);
+        // The handler's values must fit the frame, its depth the covered instruction's stack,
+        // and its target be an instruction.
+        assert!(verify_stack(&instrs, &handlers, 0, 1).is_err());
+        handlers[0] = Some(Handler { target: 3, depth: 1, push_lasti: true });
+        assert!(verify_stack(&instrs, &handlers, 0, 4).is_err());
+        handlers[0] = Some(Handler { target: 30, depth: 0, push_lasti: true });
+        assert!(verify_stack(&instrs, &handlers, 0, 4).is_err());
     }
 }

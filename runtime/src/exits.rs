@@ -70,8 +70,10 @@ macro_rules! exit_reasons {
 }
 
 exit_reasons! {
-    /// An exception was raised in compiled code: the interpreter unwinds through the exception
-    /// table, runs the handler and finishes the frame. The site is the raising instruction.
+    /// An exception is raised where compiled code leaves it to the interpreter: a trace
+    /// function's 'line' event, reported by compiled code before a hand-off, raised. The
+    /// interpreter unwinds and finishes the frame. (Other exceptions are unwound in compiled
+    /// code.) The site is the raising instruction.
     Exception = 0, "exception", MidFrame;
     /// sys.settrace/sys.setprofile became active while the frame ran in compiled code.
     Tracing = 1, "tracing", MidFrame;
@@ -85,22 +87,18 @@ exit_reasons! {
     RecursionLimit = 4, "recursion_limit", Entry;
     /// An instruction the tier leaves to the interpreter (compiled as a hand-off) was reached.
     InterpreterOnlyInstruction = 5, "interpreter_only_instruction", MidFrame;
-    /// An exception was raised and compiled code unwound the frame to its handler itself (the
-    /// second half of a superinstruction whose halves have different handlers); the interpreter
-    /// runs the handler.
-    ExceptionHandler = 6, "exception_handler", MidFrame;
     /// sys.settrace/sys.setprofile was active when the frame started: only the interpreter emits
     /// trace events.
-    TracingAtEntry = 7, "tracing_at_entry", Entry;
+    TracingAtEntry = 6, "tracing_at_entry", Entry;
     /// The frame was entered with throwflag set (generator.throw()): the interpreter raises the
     /// pending exception at the frame's current position.
-    ThrowFlag = 8, "throwflag", Entry;
+    ThrowFlag = 7, "throwflag", Entry;
     /// Past the threshold, but every tier refused the code object (`compile_failures` says why).
-    Uncompilable = 9, "uncompilable", Entry;
+    Uncompilable = 8, "uncompilable", Entry;
     /// RETURN_GENERATOR of a coroutine while `sys.set_coroutine_origin_tracking_depth()` is on:
     /// the interpreter creates the coroutine, since recording its origin needs a function
     /// libpython does not export; the coroutine's frame is resumed in compiled code afterwards.
-    GeneratorCreation = 10, "generator_creation", MidFrame;
+    GeneratorCreation = 9, "generator_creation", MidFrame;
 }
 
 impl ExitReason {
@@ -252,7 +250,7 @@ mod tests {
             ExitReason::RecursionLimit.doc(),
             "The recursion limit was reached on entry: the interpreter raises RecursionError."
         );
-        assert!(ExitReason::Exception.doc().contains("through the exception table, runs"));
+        assert!(ExitReason::Exception.doc().contains("trace function's 'line' event"));
     }
 
     #[test]

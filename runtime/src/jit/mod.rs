@@ -7,6 +7,7 @@
 
 pub mod direct_call;
 pub mod direct_resume;
+pub mod exceptions;
 pub mod frame;
 pub mod gen;
 pub mod inline_cache;

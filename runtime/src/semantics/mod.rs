@@ -12,6 +12,7 @@
 
 pub mod attrs;
 pub(crate) mod errors;
+pub mod exceptions;
 pub mod names;
 pub mod operators;
 pub mod subscr;
