@@ -18,6 +18,8 @@ use peregrine_runtime::jit::ops::OpHelper;
 use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::ExitReason;
 
+const OB_TYPE: i32 = std::mem::offset_of!(ffi::PyObject, ob_type) as i32;
+
 /// What the template of an opcode is.
 #[derive(Clone, Copy)]
 pub enum Template {
@@ -539,16 +541,54 @@ pub fn gen_instr(
         LOAD_METHOD => crate::fast_paths::load_method(e, ins, site),
         CALL => {
             let error = e.error_exit();
-            x64!(e.ops
-                ; mov rdi, r13
-                ; mov rsi, r12
-                ; mov rdx, r14
-                ; mov ecx, oparg as i32
-                ; mov r8, QWORD kwnames as i64
-                ; mov r9, QWORD site as i64
-                ; mov rax, QWORD h::pg_call as *const () as usize as i64
-                ; call rax
-            );
+            let generic = move |e: &mut Emitter| {
+                x64!(e.ops
+                    ; mov rdi, r13
+                    ; mov rsi, r12
+                    ; mov rdx, r14
+                    ; mov ecx, oparg as i32
+                    ; mov r8, QWORD kwnames as i64
+                    ; mov r9, QWORD site as i64
+                    ; mov rax, QWORD h::pg_call as *const () as usize as i64
+                    ; call rax
+                );
+            };
+            match crate::call_stub::stub().filter(|_| kwnames.is_null() && !site.is_null()) {
+                // A call without keywords to an exact Python function tries the machine-code
+                // direct call first (`call_stub`); anything it leaves goes to pg_call.
+                Some(stub) => {
+                    let (generic_call, joined) = (e.label(), e.label());
+                    let function_type = std::ptr::addr_of!(ffi::PyFunction_Type) as i64;
+                    let last_unit = e.unit_addr(ins.last_unit() as isize) as i64;
+                    let callable = -8 * (oparg as i32 + 1);
+                    x64!(e.ops
+                        ; mov rax, [r14 + callable - 8]
+                        ; test rax, rax
+                        ; jnz >callable
+                        ; mov rax, [r14 + callable]
+                        ; callable:
+                        ; mov rcx, QWORD function_type
+                        ; cmp [rax + OB_TYPE], rcx
+                        ; jne =>generic_call
+                        ; mov rdi, r13
+                        ; mov rsi, r12
+                        ; mov rdx, r14
+                        ; mov ecx, oparg as i32
+                        ; mov r8, QWORD last_unit
+                        ; mov r9, QWORD site as i64
+                        ; mov rax, QWORD stub as i64
+                        ; call rax
+                        ; test rax, rax
+                        ; jz =>generic_call
+                        ; =>joined
+                    );
+                    e.cold(generic_call, move |e| {
+                        generic(e);
+                        x64!(e.ops ; jmp =>joined);
+                    });
+                }
+                None => generic(e),
+            }
             e.check_helper_moved(ins.opcode, oparg);
             x64!(e.ops
                 ; mov r14, rax

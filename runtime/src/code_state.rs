@@ -90,6 +90,12 @@ pub struct CodeState {
     has_loop: Cell<bool>,
     /// Entry of the best compiled tier and that tier, cached so the hook reads one field.
     entry: Cell<Option<(EvalFrameFn, Tier)>>,
+    /// For machine code (direct calls): the address of the baseline's entry while it is the best
+    /// tier, else 0.
+    baseline_entry: Cell<usize>,
+    /// For machine code: 1 once the optimizing tier was tried (compiled or refused), after which
+    /// its threshold no longer sends frames to the hook.
+    optimizer_tried: Cell<u8>,
     baseline: RefCell<Slot>,
     optimized: RefCell<Slot>,
     /// Where frames of this code left compiled code, or never entered it, and why
@@ -107,6 +113,8 @@ impl CodeState {
             warm_latch: Cell::new(0),
             has_loop: Cell::new(false),
             entry: Cell::new(None),
+            baseline_entry: Cell::new(0),
+            optimizer_tried: Cell::new(0),
             baseline: RefCell::new(Slot::NotTried),
             optimized: RefCell::new(Slot::NotTried),
             exits: RefCell::new(ExitSites::default()),
@@ -127,6 +135,8 @@ impl CodeState {
     fn release(&self) {
         self.owner.set(std::ptr::null_mut());
         self.entry.set(None);
+        self.baseline_entry.set(0);
+        self.optimizer_tried.set(0);
         self.baseline.replace(Slot::NotTried);
         self.optimized.replace(Slot::NotTried);
         self.exits.borrow_mut().clear(&STATS.exit_sites);
@@ -250,7 +260,33 @@ impl CodeState {
             _ => None,
         });
         self.entry.set(best);
+        self.baseline_entry.set(match best {
+            Some((entry, Tier::Baseline)) => entry as usize,
+            _ => 0,
+        });
+        self.optimizer_tried.set(!matches!(*self.optimized.borrow(), Slot::NotTried) as u8);
     }
+}
+
+/// Where machine code finds a [`CodeState`]'s fields (direct calls read them in place; `Cell`
+/// is laid out as its contents).
+pub mod offsets {
+    use super::CodeState;
+    use std::mem::offset_of;
+    /// The owner (`*mut PyObject`): the code object, or null for a released state.
+    pub const OWNER: i32 = offset_of!(CodeState, owner) as i32;
+    /// Entries seen (`u32`, saturating).
+    pub const ENTRIES: i32 = offset_of!(CodeState, entries) as i32;
+    /// The baseline's entry address while it is the best tier, else 0 (`usize`).
+    pub const BASELINE_ENTRY: i32 = offset_of!(CodeState, baseline_entry) as i32;
+    /// 1 once the optimizing tier was tried (`u8`).
+    pub const OPTIMIZER_TRIED: i32 = offset_of!(CodeState, optimizer_tried) as i32;
+}
+
+/// Where machine code reads our `co_extra` index (`isize`, negative until initialised) and
+/// whether the extras layout was verified (`bool`), so that it may read the slot in place.
+pub fn extra_slot_addrs() -> (*const isize, *const bool) {
+    (CODE_EXTRA_INDEX.as_ptr() as *const isize, TRIM_EXTRAS.as_ptr() as *const bool)
 }
 
 /// What our `co_extra` slot of a code object holds.

@@ -137,6 +137,12 @@ static CACHE_SEQ: AtomicUsize = AtomicUsize::new(0);
 static CACHE_THREAD: AtomicUsize = AtomicUsize::new(0);
 static CACHE_LIMIT: AtomicUsize = AtomicUsize::new(0);
 
+/// Where machine code reads the cache [`limit`] reads: the sequence word, the thread pointer
+/// and the limit (`usize` each), read as [`limit`] does, the thread pointer being `%fs:0`.
+pub fn cache_addrs() -> (*const usize, *const usize, *const usize) {
+    (CACHE_SEQ.as_ptr() as *const usize, CACHE_THREAD.as_ptr() as *const usize, CACHE_LIMIT.as_ptr() as *const usize)
+}
+
 /// The calling thread's limit: the lowest address a frame may start at on the stack in use.
 #[inline]
 fn limit() -> usize {

@@ -42,6 +42,14 @@ impl OptionSpec {
         }
     }
 
+    /// Where machine code reads the value in place: a `u32`, [`OptionSpec::OFF`] for off.
+    pub fn value_addr(&self) -> *const u32 {
+        self.value.as_ptr() as *const u32
+    }
+
+    /// The value [`OptionSpec::value_addr`] holds for off.
+    pub const OFF: u32 = OFF;
+
     /// Sets a value already validated by [`OptionSpec::check`].
     pub fn set(&self, value: Option<u32>) {
         debug_assert!(value.is_some() || self.allows_off);

@@ -35,6 +35,11 @@ impl Counter {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// Where machine code adds to the counter in place (a `u64`; the GIL is its lock).
+    pub fn as_ptr(&self) -> *mut u64 {
+        self.0.as_ptr()
+    }
+
     pub fn reset(&self) {
         self.0.store(0, Ordering::Relaxed);
     }

@@ -338,6 +338,33 @@ def test_locals_released_in_order():
     run_both(release_order, N)
 
 
+class _Referent:
+    pass
+
+
+def _makes_f_locals(o):
+    # locals() stores a dict in the frame's f_locals, which holds `o` until the frame is cleared.
+    return len(locals())
+
+
+def f_locals_released(n):
+    import weakref
+
+    out = []
+    for _ in range(n):
+        o = _Referent()
+        w = weakref.ref(o)
+        out.append(_makes_f_locals(o))
+        del o
+        out.append(w() is None)
+    return out
+
+
+def test_a_callees_f_locals_is_released_with_its_frame():
+    assert _direct_calls(f_locals_released, N) > 0
+    assert run_both(f_locals_released, N).value == [1, True] * N
+
+
 def replaced_after_warmup(n):
     def f(a, b=1):
         return a + b

@@ -42,6 +42,21 @@ const FRAME_SPECIALS_WORDS: usize = offset_of!(InterpreterFrame, localsplus) / 8
 /// telling us) stock CPython calls through vectorcall and that hook, so must we.
 static HOOK_FN: AtomicUsize = AtomicUsize::new(0);
 
+/// Where machine code reads the hook's address (see [`HOOK_FN`]).
+pub fn hook_fn_addr() -> *const usize {
+    HOOK_FN.as_ptr() as *const usize
+}
+
+/// The end of a direct call machine code made (`baseline::call_stub`): the callee's frame,
+/// finished, is cleared and popped as [`try_direct_call`] does after it ran.
+///
+/// # Safety
+/// GIL held; `frame` was pushed by the stub on `tstate`'s data stack and has run.
+pub unsafe extern "C" fn pg_direct_call_finish(tstate: *mut ThreadState, frame: *mut InterpreterFrame) {
+    // SAFETY: per the contract.
+    unsafe { clear_and_pop(tstate, frame) }
+}
+
 /// Called by the hook's installation (with its address) and removal (with 0).
 pub fn set_hook(hook: usize) {
     HOOK_FN.store(hook, Ordering::Relaxed);
