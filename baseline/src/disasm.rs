@@ -47,6 +47,13 @@ fn known_functions() -> HashMap<u64, String> {
         (ops::pg_compare_op_jump as *const () as usize, "COMPARE_OP"),
         (ops::pg_unpack_sequence as *const () as usize, "UNPACK_SEQUENCE"),
     ];
+    for (addr, name) in [
+        (crate::direct_entry::call_stub().unwrap_or(0), "direct call stub"),
+        (crate::direct_entry::send_stub() as usize, "SEND stub"),
+        (crate::direct_entry::for_iter_stub() as usize, "FOR_ITER stub"),
+    ] {
+        names.entry(addr as u64).or_insert_with(|| name.to_string());
+    }
     for (addr, name) in slow_paths {
         names.insert(addr as u64, format!("slow path of {name}"));
     }

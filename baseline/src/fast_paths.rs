@@ -973,7 +973,8 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
         );
     }
     x64!(e.ops ; =>slow);
-    e.call_op_helper_branching(ins.opcode, peregrine_runtime::jit::ops::pg_for_iter, error, target);
+    // Generators are resumed by machine code (`direct_entry`), everything else by pg_for_iter.
+    e.call_op_helper_branching(ins.opcode, crate::direct_entry::for_iter_stub(), error, target);
     x64!(e.ops ; =>done);
 }
 

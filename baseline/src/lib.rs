@@ -8,7 +8,7 @@
 //! coroutine frames resume where they were suspended. Exceptions are unwound in compiled code to
 //! the handler the exception table names for the raising instruction, found at compile time.
 
-mod call_stub;
+mod direct_entry;
 mod compiled;
 mod disasm;
 mod emitter;

@@ -553,9 +553,9 @@ pub fn gen_instr(
                     ; call rax
                 );
             };
-            match crate::call_stub::stub().filter(|_| kwnames.is_null() && !site.is_null()) {
+            match crate::direct_entry::call_stub().filter(|_| kwnames.is_null() && !site.is_null()) {
                 // A call without keywords to an exact Python function tries the machine-code
-                // direct call first (`call_stub`); anything it leaves goes to pg_call.
+                // direct call first (`direct_entry`); anything it leaves goes to pg_call.
                 Some(stub) => {
                     let (generic_call, joined) = (e.label(), e.label());
                     let function_type = std::ptr::addr_of!(ffi::PyFunction_Type) as i64;
@@ -602,7 +602,7 @@ pub fn gen_instr(
         SEND => {
             // The receiver returned: its result replaced it (the stack shrinks) and we jump.
             let (t, error) = (target(), e.error_exit());
-            e.call_op_helper_branching(ins.opcode, peregrine_runtime::jit::gen::pg_send, error, t);
+            e.call_op_helper_branching(ins.opcode, crate::direct_entry::send_stub(), error, t);
         }
         other => unreachable!("opcode {other} has no inline template"),
     }

@@ -501,3 +501,49 @@ def test_tracing_switched_on_in_a_handler():
         run_both(switches_tracing_on_in_a_handler)
     finally:
         sys.settrace(None)
+
+
+# --- out of memory while unwinding ---------------------------------------------------------------
+
+NO_MEMORY_SCRIPT = """
+import _testcapi
+class C: pass
+_testcapi.set_nomemory(0, {n})
+C()
+"""
+
+# Caught in the same frame (CPython's test_capi test_set_nomemory).
+NO_MEMORY_CAUGHT_SCRIPT = """
+import _testcapi
+class C: pass
+for outer in range(1, 4):
+    start = 10 * outer
+    for j in range(100):
+        if j == 0:
+            _testcapi.set_nomemory(start) if outer != 3 else _testcapi.set_nomemory(start, start + 1)
+        try:
+            C()
+        except MemoryError:
+            _testcapi.remove_mem_hooks()
+            print("MemoryError", outer, j)
+            break
+"""
+
+
+@pytest.mark.parametrize("script", [NO_MEMORY_SCRIPT.format(n=n) for n in (1, 3, 8)] + [NO_MEMORY_CAUGHT_SCRIPT],
+                         ids=["uncaught-1", "uncaught-3", "uncaught-8", "caught"])
+def test_no_memory_for_the_frame_object_while_unwinding(script):
+    # Making the frame object for the traceback entry fails: ceval raises the MemoryError
+    # instead (CPython's test_memory_error_in_PyErr_PrintEx and test_set_nomemory).
+    from conftest import run_python
+
+    stock = run_python("-c", script)
+    jit = run_python("-c", script, env=dict(PEREGRINE="1", PEREGRINE_BASELINE_THRESHOLD="0",
+                                             PEREGRINE_OPTIMIZE_THRESHOLD="off"))
+    import re
+
+    def normalized(text):  # the fatal-error report shows object addresses
+        return re.sub(r"0x[0-9a-f]+", "0x?", text)
+
+    assert "MemoryError" in stock.stderr + stock.stdout
+    assert (jit.returncode, jit.stdout, normalized(jit.stderr)) == (stock.returncode, stock.stdout, normalized(stock.stderr))

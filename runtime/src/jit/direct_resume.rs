@@ -74,7 +74,28 @@ unsafe fn resume(tstate: *mut ThreadState, g: *mut GenObject, is_gen: bool, arg:
         (*g).gi_exc_state.previous_item = (*tstate).exc_info as *mut cpython::layout::ErrStackItem;
         (*tstate).exc_info = std::ptr::addr_of_mut!((*g).gi_exc_state) as *mut std::ffi::c_void;
         (*g).gi_frame_state = frame_state::EXECUTING;
-        let mut result = run_frame(tstate, frame, (*g).gi_code, &STATS.baseline.direct_resumes, false);
+        let result = run_frame(tstate, frame, (*g).gi_code, &STATS.baseline.direct_resumes, false);
+        finish_resume(tstate, g, is_gen, arg, result)
+    }
+}
+
+/// The rest of `gen_send_ex2` once the generator's frame returned `result` (see [`resume`]):
+/// also where the machine-code resumption (`baseline::direct_entry`) goes for anything but a
+/// yield.
+///
+/// # Safety
+/// GIL held; `g` was resumed by [`resume`] or as it does, with `arg` sent (null for FOR_ITER),
+/// and its frame has just returned `result` (a new reference, or null with an exception set).
+pub unsafe fn finish_resume(
+    tstate: *mut ThreadState,
+    g: *mut GenObject,
+    is_gen: bool,
+    arg: *mut ffi::PyObject,
+    mut result: *mut ffi::PyObject,
+) -> Resumed {
+    // SAFETY: per the contract.
+    unsafe {
+        let frame = std::ptr::addr_of_mut!((*g).gi_iframe) as *mut InterpreterFrame;
         if (*g).gi_frame_state == frame_state::EXECUTING {
             (*g).gi_frame_state = frame_state::COMPLETED;
         }

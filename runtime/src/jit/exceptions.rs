@@ -56,6 +56,10 @@ pub unsafe extern "C" fn pg_unwind(t: *mut ThreadState, frame: *mut InterpreterF
             let f = super::trace::current_frame_object(frame);
             if !f.is_null() {
                 ffi::PyTraceBack_Here(f as *mut ffi::PyFrameObject);
+            } else if ffi::PyErr_Occurred().is_null() {
+                // Making the frame object failed: ceval's `_PyFrame_GetFrameObject` drops the
+                // exception for the MemoryError, which `PyEval_GetFrame` (our way to it) clears.
+                ffi::PyErr_NoMemory();
             }
             if !(*t).c_tracefunc.is_null() {
                 super::trace::call_exc_trace(t, frame);

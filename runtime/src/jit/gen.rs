@@ -248,6 +248,35 @@ pub unsafe extern "C" fn pg_send(t: *mut ThreadState, _f: *mut InterpreterFrame,
             }
             None => ffi::PyIter_Send(receiver, v, &mut retval),
         };
+        send_outcome(sp, status, retval)
+    }
+}
+
+/// SEND after machine code resumed the generator or coroutine under the sent value
+/// (`baseline::direct_entry`) and its frame returned `result` other than by a yield.
+///
+/// # Safety
+/// GIL held; the receiver and the sent value are on the stack below `sp`; the receiver is an
+/// exact generator or coroutine resumed as `direct_resume::resume` does.
+pub unsafe extern "C" fn pg_send_resumed(t: *mut ThreadState, sp: Sp, result: *mut PyObject) -> Sp {
+    // SAFETY: per the contract.
+    unsafe {
+        let g = peek(sp, 2);
+        let is_gen = ffi::Py_TYPE(g) == std::ptr::addr_of_mut!(crate::cpython::PyGen_Type);
+        let r = super::direct_resume::finish_resume(t, g as *mut crate::cpython::GenObject, is_gen, peek(sp, 1), result);
+        send_outcome(sp, r.status, r.value)
+    }
+}
+
+/// SEND's stack once the receiver answered: the sent value released, then the result in place.
+///
+/// # Safety
+/// GIL held; receiver and value on the stack below `sp`; `retval` per `status`.
+#[inline(always)]
+unsafe fn send_outcome(sp: Sp, status: ffi::PySendResult, retval: *mut PyObject) -> Sp {
+    // SAFETY: per the contract.
+    unsafe {
+        let (v, receiver) = (peek(sp, 1), peek(sp, 2));
         ffi::Py_DECREF(v);
         match status {
             ffi::PySendResult::PYGEN_RETURN => {

@@ -1346,6 +1346,34 @@ pub unsafe extern "C" fn pg_for_iter(t: *mut ThreadState, frame: *mut Interprete
                 None => std::ptr::null_mut(),
             },
         };
+        for_iter_outcome(t, frame, sp, next)
+    }
+}
+
+/// FOR_ITER after machine code resumed the generator on top of the stack
+/// (`baseline::direct_entry`) and its frame returned `result` other than by a yield.
+///
+/// # Safety
+/// GIL held; an exact generator on top of the stack, resumed as `direct_resume::resume` does
+/// with nothing sent; `frame` the thread's current frame.
+pub unsafe extern "C" fn pg_for_iter_resumed(t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, result: *mut PyObject) -> Sp {
+    // SAFETY: per the contract.
+    unsafe {
+        let g = peek(sp, 1) as *mut crate::cpython::GenObject;
+        let r = super::direct_resume::finish_resume(t, g, true, std::ptr::null_mut(), result);
+        for_iter_outcome(t, frame, sp, r.value)
+    }
+}
+
+/// FOR_ITER's stack once the iterator answered `next` (null: exhausted or raised).
+///
+/// # Safety
+/// GIL held; the iterator on top of the stack below `sp`; `frame` the current frame.
+#[inline(always)]
+unsafe fn for_iter_outcome(t: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, next: *mut PyObject) -> Sp {
+    // SAFETY: per the contract.
+    unsafe {
+        let iter = peek(sp, 1);
         if !next.is_null() {
             put(sp, 0, next);
             return sp.add(1);

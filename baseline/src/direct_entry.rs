@@ -1,0 +1,577 @@
+//! Direct entry into compiled frames in machine code: routines shared by every site that do
+//! what the Rust paths `jit::direct_call` and `jit::direct_resume` do for the most common cases,
+//! without the Rust glue between compiled frames.
+//!
+//! - [`call_stub`]: a CALL without keywords of an exact Python function taking exactly its
+//!   positional parameters (not a generator function): push the callee's frame on the data stack,
+//!   steal the callable and the arguments into it, move the caller's `prev_instr` to CALL's last
+//!   cache unit, count the entry as the hook would, enter the callee's machine code, then clear
+//!   and pop the frame (in Rust, `pg_direct_call_finish`, when a frame object outlives it).
+//!   C-ABI `(tstate, caller frame, sp, oparg, last cache unit, site) -> sp`: the caller's new
+//!   stack pointer (tagged with `error_at` when the callee raised) or 0 when it did not handle
+//!   the call, which then goes to `pg_call`.
+//! - [`send_stub`] and [`for_iter_stub`]: SEND into, and FOR_ITER over, a suspended exact
+//!   generator (or coroutine, for SEND): `gen_send_ex2`'s steps up to running the frame; a yield
+//!   is finished here, anything else in Rust (`pg_send_resumed`, `pg_for_iter_resumed`). They
+//!   have the opcode helpers' signature and stand in for `pg_send` and `pg_for_iter`, to which
+//!   they jump for everything else.
+//!
+//! Every state in which the hook would decide something (tracing, a tier due, the C stack near
+//! its end, another frame-evaluation function) is declined before anything is touched
+//! ([`entry_checks`]).
+
+use crate::emitter::x64;
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, ExecutableBuffer};
+use peregrine_runtime::code_state::{self, offsets as state};
+use peregrine_runtime::cpython::layout::INTERP_EVAL_FRAME_OFFSET;
+use peregrine_runtime::cpython::{co_flags, ffi, ref_debug, CFrame, CodeObject, FunctionObject, InterpreterFrame, StackChunk, ThreadState};
+use peregrine_runtime::cpython::{frame_state, layout::ErrStackItem, GenObject};
+use peregrine_runtime::jit::ops::{self, OpHelper};
+use peregrine_runtime::jit::{direct_call, gen, specialize::RUNNING_OFFSET};
+use peregrine_runtime::options::{OptionSpec, OPTIMIZE_THRESHOLD};
+use peregrine_runtime::stats::STATS;
+use std::mem::offset_of;
+use std::sync::OnceLock;
+
+/// The routines, emitted on first use into one buffer: their offsets in it.
+struct Stubs {
+    buffer: ExecutableBuffer,
+    call: dynasmrt::AssemblyOffset,
+    send: dynasmrt::AssemblyOffset,
+    for_iter: dynasmrt::AssemblyOffset,
+}
+
+static STUBS: OnceLock<Option<Stubs>> = OnceLock::new();
+
+fn stubs() -> Option<&'static Stubs> {
+    STUBS.get_or_init(|| emit().ok()).as_ref()
+}
+
+/// The direct call's address; `None` if no executable memory could be had (CALL sites then only
+/// call `pg_call`).
+pub fn call_stub() -> Option<usize> {
+    stubs().map(|s| s.buffer.ptr(s.call) as usize)
+}
+
+/// SEND's helper: the machine-code resumption, or `pg_send` itself without executable memory.
+pub fn send_stub() -> OpHelper {
+    match stubs() {
+        // SAFETY: the routine at this offset has the opcode helpers' C ABI (see the module doc).
+        Some(s) => unsafe { std::mem::transmute::<*const u8, OpHelper>(s.buffer.ptr(s.send)) },
+        None => gen::pg_send,
+    }
+}
+
+/// FOR_ITER's helper for iterators without an inline path: as [`send_stub`], over `pg_for_iter`.
+pub fn for_iter_stub() -> OpHelper {
+    match stubs() {
+        // SAFETY: as for `send_stub`.
+        Some(s) => unsafe { std::mem::transmute::<*const u8, OpHelper>(s.buffer.ptr(s.for_iter)) },
+        None => ops::pg_for_iter,
+    }
+}
+
+const OB_TYPE: i32 = offset_of!(ffi::PyObject, ob_type) as i32;
+const TSTATE_INTERP: i32 = offset_of!(ThreadState, interp) as i32;
+const TSTATE_CFRAME: i32 = offset_of!(ThreadState, cframe) as i32;
+const TSTATE_RECURSION_REMAINING: i32 = offset_of!(ThreadState, recursion_remaining) as i32;
+const TSTATE_DS_CHUNK: i32 = offset_of!(ThreadState, datastack_chunk) as i32;
+const TSTATE_DS_TOP: i32 = offset_of!(ThreadState, datastack_top) as i32;
+const TSTATE_DS_LIMIT: i32 = offset_of!(ThreadState, datastack_limit) as i32;
+const CFRAME_USE_TRACING: i32 = offset_of!(CFrame, use_tracing) as i32;
+const CHUNK_DATA: i32 = offset_of!(StackChunk, data) as i32;
+const FUNC_CODE: i32 = offset_of!(FunctionObject, func_code) as i32;
+const FUNC_GLOBALS: i32 = offset_of!(FunctionObject, func_globals) as i32;
+const FUNC_BUILTINS: i32 = offset_of!(FunctionObject, func_builtins) as i32;
+const CO_FLAGS: i32 = offset_of!(CodeObject, co_flags) as i32;
+const CO_ARGCOUNT: i32 = offset_of!(CodeObject, co_argcount) as i32;
+const CO_KWONLYARGCOUNT: i32 = offset_of!(CodeObject, co_kwonlyargcount) as i32;
+const CO_NLOCALSPLUS: i32 = offset_of!(CodeObject, co_nlocalsplus) as i32;
+const CO_STACKSIZE: i32 = offset_of!(CodeObject, co_stacksize) as i32;
+const CO_EXTRA: i32 = offset_of!(CodeObject, co_extra) as i32;
+const CO_CODE_ADAPTIVE: i32 = offset_of!(CodeObject, co_code_adaptive) as i32;
+const F_FUNC: i32 = offset_of!(InterpreterFrame, f_func) as i32;
+const F_GLOBALS: i32 = offset_of!(InterpreterFrame, f_globals) as i32;
+const F_BUILTINS: i32 = offset_of!(InterpreterFrame, f_builtins) as i32;
+const F_LOCALS: i32 = offset_of!(InterpreterFrame, f_locals) as i32;
+const F_CODE: i32 = offset_of!(InterpreterFrame, f_code) as i32;
+const F_FRAME_OBJ: i32 = offset_of!(InterpreterFrame, frame_obj) as i32;
+const F_PREV_INSTR: i32 = offset_of!(InterpreterFrame, prev_instr) as i32;
+const F_STACKTOP: i32 = offset_of!(InterpreterFrame, stacktop) as i32;
+const F_IS_ENTRY: i32 = offset_of!(InterpreterFrame, is_entry) as i32;
+const F_OWNER: i32 = offset_of!(InterpreterFrame, owner) as i32;
+const F_LOCALSPLUS: i32 = offset_of!(InterpreterFrame, localsplus) as i32;
+
+/// `Py_XDECREF(rdi)`; may run a destructor. Clobbers the caller-saved registers. Against a debug
+/// interpreter, its own function (which keeps `_Py_RefTotal` and checks the count).
+fn xdecref_rdi(ops: &mut dynasmrt::x64::Assembler) {
+    if ref_debug::ENABLED {
+        x64!(ops ; mov rax, QWORD ref_debug::decref_fn() as i64 ; call rax);
+        return;
+    }
+    x64!(ops
+        ; test rdi, rdi
+        ; jz >done
+        ; sub QWORD [rdi], 1
+        ; jnz >done
+        ; mov rax, QWORD peregrine_runtime::cpython::_Py_Dealloc as *const () as usize as i64
+        ; call rax
+        ; done:
+    );
+}
+
+fn emit() -> std::io::Result<Stubs> {
+    let mut ops = dynasmrt::x64::Assembler::new()?;
+    let call = ops.offset();
+    emit_call(&mut ops);
+    let send = ops.offset();
+    emit_resume(&mut ops, Resumer::Send);
+    let for_iter = ops.offset();
+    emit_resume(&mut ops, Resumer::ForIter);
+    let buffer = ops.finalize().map_err(|_| std::io::Error::other("could not make the direct-entry stubs executable"))?;
+    Ok(Stubs { buffer, call, send, for_iter })
+}
+
+/// `push rbp` .. `sub rsp, 24`: the routines' frame, callee-saved registers kept, `[rsp]` and
+/// `[rsp + 8]` free, `rsp` 16-byte aligned for calls.
+fn prologue(ops: &mut dynasmrt::x64::Assembler) {
+    x64!(ops
+        ; push rbp
+        ; mov rbp, rsp
+        ; push rbx
+        ; push r12
+        ; push r13
+        ; push r14
+        ; push r15
+        ; sub rsp, 24
+    );
+}
+
+fn epilogue(ops: &mut dynasmrt::x64::Assembler) {
+    x64!(ops
+        ; add rsp, 24
+        ; pop r15
+        ; pop r14
+        ; pop r13
+        ; pop r12
+        ; pop rbx
+        ; pop rbp
+    );
+}
+
+/// What `direct_call::compiled_entry` and `our_hook_installed` check before a frame of the code
+/// in `Rq(code)` enters its machine code, with the thread state in `Rq(tstate)`: our hook is the
+/// frame evaluator (else stock runs frames through that other function), tracing is off (the
+/// hook runs traced frames in the interpreter), the code's state (read from `co_extra` in place,
+/// as `CodeState::existing` does) has the baseline as its best tier, no optimizer tier is due,
+/// the C stack is not near its end (the hook moves deep recursion to a fresh segment). Jumps to
+/// `declined` otherwise; leaves the state in `rax` and the entry in `[rsp]`. Clobbers `rcx`,
+/// `rdx`, `rsi`, `rdi`.
+fn entry_checks(ops: &mut dynasmrt::x64::Assembler, tstate: u8, code: u8, declined: DynamicLabel) {
+    let hook = direct_call::hook_fn_addr() as i64;
+    let (extra_index, extras_verified) = code_state::extra_slot_addrs();
+    let optimize_threshold = OPTIMIZE_THRESHOLD.value_addr() as i64;
+    let (seq, thread, limit) = peregrine_runtime::cstack::cache_addrs();
+    debug_assert_eq!(OptionSpec::OFF, u32::MAX);
+    x64!(ops
+        ; mov rax, [Rq(tstate) + TSTATE_INTERP]
+        ; mov rax, [rax + INTERP_EVAL_FRAME_OFFSET as i32]
+        ; test rax, rax
+        ; jz =>declined
+        ; mov rcx, QWORD hook
+        ; cmp rax, [rcx]
+        ; jne =>declined
+        // (Defensive at CALL: its prelude checked for tracing and nothing has run since.)
+        ; mov rax, [Rq(tstate) + TSTATE_CFRAME]
+        ; cmp BYTE [rax + CFRAME_USE_TRACING], 0
+        ; jne =>declined
+        ; mov rcx, QWORD extras_verified as i64
+        ; cmp BYTE [rcx], 0
+        ; je =>declined
+        ; mov rcx, QWORD extra_index as i64
+        ; mov rcx, [rcx]
+        ; test rcx, rcx
+        ; js =>declined
+        ; mov rax, [Rq(code) + CO_EXTRA]
+        ; test rax, rax
+        ; jz =>declined
+        ; cmp rcx, [rax]
+        ; jge =>declined
+        ; mov rax, [rax + rcx * 8 + 8]
+        ; test rax, rax
+        ; jz =>declined
+        // A state released while its code object is deallocated reads "not yours".
+        ; cmp [rax + state::OWNER], Rq(code)
+        ; jne =>declined
+        ; mov rdx, [rax + state::BASELINE_ENTRY]
+        ; test rdx, rdx
+        ; jz =>declined
+        ; mov [rsp], rdx
+        // `optimize_due`: the threshold on (OFF is u32::MAX) and reached, the tier not tried.
+        ; mov rcx, QWORD optimize_threshold
+        ; mov ecx, [rcx]
+        ; cmp [rax + state::ENTRIES], ecx
+        ; jb >not_due
+        ; cmp BYTE [rax + state::OPTIMIZER_TRIED], 0
+        ; je =>declined
+        ; not_due:
+        // `cstack::nearly_exhausted`, its cache read as `limit` does. (Deep recursion also
+        // reaches the hook at each full data-stack chunk, a few hundred frames apart, well
+        // within the reserve: this check is what makes that a margin rather than the mechanism.)
+        ; mov rcx, QWORD seq as i64
+        ; mov rsi, [rcx]
+        ; test sil, 1
+        ; jnz =>declined
+    );
+    // mov rdi, fs:[0] (the thread pointer), which the assembler does not spell.
+    ops.extend([0x64, 0x48, 0x8b, 0x3c, 0x25, 0x00, 0x00, 0x00, 0x00]);
+    x64!(ops
+        ; mov rcx, QWORD thread as i64
+        ; cmp rdi, [rcx]
+        ; jne =>declined
+        ; mov rcx, QWORD limit as i64
+        ; mov rcx, [rcx]
+        ; mov rdi, QWORD seq as i64
+        ; cmp rsi, [rdi]
+        ; jne =>declined
+        ; cmp rsp, rcx
+        ; jb =>declined
+    );
+}
+
+/// Counts the entry of the frame whose code's state is in `rax` as `direct_call::run_frame`
+/// does: the state's entries (saturating), the tier's entries, and `counter`. Clobbers `rcx`.
+fn count_entry(ops: &mut dynasmrt::x64::Assembler, counter: &peregrine_runtime::stats::Counter) {
+    x64!(ops
+        ; cmp DWORD [rax + state::ENTRIES], -1
+        ; je >saturated
+        ; add DWORD [rax + state::ENTRIES], 1
+        ; saturated:
+        ; mov rcx, QWORD STATS.baseline.entries.as_ptr() as i64
+        ; add QWORD [rcx], 1
+        ; mov rcx, QWORD counter.as_ptr() as i64
+        ; add QWORD [rcx], 1
+    );
+}
+
+/// `Py_INCREF(rdi)`; clobbers `rsi` against a debug interpreter.
+fn incref_rdi(ops: &mut dynasmrt::x64::Assembler) {
+    x64!(ops ; inc QWORD [rdi]);
+    if ref_debug::ENABLED {
+        x64!(ops ; mov rsi, QWORD ref_debug::total_addr() as i64 ; inc QWORD [rsi]);
+    }
+}
+
+fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
+    // SAFETY-free: the address of a type object, embedded as a constant.
+    let function_type = std::ptr::addr_of!(ffi::PyFunction_Type) as i64;
+    let finish = direct_call::pg_direct_call_finish as *const () as i64;
+    let rejected = co_flags::CO_VARARGS | co_flags::CO_VARKEYWORDS | co_flags::RESUMABLE;
+    let (declined, done) = (ops.new_dynamic_label(), ops.new_dynamic_label());
+    prologue(ops);
+    x64!(ops
+        ; mov r13, rdi             // tstate
+        ; mov r12, rsi             // the caller's frame
+        // The callable and arguments, as CALL finds them: the method slot set (a method call,
+        // `self` first) or NULL with the callable above it. rbx: the slot the result goes to.
+        ; mov eax, ecx
+        ; shl rax, 3
+        ; mov r10, rdx
+        ; sub r10, rax             // r10: sp - 8 * oparg
+        ; lea rbx, [r10 - 16]
+        ; mov r11, [rbx]
+        ; mov r15d, ecx            // nargs
+        ; test r11, r11
+        ; jz >plain
+        ; sub r10, 8
+        ; add r15d, 1
+        ; jmp >selected
+        ; plain:
+        ; mov r11, [rbx + 8]
+        ; selected:
+        // r11: the callable, r10: its arguments, r15d: how many. Nothing is touched until every
+        // check below passed.
+        ; mov rax, QWORD function_type
+        ; cmp [r11 + OB_TYPE], rax
+        ; jne =>declined
+        // The code's shape: positional parameters only, exactly as many as passed.
+        ; mov r14, [r11 + FUNC_CODE]
+        ; mov eax, [r14 + CO_FLAGS]
+        ; test eax, co_flags::CO_OPTIMIZED
+        ; jz =>declined
+        ; test eax, rejected
+        ; jnz =>declined
+        ; cmp DWORD [r14 + CO_KWONLYARGCOUNT], 0
+        ; jne =>declined
+        ; cmp [r14 + CO_ARGCOUNT], r15d
+        ; jne =>declined
+    );
+    entry_checks(ops, 13, 14, declined);
+    x64!(ops
+        // Room in the data stack's chunk, not at its first slot (`push_frame`).
+        ; mov rdi, [r13 + TSTATE_DS_TOP]
+        ; test rdi, rdi
+        ; jz =>declined
+        ; mov rcx, [r13 + TSTATE_DS_CHUNK]
+        ; test rcx, rcx
+        ; jz =>declined
+        ; lea rcx, [rcx + CHUNK_DATA]
+        ; cmp rdi, rcx
+        ; je =>declined
+        ; movsxd rcx, DWORD [r14 + CO_NLOCALSPLUS]
+        ; movsxd rsi, DWORD [r14 + CO_STACKSIZE]
+        ; add rsi, rcx
+        ; lea rsi, [rdi + rsi * 8 + F_LOCALSPLUS]
+        ; cmp rsi, [r13 + TSTATE_DS_LIMIT]
+        ; jae =>declined
+        // Committed: the frame is pushed (rdi) and takes the callable and the arguments.
+        ; mov [r13 + TSTATE_DS_TOP], rsi
+        ; mov [rdi + F_FUNC], r11
+        ; mov [rdi + F_CODE], r14
+        ; inc QWORD [r14]
+    );
+    if ref_debug::ENABLED {
+        x64!(ops ; mov rsi, QWORD ref_debug::total_addr() as i64 ; inc QWORD [rsi]);
+    }
+    x64!(ops
+        ; mov rdx, [r11 + FUNC_BUILTINS]
+        ; mov [rdi + F_BUILTINS], rdx
+        ; mov rdx, [r11 + FUNC_GLOBALS]
+        ; mov [rdi + F_GLOBALS], rdx
+        ; mov QWORD [rdi + F_LOCALS], 0
+        ; mov [rdi + F_STACKTOP], ecx
+        ; mov QWORD [rdi + F_FRAME_OBJ], 0
+        ; lea rdx, [r14 + CO_CODE_ADAPTIVE - 2]
+        ; mov [rdi + F_PREV_INSTR], rdx
+        ; mov BYTE [rdi + F_IS_ENTRY], 0
+        ; mov BYTE [rdi + F_OWNER], 0
+        // The arguments where they bind, then empty locals.
+        ; xor edx, edx
+        ; args:
+        ; cmp edx, r15d
+        ; jae >locals
+        ; mov rsi, [r10 + rdx * 8]
+        ; mov [rdi + rdx * 8 + F_LOCALSPLUS], rsi
+        ; add edx, 1
+        ; jmp <args
+        ; locals:
+        ; cmp rdx, rcx
+        ; jae >filled
+        ; mov QWORD [rdi + rdx * 8 + F_LOCALSPLUS], 0
+        ; add edx, 1
+        ; jmp <locals
+        ; filled:
+        // Pushed: as ceval's inline call, the caller now shows CALL's last cache unit.
+        ; mov [r12 + F_PREV_INSTR], r8
+        // The site's form consumed, as pg_call consumes it.
+        ; mov BYTE [r9 + RUNNING_OFFSET], 0
+        ; mov r14, rdi
+    );
+    count_entry(ops, &STATS.baseline.direct_calls);
+    x64!(ops
+        ; mov rdi, r13
+        ; mov rsi, r14
+        ; xor edx, edx
+        ; call QWORD [rsp]
+        ; mov r15, rax
+        // `clear_and_pop`: a frame object that outlives the frame takes it over (in Rust);
+        // otherwise its references are released one recursion level deeper, in the order
+        // `_PyFrame_Clear` releases them, and the frame is popped.
+        ; cmp QWORD [r14 + F_FRAME_OBJ], 0
+        ; jne >owned
+        ; sub DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
+        ; movsxd rax, DWORD [r14 + F_STACKTOP]
+        ; mov [rsp + 8], rax
+        ; xor r12d, r12d
+        ; release:
+        ; cmp r12, [rsp + 8]
+        ; jge >released
+        ; mov rdi, [r14 + r12 * 8 + F_LOCALSPLUS]
+    );
+    xdecref_rdi(ops);
+    x64!(ops
+        ; add r12, 1
+        ; jmp <release
+        ; released:
+        ; mov rdi, [r14 + F_LOCALS]
+    );
+    xdecref_rdi(ops);
+    x64!(ops ; mov rdi, [r14 + F_FUNC]);
+    xdecref_rdi(ops);
+    x64!(ops ; mov rdi, [r14 + F_CODE]);
+    xdecref_rdi(ops);
+    x64!(ops
+        ; add DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
+        ; mov [r13 + TSTATE_DS_TOP], r14
+        ; jmp >cleared
+        ; owned:
+        ; mov rdi, r13
+        ; mov rsi, r14
+        ; mov rax, QWORD finish
+        ; call rax
+        ; cleared:
+        // The result replaces the callable's slots; NULL raises from there.
+        ; mov [rbx], r15
+        ; lea rax, [rbx + 8]
+        ; test r15, r15
+        ; jnz =>done
+        ; or rax, 1
+        ; jmp =>done
+        ; =>declined
+        ; xor eax, eax
+        ; =>done
+    );
+    epilogue(ops);
+    x64!(ops ; ret);
+}
+
+/// Which instruction a resumption routine stands in for.
+#[derive(Clone, Copy, PartialEq)]
+enum Resumer {
+    /// SEND: (receiver, value) -> (receiver, yielded) or, returned, (result) and the jump.
+    Send,
+    /// FOR_ITER: (generator) -> (generator, yielded) or, finished, () and the jump.
+    ForIter,
+}
+
+const GI_CODE: i32 = offset_of!(GenObject, gi_code) as i32;
+const GI_FRAME_STATE: i32 = offset_of!(GenObject, gi_frame_state) as i32;
+const GI_IFRAME: i32 = offset_of!(GenObject, gi_iframe) as i32;
+const GI_EXC_PREVIOUS: i32 = (offset_of!(GenObject, gi_exc_state) + offset_of!(ErrStackItem, previous_item)) as i32;
+const GI_EXC_STATE: i32 = offset_of!(GenObject, gi_exc_state) as i32;
+const TSTATE_EXC_INFO: i32 = offset_of!(ThreadState, exc_info) as i32;
+const CFRAME_CURRENT_FRAME: i32 = offset_of!(CFrame, current_frame) as i32;
+const F_PREVIOUS: i32 = offset_of!(InterpreterFrame, previous) as i32;
+
+/// SEND's or FOR_ITER's helper (see the module documentation): `direct_resume::resume` in
+/// machine code for a suspended exact generator (or coroutine, for SEND) whose code may enter
+/// the baseline, a yield finished here; otherwise `pg_send`/`pg_for_iter`.
+fn emit_resume(ops: &mut dynasmrt::x64::Assembler, kind: Resumer) {
+    // SAFETY-free: addresses of type objects, embedded as constants.
+    let gen_type = std::ptr::addr_of!(peregrine_runtime::cpython::PyGen_Type) as i64;
+    let coro_type = std::ptr::addr_of!(peregrine_runtime::cpython::PyCoro_Type) as i64;
+    let (fallback, finished) = match kind {
+        Resumer::Send => (gen::pg_send as *const () as i64, gen::pg_send_resumed as *const () as i64),
+        Resumer::ForIter => (ops::pg_for_iter as *const () as i64, ops::pg_for_iter_resumed as *const () as i64),
+    };
+    let receiver = match kind {
+        Resumer::Send => -16,
+        Resumer::ForIter => -8,
+    };
+    let (declined, generic, done) = (ops.new_dynamic_label(), ops.new_dynamic_label(), ops.new_dynamic_label());
+    x64!(ops
+        ; mov rax, [rdx + receiver]
+        ; mov r8, [rax + OB_TYPE]
+        ; mov r9, QWORD gen_type
+        ; cmp r8, r9
+        ; je >typed
+    );
+    if kind == Resumer::Send {
+        x64!(ops ; mov r9, QWORD coro_type ; cmp r8, r9 ; je >typed);
+    }
+    x64!(ops
+        ; jmp =>generic
+        ; typed:
+        ; cmp BYTE [rax + GI_FRAME_STATE], frame_state::SUSPENDED as i8
+        ; jne =>generic
+    );
+    prologue(ops);
+    x64!(ops
+        ; mov r13, rdi             // tstate
+        ; mov r12, rsi             // the running frame
+        ; mov rbx, rdx             // its stack
+        ; mov r15, rax             // the generator
+        ; mov r14, [r15 + GI_CODE]
+    );
+    entry_checks(ops, 13, 14, declined);
+    x64!(ops
+        // Committed: the sent value (None for FOR_ITER) pushed on the generator's stack, its
+        // frame linked under the running one, its exception state chained over the thread's.
+        ; lea r14, [r15 + GI_IFRAME]
+    );
+    match kind {
+        Resumer::Send => x64!(ops ; mov rdi, [rbx - 8]),
+        Resumer::ForIter => x64!(ops ; mov rdi, QWORD unsafe { ffi::Py_None() } as i64),
+    }
+    incref_rdi(ops);
+    x64!(ops
+        ; movsxd rcx, DWORD [r14 + F_STACKTOP]
+        ; mov [r14 + rcx * 8 + F_LOCALSPLUS], rdi
+        ; add DWORD [r14 + F_STACKTOP], 1
+        ; mov rcx, [r13 + TSTATE_CFRAME]
+        ; mov rcx, [rcx + CFRAME_CURRENT_FRAME]
+        ; mov [r14 + F_PREVIOUS], rcx
+        ; mov rcx, [r13 + TSTATE_EXC_INFO]
+        ; mov [r15 + GI_EXC_PREVIOUS], rcx
+        ; lea rcx, [r15 + GI_EXC_STATE]
+        ; mov [r13 + TSTATE_EXC_INFO], rcx
+        ; mov BYTE [r15 + GI_FRAME_STATE], frame_state::EXECUTING as i8
+    );
+    count_entry(ops, &STATS.baseline.direct_resumes);
+    x64!(ops
+        ; mov rdi, r13
+        ; mov rsi, r14
+        ; xor edx, edx
+        ; call QWORD [rsp]
+        // Anything but a yield (returned, raised) is finished in Rust.
+        ; test rax, rax
+        ; jz >finished
+        ; cmp BYTE [r15 + GI_FRAME_STATE], frame_state::SUSPENDED as i8
+        ; jne >finished
+        // Yielded: unlinked, the exception state unchained, the value in place.
+        ; mov rcx, [r15 + GI_EXC_PREVIOUS]
+        ; mov [r13 + TSTATE_EXC_INFO], rcx
+        ; mov QWORD [r15 + GI_EXC_PREVIOUS], 0
+        ; mov QWORD [r14 + F_PREVIOUS], 0
+    );
+    match kind {
+        Resumer::Send => {
+            // The sent value is released first, as pg_send does.
+            x64!(ops ; mov [rsp + 8], rax ; mov rdi, [rbx - 8]);
+            xdecref_rdi(ops);
+            x64!(ops
+                ; mov rax, [rsp + 8]
+                ; mov [rbx - 8], rax
+                ; mov rax, rbx
+                ; jmp =>done
+                ; finished:
+                ; mov rdi, r13
+                ; mov rsi, rbx
+                ; mov rdx, rax
+                ; mov rax, QWORD finished
+                ; call rax
+                ; jmp =>done
+            );
+        }
+        Resumer::ForIter => x64!(ops
+            ; mov [rbx], rax
+            ; lea rax, [rbx + 8]
+            ; jmp =>done
+            ; finished:
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, rbx
+            ; mov rcx, rax
+            ; mov rax, QWORD finished
+            ; call rax
+            ; jmp =>done
+        ),
+    }
+    x64!(ops
+        // Declined after the prologue: the arguments back, then the Rust helper.
+        ; =>declined
+        ; mov rdi, r13
+        ; mov rsi, r12
+        ; mov rdx, rbx
+        ; xor ecx, ecx
+    );
+    epilogue(ops);
+    x64!(ops
+        ; =>generic
+        ; mov rax, QWORD fallback
+        ; jmp rax
+        ; =>done
+    );
+    epilogue(ops);
+    x64!(ops ; ret);
+}
