@@ -171,6 +171,8 @@ pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; mov edx, DWORD [rcx + ic::KIND]
         ; cmp edx, kind::INSTANCE_DICT_AT as i32
         ; je =>dict_at
+        ; cmp edx, kind::CLASS_ATTR as i32
+        ; je >class_attr
         ; cmp edx, kind::INSTANCE_DICT as i32
         ; je >with_dict
         ; cmp edx, kind::INSTANCE_VALUE as i32
@@ -199,6 +201,12 @@ pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; mov rax, [rdi + rdx]
         ; test rax, rax
         ; jz =>slow
+        ; jmp >hit
+        ; class_attr:                       // the owner is a class: its own version
+        ; mov eax, DWORD [rdi + TP_VERSION]
+        ; cmp rax, [rcx + ic::KEY2]
+        ; jne =>slow
+        ; mov rax, [rcx + ic::VALUE]
         ; jmp >hit
         ; module:                           // kind::MODULE, the only other LOAD_ATTR kind
         ; mov rax, [rdi + MD_DICT]

@@ -519,6 +519,80 @@ def test_module_attribute_hits_and_is_replaced():
     assert load["hits"] >= 10, load
 
 
+def test_class_attributes_on_the_class_hit_and_follow_changes():
+    def f(n):
+        class Base:
+            SHARED = "base"
+
+        class Direction(Base):
+            FORWARD = 1
+            BACKWARD = -1
+
+        class Other:
+            FORWARD = "other"
+
+        out = []
+        for i in range(n):
+            out.append((Direction.FORWARD, Direction.SHARED))
+            if i == 10:
+                Direction.FORWARD = 2            # the class changed
+            if i == 15:
+                Base.SHARED = "changed base"     # a base changed
+            if i == 20:
+                del Direction.FORWARD            # gone: AttributeError from here
+            if i >= 20:
+                try:
+                    out.append(Direction.FORWARD)
+                except AttributeError as e:
+                    out.append(str(e))
+                Direction.FORWARD = i
+            if i == 30:
+                Direction = Other                # another class at the site
+        return out
+
+    _, prof = run_both_profiled(f, N)
+    loads = [s for s in sites(prof, "LOAD_ATTR") if s["cache"] == "class_attr"]
+    assert loads and max(s["hits"] for s in loads) >= 10, sites(prof, "LOAD_ATTR")
+
+
+def test_class_attributes_that_are_not_plain_values_are_not_cached():
+    def f(n):
+        class Getter:
+            def __get__(self, obj, cls):
+                return ("got", cls.__name__)
+
+        class Plain:
+            pass
+
+        class Meta(type):
+            @property
+            def FORWARD(cls):
+                return "meta property"
+
+        class C:
+            descriptor = Getter()
+            plain = Plain()
+            method = lambda self: 1  # noqa: E731
+            static = staticmethod(len)
+
+        class M(metaclass=Meta):
+            FORWARD = "shadowed by the metaclass's property"
+
+        class Named:
+            __name__ = "in the class dict, below type's data descriptor"
+
+        out = []
+        for i in range(n):
+            out.append((C.descriptor, C.method is C.__dict__["method"], C.static("ab"), M.FORWARD,
+                        C.__name__, C.__doc__, type(C.plain).__name__, Named.__name__))
+            if i == 10:
+                Plain.__get__ = lambda self, obj, cls: "plain gained __get__"
+        return out
+
+    _, prof = run_both_profiled(f, N)
+    assert not [s for s in sites(prof, "LOAD_ATTR") if s["cache"] == "class_attr"], sites(prof, "LOAD_ATTR")
+
+
 def test_module_method_call():
     def f(n):
         total = 0.0

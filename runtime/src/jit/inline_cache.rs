@@ -72,6 +72,12 @@ pub mod kind {
     /// subclasses): `key` = type version, `value` = the offset. The instance's dict is looked
     /// up when its keys are all strs. ceval 3.11 does not specialize these.
     pub const INSTANCE_DICT_AT: u32 = 10;
+    /// LOAD_ATTR of a class attribute on the class itself (`Direction.FORWARD`), the class an
+    /// instance of exactly `type`: `key` = `type`'s version, `key2` = the class's own version,
+    /// `value` = the attribute, an object of an immutable type without `__get__` (what
+    /// `type_getattro` returns as it is). `type` has nothing under the name (its dict never
+    /// changes). ceval 3.11 does not specialize these.
+    pub const CLASS_ATTR: u32 = 11;
 }
 
 /// The name `peregrine.profile()` gives a cache kind.
@@ -86,6 +92,7 @@ pub fn kind_name(k: u32) -> Option<&'static str> {
         kind::METHOD_NO_DICT => "method_no_dict",
         kind::METHOD_WITH_VALUES => "method_with_values",
         kind::INSTANCE_DICT_AT => "instance_dict_at",
+        kind::CLASS_ATTR => "class_attr",
         _ => return None,
     })
 }
@@ -304,6 +311,9 @@ unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method
             }
             return Ok((kind::MODULE, version, dict_version(dict), 0, v as u64));
         }
+        if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) && !store && !method {
+            return class_attr(owner as *mut ffi::PyTypeObject, name);
+        }
         let (on_type, version) = semantics::attrs::on_type(tp, name, store).ok_or(Unarmed::Retry)?;
         let version = version as u64;
         let flags = (*tp).tp_flags;
@@ -359,7 +369,9 @@ unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject,
         let mut refresh = false;
         if tp != std::ptr::addr_of_mut!(ffi::PyModule_Type) {
             if let Some(version) = semantics::attrs::valid_version(tp) {
-                let armed_for_it = cache.key.get() == version as u64;
+                // (Every class shares `type`'s version: a class attribute cache re-arms for
+                // another class, or a changed one, as for another type.)
+                let armed_for_it = cache.key.get() == version as u64 && cache.kind.get() != kind::CLASS_ATTR;
                 refresh = armed_for_it
                     && match cache.kind.get() {
                         kind::INSTANCE_DICT => true,
@@ -371,17 +383,20 @@ unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject,
                 }
             }
         }
-        if !refresh && cache.kind.get() != kind::NONE {
+        if !refresh {
             // Armed for another type: re-arm at once the first two times (the site's type
-            // changed), then after 1, 3, 7, ... 63 such misses (it sees several).
+            // changed), then after 1, 3, 7, ... 63 such misses (it sees several). The same
+            // wait follows an analysis that found nothing to arm for now (`Unarmed::Retry`:
+            // an owner whose type has its own `__getattribute__`, such as a class object,
+            // would otherwise be analysed at every execution).
             let wait = cache.rearm_wait.get();
             if wait > 0 {
                 cache.rearm_wait.set(wait - 1);
                 return;
             }
-            let shift = cache.rearm_shift.get();
-            cache.rearm_wait.set((1u16 << shift) - 1);
-            cache.rearm_shift.set((shift + 1).min(MAX_REARM_SHIFT));
+            if cache.kind.get() != kind::NONE {
+                back_off(cache);
+            }
         }
         match analyze(owner, name, store, method) {
             Ok((k, key, key2, key3, value)) => {
@@ -390,12 +405,52 @@ unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject,
             }
             Err(why) => {
                 cache.disarm();
-                if let Unarmed::Never = why {
-                    cache.failed_version.set(semantics::attrs::valid_version(tp).unwrap_or(0));
+                match why {
+                    Unarmed::Never => cache.failed_version.set(semantics::attrs::valid_version(tp).unwrap_or(0)),
+                    Unarmed::Retry => back_off(cache),
                 }
             }
         }
     }
+}
+
+/// [`kind::CLASS_ATTR`] for attribute `name` of `cls`, an instance of exactly `type`, as
+/// `type_getattro` finds it: nothing on `type` under the name (else never: its dict does not
+/// change), then the attribute in the class's MRO, returned as it is when its type is immutable
+/// and has no `__get__`.
+///
+/// # Safety
+/// GIL held; `cls` a live class whose type is `type`.
+unsafe fn class_attr(cls: *mut ffi::PyTypeObject, name: *mut PyObject) -> Result<Arming, Unarmed> {
+    // SAFETY: per the contract; `_PyType_Lookup` returns a borrowed reference or null, raises
+    // nothing and runs no Python code.
+    unsafe {
+        let meta = std::ptr::addr_of_mut!(ffi::PyType_Type);
+        if !crate::cpython::_PyType_Lookup(meta, name).is_null() {
+            return Err(Unarmed::Never);
+        }
+        if (*cls).tp_flags & ffi::Py_TPFLAGS_READY == 0 {
+            return Err(Unarmed::Retry);
+        }
+        let attr = crate::cpython::_PyType_Lookup(cls, name);
+        if attr.is_null() {
+            return Err(Unarmed::Retry);
+        }
+        let at = ffi::Py_TYPE(attr);
+        if (*at).tp_flags & ffi::Py_TPFLAGS_IMMUTABLETYPE == 0 || (*at).tp_descr_get.is_some() {
+            return Err(Unarmed::Retry);
+        }
+        let meta_version = semantics::attrs::valid_version(meta).ok_or(Unarmed::Retry)?;
+        let version = semantics::attrs::valid_version(cls).ok_or(Unarmed::Retry)?;
+        Ok((kind::CLASS_ATTR, meta_version as u64, version as u64, 0, attr as u64))
+    }
+}
+
+/// The next re-arming of `cache` waits twice as many misses as the last (at most 63).
+fn back_off(cache: &InlineCache) {
+    let shift = cache.rearm_shift.get();
+    cache.rearm_wait.set((1u16 << shift) - 1);
+    cache.rearm_shift.set((shift + 1).min(MAX_REARM_SHIFT));
 }
 
 /// Whether the shared keys of `tp` (a type `cache` is armed for as [`kind::METHOD_WITH_VALUES`])
