@@ -152,8 +152,10 @@ pub struct Emitter {
 }
 
 impl Emitter {
-    pub fn new(first_instr: usize, warmth: WarmthCounters) -> std::io::Result<Self> {
-        let mut ops = Assembler::new()?;
+    /// `capacity`: the bytes of machine code expected, allocated up front (growing the buffer
+    /// as code is emitted copied it over and over: a fifth of the compile time).
+    pub fn new(first_instr: usize, warmth: WarmthCounters, capacity: usize) -> std::io::Result<Self> {
+        let mut ops = Assembler::new_with_capacity(capacity)?;
         let epilogue = ops.new_dynamic_label();
         let delegate = ops.new_dynamic_label();
         let handoff = ops.new_dynamic_label();
