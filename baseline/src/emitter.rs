@@ -153,7 +153,7 @@ pub struct Emitter {
 
 impl Emitter {
     /// `capacity`: the bytes of machine code expected, allocated up front (growing the buffer
-    /// as code is emitted copied it over and over: a fifth of the compile time).
+    /// as code is emitted copies it over and over).
     pub fn new(first_instr: usize, warmth: WarmthCounters, capacity: usize) -> std::io::Result<Self> {
         let mut ops = Assembler::new_with_capacity(capacity)?;
         let epilogue = ops.new_dynamic_label();
