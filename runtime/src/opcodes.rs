@@ -197,7 +197,7 @@ opcodes! {
     DELETE_FAST                   = 126,  0, |_| stack(0, 0),                             NoJump,   Local,        Next;
     POP_JUMP_FORWARD_IF_NOT_NONE  = 128,  0, |_| branch(1, -1, -1),                       Forward,  JumpOffset,   Next;
     POP_JUMP_FORWARD_IF_NONE      = 129,  0, |_| branch(1, -1, -1),                       Forward,  JumpOffset,   Next;
-    RAISE_VARARGS                 = 130,  0, |n| stack(n, -n),                            NoJump,   Raw,          Ends;
+    RAISE_VARARGS                 = 130,  0, |n| stack(n, -n),                            NoJump,   Range(0, 2),  Ends;
     GET_AWAITABLE                 = 131,  0, |_| stack(1, 0),                             NoJump,   Raw,          Next;
     MAKE_FUNCTION                 = 132,  0, |n| make_function(n),                        NoJump,   Raw,          Next;
     BUILD_SLICE                   = 133,  0, |n| build_slice(n),                          NoJump,   Range(2, 3),  Next;

@@ -548,3 +548,27 @@ def test_no_memory_for_the_frame_object_while_unwinding(script):
         # (the code's bytes): what the report says past the first failure may differ, so this
         # asks what CPython's own test asks.
         assert jit.returncode in (1, 120) and "MemoryError" in jit.stderr, jit.stderr
+
+
+def test_raise_varargs_with_a_bad_argument_is_left_to_the_interpreter():
+    # RAISE_VARARGS 3 is ceval's SystemError: the baseline refuses the code (its helper pops
+    # at most two operands), and the interpreter raises as stock does.
+    import types
+
+    def raises():
+        raise ValueError
+
+    code = bytearray(raises.__code__.co_code)
+    for i in range(0, len(code), 2):
+        if code[i] == 130:  # RAISE_VARARGS
+            code[i + 1] = 3
+    bad = types.FunctionType(raises.__code__.replace(co_code=bytes(code)), {})
+    with pytest.raises(peregrine.CompileError, match="RAISE_VARARGS 3 .*argument out of range"):
+        peregrine.compile(bad, tier="baseline")
+    thresholds = peregrine.get_thresholds()
+    peregrine.set_thresholds(baseline=0, optimize="off")
+    try:
+        with pytest.raises(SystemError, match="bad RAISE_VARARGS oparg"):
+            bad()
+    finally:
+        peregrine.set_thresholds(**thresholds)

@@ -200,7 +200,8 @@ unsafe fn restore(value: *mut PyObject) {
 /// RAISE_VARARGS oparg: `raise` (0), `raise exc` (1), `raise exc from cause` (2). Always raises:
 /// a bare `raise` without the `error:` steps ([`unwind_at`]).
 pub unsafe extern "C" fn pg_raise_varargs(t: *mut ThreadState, _frame: *mut InterpreterFrame, sp: Sp, oparg: u32) -> Sp {
-    // SAFETY: GIL held; `oparg` values on the verified stack (the compiler checked 0..=2).
+    // SAFETY: GIL held; `oparg` values on the verified stack (the opcode table's operand range,
+    // 0..=2, checked by the compiler: ceval's SystemError for others is the interpreter's).
     unsafe {
         let mut sp = sp;
         let (mut exc, mut cause) = (std::ptr::null_mut(), std::ptr::null_mut());
