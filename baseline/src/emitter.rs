@@ -46,6 +46,14 @@ const EVAL_BREAKER: i32 = (INTERP_CEVAL_OFFSET + offset_of!(CevalState, eval_bre
 /// Our `_PyCFrame` lives at `[rbp - CFRAME]` (24 bytes; see the prologue).
 pub const CFRAME: i32 = 80;
 
+/// The eval-breaker check after a call, its stub asked for in advance
+/// ([`Emitter::pending_after_call`]).
+#[derive(Clone, Copy)]
+pub struct PendingCheck {
+    label: DynamicLabel,
+    resume: DynamicLabel,
+}
+
 /// What an instruction's prelude does.
 ///
 /// Tracing can only be switched on by code running in this thread (a trace function set by
@@ -192,6 +200,11 @@ impl Emitter {
     /// unwind to it.
     pub fn set_handler(&mut self, handler: Option<Handler>) {
         self.handler = handler;
+    }
+
+    /// The label of the instruction starting at code unit `unit`, if one starts there.
+    pub fn start_label(&self, unit: usize) -> Option<DynamicLabel> {
+        self.starts.get(unit).copied().flatten()
     }
 
     pub fn label(&mut self) -> DynamicLabel {
@@ -463,15 +476,26 @@ impl Emitter {
     /// After a call, as ceval's `CHECK_EVAL_BREAKER`: runs signal handlers and pending calls,
     /// gives up the GIL if asked, raises an asynchronous exception (through `error`).
     pub fn check_pending_after_call(&mut self, error: DynamicLabel) {
-        let stub = self.label();
-        let resume = self.label();
-        self.stubs.push(Stub::Pending { label: stub, resume, error });
+        let pending = self.pending_after_call(error);
+        self.emit_pending_check(pending);
+    }
+
+    /// The stub of a [`Emitter::check_pending_after_call`] made now, to be emitted (by
+    /// [`Emitter::emit_pending_check`]) where no stub can be asked for: in a cold path.
+    pub fn pending_after_call(&mut self, error: DynamicLabel) -> PendingCheck {
+        let (label, resume) = (self.label(), self.label());
+        self.stubs.push(Stub::Pending { label, resume, error });
+        PendingCheck { label, resume }
+    }
+
+    /// The check of a stub made by [`Emitter::pending_after_call`]; emit it once.
+    pub fn emit_pending_check(&mut self, pending: PendingCheck) {
         x64!(self.ops
             ; mov rax, [r13 + TSTATE_INTERP]
             ; mov eax, DWORD [rax + EVAL_BREAKER]
             ; test eax, eax
-            ; jnz =>stub
-            ; =>resume
+            ; jnz =>pending.label
+            ; =>pending.resume
         );
     }
 

@@ -11,6 +11,7 @@ use crate::emitter::{x64, Emitter};
 use dynasmrt::x64::Rq;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::Instr;
+use peregrine_runtime::opcodes::op;
 use peregrine_runtime::cpython::layout::{DictKeysObject, DictObject, ModuleObject, DICT_KEYS_GENERAL, LONG_DIGIT_OFFSET};
 use peregrine_runtime::cpython::{self, ffi, InterpreterFrame};
 use peregrine_runtime::jit::inline_cache::{self as ic, kind};
@@ -1045,12 +1046,23 @@ pub fn truth_inline(e: &mut Emitter, on_true: DynamicLabel, on_false: DynamicLab
 /// PRECALL: where the site runs PRECALL_PYFUNC (a Python function was called here once warm),
 /// its guard, the callable's exact type, inline: the form runs for the CALL (`Site::running`)
 /// and nothing else happens, as `Site::execute` does when a form's guard passes. Everything
-/// else (cold code, other forms, a guard that fails) is `pg_precall`, in the cold section.
-/// Never raises.
-pub fn precall(e: &mut Emitter, ins: &Instr, site: *const Site, kwnames: *mut ffi::PyObject) {
-    use peregrine_runtime::jit::ops::{pg_precall, PRECALL_PYFUNC};
+/// else is in the cold section: first, for a call without keywords, `pg_call_c_form`, which runs
+/// a form that calls a C function together with the CALL it skips (as ceval's forms do), then
+/// jumps past the CALL (`next` is the CALL); then, for the rest (cold code, other forms, a
+/// guard that fails), `pg_precall`. Raises only from the C function's call.
+pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const Site, kwnames: *mut ffi::PyObject) {
+    use peregrine_runtime::jit::ops::{pg_call_c_form, pg_precall, PRECALL_PYFUNC};
     let (slow, done) = (e.label(), e.label());
     let oparg = ins.oparg as i32;
+    // Where a C form's call goes on: the instruction after the CALL, with the error exit and
+    // eval-breaker check CALL would have made, asked for here (cold paths cannot ask).
+    let after_call = next
+        .filter(|call| call.opcode == op::CALL && kwnames.is_null() && !site.is_null())
+        .and_then(|call| e.start_label(call.next))
+        .map(|label| {
+            let error = e.error_exit();
+            (label, error, e.pending_after_call(error))
+        });
     let function_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyFunction_Type));
     x64!(e.ops
         ; mov rcx, QWORD site as i64
@@ -1070,6 +1082,31 @@ pub fn precall(e: &mut Emitter, ins: &Instr, site: *const Site, kwnames: *mut ff
     );
     let opcode = ins.opcode;
     e.cold(slow, move |e| {
+        if let Some((after_call, error, pending)) = after_call {
+            let generic = e.label();
+            x64!(e.ops
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; mov ecx, oparg
+                ; mov r8, QWORD site as i64
+                ; mov rax, QWORD pg_call_c_form as *const () as usize as i64
+                ; call rax
+                ; test rax, rax
+                ; jz =>generic
+            );
+            e.check_helper_moved(op::CALL, oparg as u32);
+            x64!(e.ops
+                ; mov r14, rax
+                ; test al, 1
+                ; jnz =>error
+            );
+            e.emit_pending_check(pending);
+            x64!(e.ops
+                ; jmp =>after_call
+                ; =>generic
+            );
+        }
         x64!(e.ops
             ; mov rdi, r13
             ; mov rsi, r12

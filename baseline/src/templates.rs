@@ -510,7 +510,7 @@ pub fn gen_instr(
             let t = target();
             crate::fast_paths::for_iter(e, ins, t);
         }
-        PRECALL => crate::fast_paths::precall(e, ins, site, kwnames),
+        PRECALL => crate::fast_paths::precall(e, ins, next, site, kwnames),
         UNPACK_SEQUENCE => crate::fast_paths::unpack_sequence(e, ins, site),
         IS_OP => {
             // As ceval: the bool replaces the left operand, then the left and the right operand

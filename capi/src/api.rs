@@ -107,6 +107,7 @@ fn tier_dict<'py>(py: Python<'py>, t: &TierStats) -> PyResult<Bound<'py, PyDict>
     d.set_item("entries", t.entries.get())?;
     d.set_item("direct_calls", t.direct_calls.get())?;
     d.set_item("direct_resumes", t.direct_resumes.get())?;
+    d.set_item("direct_c_calls", t.direct_c_calls.get())?;
     d.set_item("compile_ns", t.compile_ns.get())?;
     d.set_item("code_bytes", t.code_bytes.get())?;
     d.set_item("deopts", t.deopts.get())?;

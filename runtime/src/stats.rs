@@ -57,6 +57,9 @@ pub struct TierStats {
     /// Of `entries`, generator and coroutine frames that compiled code resumed itself (FOR_ITER
     /// or SEND, without `gen_send_ex2` and the hook).
     pub direct_resumes: Counter,
+    /// Calls of C functions that compiled code made in one step, PRECALL and CALL together, where
+    /// the site's specialized PRECALL form calls the function itself (`ops::pg_call_c_form`).
+    pub direct_c_calls: Counter,
     /// Wall time spent compiling, in nanoseconds.
     pub compile_ns: Counter,
     /// Bytes of machine code produced.
@@ -74,6 +77,7 @@ impl TierStats {
             entries: Counter::new(),
             direct_calls: Counter::new(),
             direct_resumes: Counter::new(),
+            direct_c_calls: Counter::new(),
             compile_ns: Counter::new(),
             code_bytes: Counter::new(),
             deopts: Counter::new(),
@@ -87,6 +91,7 @@ impl TierStats {
             &self.entries,
             &self.direct_calls,
             &self.direct_resumes,
+            &self.direct_c_calls,
             &self.compile_ns,
             &self.code_bytes,
             &self.deopts,

@@ -12,6 +12,7 @@ use super::support::{code, local_name, local_slot, name_at, new_bool, peek, put}
 use super::specialize::{Site, ADAPTIVE};
 use super::{error_at, Sp};
 use crate::semantics;
+use crate::stats::STATS;
 use crate::opcodes::{cache_entries, op};
 use crate::cpython::{
     self, ffi, CellObject, FunctionObject, InterpreterFrame, MethodDescrObject, MethodObject, ThreadState,
@@ -946,6 +947,59 @@ pub unsafe extern "C" fn pg_call(
         }
         // Drop the args, the callable and (for a non-method call) the NULL; push the result.
         let base = sp.sub(total + 2 - is_meth);
+        *base = res;
+        if res.is_null() { error_at(base.add(1)) } else { base.add(1) }
+    }
+}
+
+/// PRECALL and CALL in one call, for a site (without keywords) whose specialized PRECALL form
+/// calls a C function itself (every form but PRECALL_PYFUNC and PRECALL_BOUND_METHOD) and whose
+/// guard passes: what [`pg_precall`] and then [`pg_call`] do for that execution, without either's
+/// dispatch. A specialized form that hits changes nothing in the site (`Site::execute`), and
+/// these forms' guards admit no bound method, which PRECALL would unpack. Returns null, having
+/// changed nothing, for everything else (the site adaptive or running a Python form, the guard
+/// missing): PRECALL and CALL then run as usual and count the miss. Stack: as CALL leaves it (the
+/// result replaces the callable pair and the arguments), tagged when the call raised;
+/// `prev_instr` is PRECALL's unit, as ceval's while such a form calls the C function (it skips
+/// CALL).
+pub unsafe extern "C" fn pg_call_c_form(
+    _t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    oparg: u32,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: oparg + 2 slots on the stack; `site` is this PRECALL's, owned by the compiled code,
+    // which runs with the GIL held.
+    unsafe {
+        let site = &*site;
+        let form = site.form();
+        if form == ADAPTIVE {
+            return std::ptr::null_mut();
+        }
+        let form = PrecallForm::from_u8(form);
+        if !form.skips_call() {
+            return std::ptr::null_mut();
+        }
+        let oparg = oparg as usize;
+        let is_meth = !peek(sp, oparg + 2).is_null();
+        let total = oparg + is_meth as usize;
+        let function = peek(sp, total + 1);
+        let args = sp.sub(total);
+        if !precall_guard(form, function, args, total, is_meth) {
+            return std::ptr::null_mut();
+        }
+        (*frame).prev_instr = site.unit;
+        STATS.baseline.direct_c_calls.add_with_gil(1);
+        let res = match call_directly(form, function, args, total, 0, std::ptr::null_mut()) {
+            Some(res) => res,
+            None => ffi::PyObject_Vectorcall(function, args, total | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET, std::ptr::null_mut()),
+        };
+        ffi::Py_DECREF(function);
+        for i in 0..total {
+            ffi::Py_DECREF(*args.add(i));
+        }
+        let base = sp.sub(oparg + 2);
         *base = res;
         if res.is_null() { error_at(base.add(1)) } else { base.add(1) }
     }
