@@ -26,6 +26,8 @@ pub struct BaselineCode {
     /// The specialization state of each PRECALL and BINARY_SUBSCR, at the addresses the code
     /// was compiled with.
     pub(crate) _sites: Sites,
+    /// Offset of the direct-call entry (`Emitter::prologue`), for code that is not resumable.
+    pub(crate) direct_entry: Option<usize>,
 }
 
 /// The [`Site`]s of one compiled code object and the [`Warmth`] they point to (kept only for
@@ -66,6 +68,10 @@ impl CompiledCode for BaselineCode {
         // SAFETY: the buffer starts with a function of the eval-frame signature (emitter.rs
         // prologue), and it is executable for as long as `self` lives.
         unsafe { std::mem::transmute::<*const u8, EvalFrameFn>(self.buffer.ptr(dynasmrt::AssemblyOffset(0))) }
+    }
+
+    fn direct_entry(&self) -> usize {
+        self.direct_entry.map_or(0, |offset| self.buffer.ptr(dynasmrt::AssemblyOffset(offset)) as usize)
     }
 
     fn code_bytes(&self) -> usize {

@@ -5,11 +5,15 @@
 //! - [`call_stub`]: a CALL without keywords of an exact Python function taking exactly its
 //!   positional parameters (not a generator function): push the callee's frame on the data stack,
 //!   steal the callable and the arguments into it, move the caller's `prev_instr` to CALL's last
-//!   cache unit, count the entry as the hook would, enter the callee's machine code, then clear
-//!   and pop the frame (in Rust, `pg_direct_call_finish`, when a frame object outlives it).
-//!   C-ABI `(tstate, caller frame, sp, oparg, last cache unit, site) -> sp`: the caller's new
-//!   stack pointer (tagged with `error_at` when the callee raised) or 0 when it did not handle
-//!   the call, which then goes to `pg_call`.
+//!   cache unit, count the entry as the hook would, enter the callee's machine code at its
+//!   direct entry (which shares the caller's cframe, as ceval's inline calls do: see
+//!   `Emitter::prologue`), then clear and pop the frame (in Rust, `pg_direct_call_finish`, when a
+//!   frame object outlives it). Called from compiled code only, with its registers (`r12` the
+//!   caller's frame, `r13` the thread state, `r14` its stack pointer) and `ecx` = oparg, `r8` =
+//!   CALL's last cache unit, `r9` = the site; returns in `rax` the caller's new stack pointer
+//!   (tagged with `error_at` when the callee raised) or 0 when it did not handle the call, which
+//!   then goes to `pg_call`. Clobbers `rbx` (scratch in compiled code) and the C ABI's
+//!   caller-saved registers.
 //! - [`send_stub`] and [`for_iter_stub`]: SEND into, and FOR_ITER over, a suspended exact
 //!   generator (or coroutine, for SEND): `gen_send_ex2`'s steps up to running the frame; a yield
 //!   is finished here, anything else in Rust (`pg_send_resumed`, `pg_for_iter_resumed`). They
@@ -165,48 +169,77 @@ fn epilogue(ops: &mut dynasmrt::x64::Assembler) {
 /// hook runs traced frames in the interpreter), the code's state (read from `co_extra` in place,
 /// as `CodeState::existing` does) has the baseline as its best tier, no optimizer tier is due,
 /// the C stack is not near its end (the hook moves deep recursion to a fresh segment). Jumps to
-/// `declined` otherwise; leaves the state in `rax` and the entry in `[rsp]`. Clobbers `rcx`,
-/// `rdx`, `rsi`, `rdi`.
-fn entry_checks(ops: &mut dynasmrt::x64::Assembler, tstate: u8, code: u8, declined: DynamicLabel) {
-    let hook = direct_call::hook_fn_addr() as i64;
+/// `declined` otherwise; leaves the state in `rax` and its entry at `entry` (a `code_state::
+/// offsets` field) in `rdx`. Clobbers `rcx` and `rdi`; `rsi` and `r8`-`r11` are kept.
+///
+/// What is fixed once the JIT is set up is read now and embedded: our hook function's address
+/// (the evaluator is compared with it, which also declines while the hook is off) and our
+/// `co_extra` index, once the extras layout is verified.
+fn entry_checks(ops: &mut dynasmrt::x64::Assembler, tstate: u8, code: u8, entry: i32, declined: DynamicLabel) {
+    let hook_addr = direct_call::hook_fn_addr();
+    // SAFETY: a static word, read with the GIL held (the stubs are emitted while compiling).
+    let hook = unsafe { *hook_addr } as i64;
     let (extra_index, extras_verified) = code_state::extra_slot_addrs();
+    // SAFETY: static words, as above.
+    let (index, verified) = unsafe { (*extra_index, *extras_verified) };
     let optimize_threshold = OPTIMIZE_THRESHOLD.value_addr() as i64;
-    let (seq, thread, limit) = peregrine_runtime::cstack::cache_addrs();
+    let (_, thread, limit) = peregrine_runtime::cstack::cache_addrs();
     debug_assert_eq!(OptionSpec::OFF, u32::MAX);
+    x64!(ops ; mov rax, [Rq(tstate) + TSTATE_INTERP]);
+    if hook != 0 {
+        x64!(ops
+            ; mov rcx, QWORD hook
+            ; cmp [rax + INTERP_EVAL_FRAME_OFFSET as i32], rcx
+            ; jne =>declined
+        );
+    } else {
+        x64!(ops
+            ; mov rax, [rax + INTERP_EVAL_FRAME_OFFSET as i32]
+            ; test rax, rax
+            ; jz =>declined
+            ; mov rcx, QWORD hook_addr as i64
+            ; cmp rax, [rcx]
+            ; jne =>declined
+        );
+    }
     x64!(ops
-        ; mov rax, [Rq(tstate) + TSTATE_INTERP]
-        ; mov rax, [rax + INTERP_EVAL_FRAME_OFFSET as i32]
-        ; test rax, rax
-        ; jz =>declined
-        ; mov rcx, QWORD hook
-        ; cmp rax, [rcx]
-        ; jne =>declined
         // (Defensive at CALL: its prelude checked for tracing and nothing has run since.)
         ; mov rax, [Rq(tstate) + TSTATE_CFRAME]
         ; cmp BYTE [rax + CFRAME_USE_TRACING], 0
         ; jne =>declined
-        ; mov rcx, QWORD extras_verified as i64
-        ; cmp BYTE [rcx], 0
-        ; je =>declined
-        ; mov rcx, QWORD extra_index as i64
-        ; mov rcx, [rcx]
-        ; test rcx, rcx
-        ; js =>declined
         ; mov rax, [Rq(code) + CO_EXTRA]
         ; test rax, rax
         ; jz =>declined
-        ; cmp rcx, [rax]
-        ; jge =>declined
-        ; mov rax, [rax + rcx * 8 + 8]
+    );
+    if verified && (0..(i32::MAX as isize - 8) / 8).contains(&index) {
+        x64!(ops
+            ; cmp QWORD [rax], index as i32
+            ; jle =>declined
+            ; mov rax, [rax + 8 * index as i32 + 8]
+        );
+    } else {
+        x64!(ops
+            ; mov rcx, QWORD extras_verified as i64
+            ; cmp BYTE [rcx], 0
+            ; je =>declined
+            ; mov rcx, QWORD extra_index as i64
+            ; mov rcx, [rcx]
+            ; test rcx, rcx
+            ; js =>declined
+            ; cmp rcx, [rax]
+            ; jge =>declined
+            ; mov rax, [rax + rcx * 8 + 8]
+        );
+    }
+    x64!(ops
         ; test rax, rax
         ; jz =>declined
         // A state released while its code object is deallocated reads "not yours".
         ; cmp [rax + state::OWNER], Rq(code)
         ; jne =>declined
-        ; mov rdx, [rax + state::BASELINE_ENTRY]
+        ; mov rdx, [rax + entry]
         ; test rdx, rdx
         ; jz =>declined
-        ; mov [rsp], rdx
         // `optimize_due`: the threshold on (OFF is u32::MAX) and reached, the tier not tried.
         ; mov rcx, QWORD optimize_threshold
         ; mov ecx, [rcx]
@@ -215,13 +248,14 @@ fn entry_checks(ops: &mut dynasmrt::x64::Assembler, tstate: u8, code: u8, declin
         ; cmp BYTE [rax + state::OPTIMIZER_TRIED], 0
         ; je =>declined
         ; not_due:
-        // `cstack::nearly_exhausted`, its cache read as `limit` does. (Deep recursion also
-        // reaches the hook at each full data-stack chunk, a few hundred frames apart, well
-        // within the reserve: this check is what makes that a margin rather than the mechanism.)
-        ; mov rcx, QWORD seq as i64
-        ; mov rsi, [rcx]
-        ; test sil, 1
-        ; jnz =>declined
+        // `cstack::nearly_exhausted`, from its cache: the limit read before the thread it is
+        // for (see `cstack::cache_addrs` for why that order needs no sequence word here).
+        // (Deep recursion also reaches the hook at each full data-stack chunk, a few hundred
+        // frames apart, well within the reserve: this check is what makes that a margin
+        // rather than the mechanism.)
+        ; mov rcx, QWORD limit as i64
+        ; cmp rsp, [rcx]
+        ; jb =>declined
     );
     // mov rdi, fs:[0] (the thread pointer), which the assembler does not spell.
     ops.extend([0x64, 0x48, 0x8b, 0x3c, 0x25, 0x00, 0x00, 0x00, 0x00]);
@@ -229,13 +263,6 @@ fn entry_checks(ops: &mut dynasmrt::x64::Assembler, tstate: u8, code: u8, declin
         ; mov rcx, QWORD thread as i64
         ; cmp rdi, [rcx]
         ; jne =>declined
-        ; mov rcx, QWORD limit as i64
-        ; mov rcx, [rcx]
-        ; mov rdi, QWORD seq as i64
-        ; cmp rsi, [rdi]
-        ; jne =>declined
-        ; cmp rsp, rcx
-        ; jb =>declined
     );
 }
 
@@ -268,46 +295,52 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
     let finish = direct_call::pg_direct_call_finish as *const () as i64;
     let rejected = co_flags::CO_VARARGS | co_flags::CO_VARKEYWORDS | co_flags::RESUMABLE;
     let (declined, done) = (ops.new_dynamic_label(), ops.new_dynamic_label());
-    prologue(ops);
+    // Called from compiled code only, whose registers it relies on (`r12` the caller's frame,
+    // `r13` the thread state, `r14` its stack pointer): it saves only `r15`, which holds the
+    // callee's frame across the callee (whose entry saves every register compiled code uses);
+    // `rbx`, scratch in compiled code, holds the result's slot. Two free words at `[rsp]`.
     x64!(ops
-        ; mov r13, rdi             // tstate
-        ; mov r12, rsi             // the caller's frame
+        ; push r15
+        ; sub rsp, 16
         // The callable and arguments, as CALL finds them: the method slot set (a method call,
-        // `self` first) or NULL with the callable above it. rbx: the slot the result goes to.
+        // `self` first) or NULL with the callable above it.
         ; mov eax, ecx
         ; shl rax, 3
-        ; mov r10, rdx
+        ; mov r10, r14
         ; sub r10, rax             // r10: sp - 8 * oparg
         ; lea rbx, [r10 - 16]
         ; mov r11, [rbx]
-        ; mov r15d, ecx            // nargs
         ; test r11, r11
         ; jz >plain
         ; sub r10, 8
-        ; add r15d, 1
+        ; add ecx, 1
         ; jmp >selected
         ; plain:
         ; mov r11, [rbx + 8]
         ; selected:
-        // r11: the callable, r10: its arguments, r15d: how many. Nothing is touched until every
+        // r11: the callable, r10: its ecx arguments (up to r14). Nothing is touched until every
         // check below passed.
         ; mov rax, QWORD function_type
         ; cmp [r11 + OB_TYPE], rax
         ; jne =>declined
         // The code's shape: positional parameters only, exactly as many as passed.
-        ; mov r14, [r11 + FUNC_CODE]
-        ; mov eax, [r14 + CO_FLAGS]
+        ; mov rsi, [r11 + FUNC_CODE]
+        ; mov eax, [rsi + CO_FLAGS]
         ; test eax, co_flags::CO_OPTIMIZED
         ; jz =>declined
         ; test eax, rejected
         ; jnz =>declined
-        ; cmp DWORD [r14 + CO_KWONLYARGCOUNT], 0
+        ; cmp DWORD [rsi + CO_KWONLYARGCOUNT], 0
         ; jne =>declined
-        ; cmp [r14 + CO_ARGCOUNT], r15d
+        ; cmp [rsi + CO_ARGCOUNT], ecx
         ; jne =>declined
+        // The recursion limit: the callee's entry counts its level without checking it.
+        ; cmp DWORD [r13 + TSTATE_RECURSION_REMAINING], 0
+        ; jle =>declined
     );
-    entry_checks(ops, 13, 14, declined);
+    entry_checks(ops, 13, 6, state::DIRECT_ENTRY, declined);
     x64!(ops
+        ; mov r15, rdx             // the callee's direct entry
         // Room in the data stack's chunk, not at its first slot (`push_frame`).
         ; mov rdi, [r13 + TSTATE_DS_TOP]
         ; test rdi, rdi
@@ -318,20 +351,20 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; lea rcx, [rcx + CHUNK_DATA]
         ; cmp rdi, rcx
         ; je =>declined
-        ; movsxd rcx, DWORD [r14 + CO_NLOCALSPLUS]
-        ; movsxd rsi, DWORD [r14 + CO_STACKSIZE]
-        ; add rsi, rcx
-        ; lea rsi, [rdi + rsi * 8 + F_LOCALSPLUS]
-        ; cmp rsi, [r13 + TSTATE_DS_LIMIT]
+        ; movsxd rcx, DWORD [rsi + CO_NLOCALSPLUS]
+        ; movsxd rdx, DWORD [rsi + CO_STACKSIZE]
+        ; add rdx, rcx
+        ; lea rdx, [rdi + rdx * 8 + F_LOCALSPLUS]
+        ; cmp rdx, [r13 + TSTATE_DS_LIMIT]
         ; jae =>declined
         // Committed: the frame is pushed (rdi) and takes the callable and the arguments.
-        ; mov [r13 + TSTATE_DS_TOP], rsi
+        ; mov [r13 + TSTATE_DS_TOP], rdx
         ; mov [rdi + F_FUNC], r11
-        ; mov [rdi + F_CODE], r14
-        ; inc QWORD [r14]
+        ; mov [rdi + F_CODE], rsi
+        ; inc QWORD [rsi]
     );
     if ref_debug::ENABLED {
-        x64!(ops ; mov rsi, QWORD ref_debug::total_addr() as i64 ; inc QWORD [rsi]);
+        x64!(ops ; mov rdx, QWORD ref_debug::total_addr() as i64 ; inc QWORD [rdx]);
     }
     x64!(ops
         ; mov rdx, [r11 + FUNC_BUILTINS]
@@ -341,88 +374,92 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; mov QWORD [rdi + F_LOCALS], 0
         ; mov [rdi + F_STACKTOP], ecx
         ; mov QWORD [rdi + F_FRAME_OBJ], 0
-        ; lea rdx, [r14 + CO_CODE_ADAPTIVE - 2]
+        ; lea rdx, [rsi + CO_CODE_ADAPTIVE - 2]
         ; mov [rdi + F_PREV_INSTR], rdx
         ; mov BYTE [rdi + F_IS_ENTRY], 0
         ; mov BYTE [rdi + F_OWNER], 0
         // The arguments where they bind, then empty locals.
-        ; xor edx, edx
+        ; lea rdx, [rdi + F_LOCALSPLUS]
         ; args:
-        ; cmp edx, r15d
+        ; cmp r10, r14
         ; jae >locals
-        ; mov rsi, [r10 + rdx * 8]
-        ; mov [rdi + rdx * 8 + F_LOCALSPLUS], rsi
-        ; add edx, 1
+        ; mov r11, [r10]
+        ; mov [rdx], r11
+        ; add r10, 8
+        ; add rdx, 8
         ; jmp <args
         ; locals:
+        ; lea rcx, [rdi + rcx * 8 + F_LOCALSPLUS]
+        ; unbound:
         ; cmp rdx, rcx
         ; jae >filled
-        ; mov QWORD [rdi + rdx * 8 + F_LOCALSPLUS], 0
-        ; add edx, 1
-        ; jmp <locals
+        ; mov QWORD [rdx], 0
+        ; add rdx, 8
+        ; jmp <unbound
         ; filled:
         // Pushed: as ceval's inline call, the caller now shows CALL's last cache unit.
         ; mov [r12 + F_PREV_INSTR], r8
         // The site's form consumed, as pg_call consumes it.
         ; mov BYTE [r9 + RUNNING_OFFSET], 0
-        ; mov r14, rdi
     );
     count_entry(ops, &STATS.baseline.direct_calls);
     x64!(ops
-        ; mov rdi, r13
-        ; mov rsi, r14
-        ; xor edx, edx
-        ; call QWORD [rsp]
-        ; mov r15, rax
+        ; mov rax, r15
+        ; mov r15, rdi
+        ; mov rsi, rdi
+        ; call rax
+        // The result in its slot now (NULL raises from there, below); [rsp]: what to return.
+        ; mov [rbx], rax
+        ; lea rcx, [rbx + 8]
+        ; test rax, rax
+        ; jnz >returned
+        ; or rcx, 1
+        ; returned:
+        ; mov [rsp], rcx
         // `clear_and_pop`: a frame object that outlives the frame takes it over (in Rust);
         // otherwise its references are released one recursion level deeper, in the order
         // `_PyFrame_Clear` releases them, and the frame is popped.
-        ; cmp QWORD [r14 + F_FRAME_OBJ], 0
+        ; cmp QWORD [r15 + F_FRAME_OBJ], 0
         ; jne >owned
         ; sub DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
-        ; movsxd rax, DWORD [r14 + F_STACKTOP]
-        ; mov [rsp + 8], rax
-        ; xor r12d, r12d
+        ; xor ebx, ebx
         ; release:
-        ; cmp r12, [rsp + 8]
+        ; movsxd rax, DWORD [r15 + F_STACKTOP]
+        ; cmp rbx, rax
         ; jge >released
-        ; mov rdi, [r14 + r12 * 8 + F_LOCALSPLUS]
+        ; mov rdi, [r15 + rbx * 8 + F_LOCALSPLUS]
     );
     xdecref_rdi(ops);
     x64!(ops
-        ; add r12, 1
+        ; add rbx, 1
         ; jmp <release
         ; released:
-        ; mov rdi, [r14 + F_LOCALS]
+        ; mov rdi, [r15 + F_LOCALS]
     );
     xdecref_rdi(ops);
-    x64!(ops ; mov rdi, [r14 + F_FUNC]);
+    x64!(ops ; mov rdi, [r15 + F_FUNC]);
     xdecref_rdi(ops);
-    x64!(ops ; mov rdi, [r14 + F_CODE]);
+    x64!(ops ; mov rdi, [r15 + F_CODE]);
     xdecref_rdi(ops);
     x64!(ops
         ; add DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
-        ; mov [r13 + TSTATE_DS_TOP], r14
+        ; mov [r13 + TSTATE_DS_TOP], r15
         ; jmp >cleared
         ; owned:
         ; mov rdi, r13
-        ; mov rsi, r14
+        ; mov rsi, r15
         ; mov rax, QWORD finish
         ; call rax
         ; cleared:
-        // The result replaces the callable's slots; NULL raises from there.
-        ; mov [rbx], r15
-        ; lea rax, [rbx + 8]
-        ; test r15, r15
-        ; jnz =>done
-        ; or rax, 1
+        ; mov rax, [rsp]
         ; jmp =>done
         ; =>declined
         ; xor eax, eax
         ; =>done
+        ; add rsp, 16
+        ; pop r15
+        ; ret
     );
-    epilogue(ops);
-    x64!(ops ; ret);
 }
 
 /// Which instruction a resumption routine stands in for.
@@ -483,8 +520,9 @@ fn emit_resume(ops: &mut dynasmrt::x64::Assembler, kind: Resumer) {
         ; mov r15, rax             // the generator
         ; mov r14, [r15 + GI_CODE]
     );
-    entry_checks(ops, 13, 14, declined);
+    entry_checks(ops, 13, 14, state::BASELINE_ENTRY, declined);
     x64!(ops
+        ; mov [rsp], rdx
         // Committed: the sent value (None for FOR_ITER) pushed on the generator's stack, its
         // frame linked under the running one, its exception state chained over the thread's.
         ; lea r14, [r15 + GI_IFRAME]

@@ -242,7 +242,16 @@ impl Emitter {
 
     /// Pushes the frame, saves callee-saved registers, reserves the cframe and calls
     /// `pg_frame_enter`; a null answer runs the whole frame in the interpreter instead.
-    pub fn prologue(&mut self, resumable: bool) {
+    ///
+    /// For code that is not resumable, also emits the entry of direct calls
+    /// (`direct_entry::call_stub`) and returns its offset: entered with `call` from that routine
+    /// with `r13` = the thread state and `rsi` = a fresh frame it pushed (`is_entry` 0) and
+    /// checked everything `pg_frame_enter` checks for, it shares the caller's cframe as ceval's
+    /// inline calls do: `rbp` stays the caller's, so `[rbp - CFRAME]` is the cframe in use
+    /// (the nearest frame's with an own cframe), and only the frame is linked and counted. The
+    /// machine stack below `rbp` is laid out as the regular entry's, so both leave through the
+    /// same epilogue; leaving (`leave_frame`, `frame::leave`) tells them apart by `is_entry`.
+    pub fn prologue(&mut self, resumable: bool) -> Option<usize> {
         let delegate = self.delegate;
         let (slow, entered) = (self.label(), self.label());
         x64!(self.ops
@@ -295,13 +304,40 @@ impl Emitter {
             ; test rax, rax
             ; jz =>delegate
             ; mov r14, rax
+        );
+        if resumable {
+            x64!(self.ops ; =>entered);
+            return None;
+        }
+        x64!(self.ops ; jmp =>entered);
+        let direct = self.offset();
+        x64!(self.ops
+            ; push rbp                 // the caller's, kept: no `mov rbp, rsp`
+            ; push rbx
+            ; push r12
+            ; push r13
+            ; push r14
+            ; push r15
+            ; sub rsp, 40
+            ; mov r12, rsi
+            ; mov r15, QWORD self.warmth.warm_latch as i64
+            ; mov rcx, [r13 + TSTATE_CFRAME]
+            ; mov rax, [rcx + CFRAME_CURRENT_FRAME]
+            ; mov [r12 + FRAME_PREVIOUS], rax
+            ; mov [rcx + CFRAME_CURRENT_FRAME], r12
+            ; sub DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
+            ; movsxd rax, DWORD [r12 + FRAME_STACKTOP]
+            ; lea r14, [r12 + rax * 8 + FRAME_LOCALSPLUS]
+            ; mov DWORD [r12 + FRAME_STACKTOP], -1
             ; =>entered
         );
+        Some(direct)
     }
 
     /// `frame::pg_frame_return`'s `leave` inline: the value stack (empty at `r14`) recorded,
     /// the recursion level given back, the cframe popped with tracing switched on meanwhile
-    /// passed to the caller's, as ceval does.
+    /// passed to the caller's, as ceval does; for a frame entered by a direct call (`is_entry`
+    /// 0, the caller's cframe shared), the caller made the current frame again instead.
     fn leave_frame(&mut self) {
         x64!(self.ops
             ; mov rax, r14
@@ -310,10 +346,17 @@ impl Emitter {
             ; sar rax, 3
             ; mov DWORD [r12 + FRAME_STACKTOP], eax
             ; add DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
+            ; cmp BYTE [r12 + FRAME_IS_ENTRY], 0
+            ; je >shared
             ; mov rcx, [rbp - CFRAME + CFRAME_PREVIOUS]
             ; mov [r13 + TSTATE_CFRAME], rcx
             ; movzx eax, BYTE [rbp - CFRAME + CFRAME_USE_TRACING]
             ; mov BYTE [rcx + CFRAME_USE_TRACING], al
+            ; jmp >left
+            ; shared:
+            ; mov rax, [r12 + FRAME_PREVIOUS]
+            ; mov [rbp - CFRAME + CFRAME_CURRENT_FRAME], rax
+            ; left:
         );
     }
 

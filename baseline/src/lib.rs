@@ -234,7 +234,7 @@ fn emit(
     }
     e.set_starts(starts.clone());
     let labels = |i: usize| starts[i].expect("jump targets were checked to be instruction starts");
-    e.prologue(resumable);
+    let direct_entry = e.prologue(resumable);
     if resumable {
         // A suspended frame resumes after its RETURN_GENERATOR (first send) or a YIELD_VALUE.
         let points: Vec<(usize, dynasmrt::DynamicLabel)> = instrs
@@ -416,5 +416,5 @@ fn emit(
         .ops
         .finalize()
         .map_err(|_| CompileError::NotSupported("could not make code memory executable".to_string()))?;
-    Ok(Box::new(BaselineCode { buffer, instr_offsets, cold_start, _sites: sites }))
+    Ok(Box::new(BaselineCode { buffer, instr_offsets, cold_start, _sites: sites, direct_entry }))
 }

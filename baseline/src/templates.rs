@@ -570,9 +570,7 @@ pub fn gen_instr(
                         ; mov rcx, QWORD function_type
                         ; cmp [rax + OB_TYPE], rcx
                         ; jne =>generic_call
-                        ; mov rdi, r13
-                        ; mov rsi, r12
-                        ; mov rdx, r14
+                        // The routine's own convention: compiled code's registers, and these.
                         ; mov ecx, oparg as i32
                         ; mov r8, QWORD last_unit
                         ; mov r9, QWORD site as i64

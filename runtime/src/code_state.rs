@@ -28,6 +28,12 @@ pub trait CompiledCode: Send {
     fn tier(&self) -> Tier;
     /// The entry point, called like a PEP 523 frame-evaluation function.
     fn entry(&self) -> EvalFrameFn;
+    /// The entry for frames that compiled code pushed itself and enters from a direct call,
+    /// sharing the caller's `_PyCFrame` as ceval's inline calls do (`frame->is_entry` 0); 0
+    /// where the tier has none. Not a C-ABI function: see `baseline::direct_entry`.
+    fn direct_entry(&self) -> usize {
+        0
+    }
     /// Bytes of machine code.
     fn code_bytes(&self) -> usize;
     /// For tools (disassembly) that need the concrete type.
@@ -93,6 +99,9 @@ pub struct CodeState {
     /// For machine code (direct calls): the address of the baseline's entry while it is the best
     /// tier, else 0.
     baseline_entry: Cell<usize>,
+    /// For machine code: the baseline's direct-call entry ([`CompiledCode::direct_entry`]) while
+    /// the baseline is the best tier, else 0.
+    direct_entry: Cell<usize>,
     /// For machine code: 1 once the optimizing tier was tried (compiled or refused), after which
     /// its threshold no longer sends frames to the hook.
     optimizer_tried: Cell<u8>,
@@ -114,6 +123,7 @@ impl CodeState {
             has_loop: Cell::new(false),
             entry: Cell::new(None),
             baseline_entry: Cell::new(0),
+            direct_entry: Cell::new(0),
             optimizer_tried: Cell::new(0),
             baseline: RefCell::new(Slot::NotTried),
             optimized: RefCell::new(Slot::NotTried),
@@ -136,6 +146,7 @@ impl CodeState {
         self.owner.set(std::ptr::null_mut());
         self.entry.set(None);
         self.baseline_entry.set(0);
+        self.direct_entry.set(0);
         self.optimizer_tried.set(0);
         self.baseline.replace(Slot::NotTried);
         self.optimized.replace(Slot::NotTried);
@@ -256,14 +267,16 @@ impl CodeState {
             Err(e) => Slot::Refused(e),
         };
         let best = [&self.optimized, &self.baseline].into_iter().find_map(|s| match &*s.borrow() {
-            Slot::Compiled(code) => Some((code.entry(), code.tier())),
+            Slot::Compiled(code) => Some((code.entry(), code.tier(), code.direct_entry())),
             _ => None,
         });
-        self.entry.set(best);
-        self.baseline_entry.set(match best {
-            Some((entry, Tier::Baseline)) => entry as usize,
-            _ => 0,
-        });
+        self.entry.set(best.map(|(entry, tier, _)| (entry, tier)));
+        let (baseline, direct) = match best {
+            Some((entry, Tier::Baseline, direct)) => (entry as usize, direct),
+            _ => (0, 0),
+        };
+        self.baseline_entry.set(baseline);
+        self.direct_entry.set(direct);
         self.optimizer_tried.set(!matches!(*self.optimized.borrow(), Slot::NotTried) as u8);
     }
 }
@@ -279,6 +292,8 @@ pub mod offsets {
     pub const ENTRIES: i32 = offset_of!(CodeState, entries) as i32;
     /// The baseline's entry address while it is the best tier, else 0 (`usize`).
     pub const BASELINE_ENTRY: i32 = offset_of!(CodeState, baseline_entry) as i32;
+    /// The baseline's direct-call entry while it is the best tier, else 0 (`usize`).
+    pub const DIRECT_ENTRY: i32 = offset_of!(CodeState, direct_entry) as i32;
     /// 1 once the optimizing tier was tried (`u8`).
     pub const OPTIMIZER_TRIED: i32 = offset_of!(CodeState, optimizer_tried) as i32;
 }

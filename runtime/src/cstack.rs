@@ -138,7 +138,14 @@ static CACHE_THREAD: AtomicUsize = AtomicUsize::new(0);
 static CACHE_LIMIT: AtomicUsize = AtomicUsize::new(0);
 
 /// Where machine code reads the cache [`limit`] reads: the sequence word, the thread pointer
-/// and the limit (`usize` each), read as [`limit`] does, the thread pointer being `%fs:0`.
+/// and the limit (`usize` each), the thread pointer being `%fs:0`.
+///
+/// Machine code holding the GIL may read the limit and then the thread, without the sequence
+/// word: every writer but a thread's exit holds the GIL (the hook and the segment switches run
+/// under it), so the only write that can race with such a reader is another thread's exit
+/// storing (0, 0), thread word first; x86-64 makes stores visible in order and does not
+/// reorder loads, so a reader that finds its own thread after reading the limit read its own
+/// limit, and one that read the exit's 0 finds 0 for the thread and declines.
 pub fn cache_addrs() -> (*const usize, *const usize, *const usize) {
     (CACHE_SEQ.as_ptr() as *const usize, CACHE_THREAD.as_ptr() as *const usize, CACHE_LIMIT.as_ptr() as *const usize)
 }

@@ -76,15 +76,22 @@ pub unsafe extern "C" fn pg_frame_enter(
 }
 
 /// Undoes [`pg_frame_enter`]'s cframe push and recursion count, leaving the value stack at `sp`.
+/// A frame entered by a direct call (`frame->is_entry` 0) shares its caller's cframe, as
+/// ceval's inline calls do: the caller becomes its current frame again.
 ///
 /// # Safety
-/// As for [`pg_frame_enter`], after it succeeded for this frame.
+/// As for [`pg_frame_enter`], after it succeeded for this frame, or for a frame entered at
+/// `baseline::direct_entry`'s callee entry, `cframe` then being the shared one.
 #[inline(always)]
 unsafe fn leave(tstate: *mut ThreadState, frame: *mut InterpreterFrame, sp: Sp, cframe: *mut CFrame) {
     // SAFETY: per the contract.
     unsafe {
         (*frame).stacktop = sp.offset_from(localsplus(frame)) as i32;
         (*tstate).recursion_remaining += 1;
+        if !(*frame).is_entry {
+            (*cframe).current_frame = (*frame).previous;
+            return;
+        }
         (*tstate).cframe = (*cframe).previous;
         // Tracing switched on while this frame ran must reach the caller, as ceval does.
         (*(*tstate).cframe).use_tracing = (*cframe).use_tracing;
