@@ -87,6 +87,9 @@ const CHUNK_DATA: i32 = offset_of!(StackChunk, data) as i32;
 const FUNC_CODE: i32 = offset_of!(FunctionObject, func_code) as i32;
 const FUNC_GLOBALS: i32 = offset_of!(FunctionObject, func_globals) as i32;
 const FUNC_BUILTINS: i32 = offset_of!(FunctionObject, func_builtins) as i32;
+const FUNC_DEFAULTS: i32 = offset_of!(FunctionObject, func_defaults) as i32;
+const OB_SIZE: i32 = offset_of!(ffi::PyVarObject, ob_size) as i32;
+const TUPLE_ITEMS: i32 = offset_of!(ffi::PyTupleObject, ob_item) as i32;
 const CO_FLAGS: i32 = offset_of!(CodeObject, co_flags) as i32;
 const CO_ARGCOUNT: i32 = offset_of!(CodeObject, co_argcount) as i32;
 const CO_KWONLYARGCOUNT: i32 = offset_of!(CodeObject, co_kwonlyargcount) as i32;
@@ -323,7 +326,8 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; mov rax, QWORD function_type
         ; cmp [r11 + OB_TYPE], rax
         ; jne =>declined
-        // The code's shape: positional parameters only, exactly as many as passed.
+        // The code's shape: positional parameters only, as many as passed or the rest with
+        // defaults (`initialize_locals`' positional binding, as CALL_PY_WITH_DEFAULTS binds).
         ; mov rsi, [r11 + FUNC_CODE]
         ; mov eax, [rsi + CO_FLAGS]
         ; test eax, co_flags::CO_OPTIMIZED
@@ -332,8 +336,17 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; jnz =>declined
         ; cmp DWORD [rsi + CO_KWONLYARGCOUNT], 0
         ; jne =>declined
-        ; cmp [rsi + CO_ARGCOUNT], ecx
-        ; jne =>declined
+        ; mov eax, [rsi + CO_ARGCOUNT]
+        ; cmp eax, ecx
+        ; je >bound
+        ; jb =>declined
+        ; mov rdx, [r11 + FUNC_DEFAULTS]
+        ; test rdx, rdx
+        ; jz =>declined
+        ; sub eax, ecx             // parameters without an argument: the last defaults
+        ; cmp [rdx + OB_SIZE], rax
+        ; jb =>declined
+        ; bound:
         // The recursion limit: the callee's entry counts its level without checking it.
         ; cmp DWORD [r13 + TSTATE_RECURSION_REMAINING], 0
         ; jle =>declined
@@ -359,6 +372,10 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; jae =>declined
         // Committed: the frame is pushed (rdi) and takes the callable and the arguments.
         ; mov [r13 + TSTATE_DS_TOP], rdx
+    );
+    count_entry(ops, &STATS.baseline.direct_calls);
+    x64!(ops
+        ; movsxd rcx, DWORD [rsi + CO_NLOCALSPLUS]
         ; mov [rdi + F_FUNC], r11
         ; mov [rdi + F_CODE], rsi
         ; inc QWORD [rsi]
@@ -378,16 +395,40 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; mov [rdi + F_PREV_INSTR], rdx
         ; mov BYTE [rdi + F_IS_ENTRY], 0
         ; mov BYTE [rdi + F_OWNER], 0
-        // The arguments where they bind, then empty locals.
+        // The arguments where they bind, the defaults of the parameters left, then empty locals.
         ; lea rdx, [rdi + F_LOCALSPLUS]
         ; args:
         ; cmp r10, r14
-        ; jae >locals
-        ; mov r11, [r10]
-        ; mov [rdx], r11
+        ; jae >defaults
+        ; mov rax, [r10]
+        ; mov [rdx], rax
         ; add r10, 8
         ; add rdx, 8
         ; jmp <args
+        ; defaults:
+        ; movsxd rax, DWORD [rsi + CO_ARGCOUNT]
+        ; lea rax, [rdi + rax * 8 + F_LOCALSPLUS]
+        ; cmp rdx, rax
+        ; jae >locals
+        ; mov r10, [r11 + FUNC_DEFAULTS]
+        ; mov r11, [r10 + OB_SIZE]
+        ; lea r10, [r10 + r11 * 8 + TUPLE_ITEMS]
+        ; mov r11, rax
+        ; sub r11, rdx
+        ; sub r10, r11             // the first default to bind
+        ; default:
+        ; mov r11, [r10]
+        ; inc QWORD [r11]
+    );
+    if ref_debug::ENABLED {
+        x64!(ops ; push rax ; mov rax, QWORD ref_debug::total_addr() as i64 ; inc QWORD [rax] ; pop rax);
+    }
+    x64!(ops
+        ; mov [rdx], r11
+        ; add r10, 8
+        ; add rdx, 8
+        ; cmp rdx, rax
+        ; jb <default
         ; locals:
         ; lea rcx, [rdi + rcx * 8 + F_LOCALSPLUS]
         ; unbound:
@@ -401,9 +442,6 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; mov [r12 + F_PREV_INSTR], r8
         // The site's form consumed, as pg_call consumes it.
         ; mov BYTE [r9 + RUNNING_OFFSET], 0
-    );
-    count_entry(ops, &STATS.baseline.direct_calls);
-    x64!(ops
         ; mov rax, r15
         ; mov r15, rdi
         ; mov rsi, rdi

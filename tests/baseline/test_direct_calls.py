@@ -63,6 +63,33 @@ def test_argument_shapes():
     assert _direct_calls(shapes, N) >= 8 * (N - 2)
 
 
+def calls_that_do_not_bind(n):
+    def two_defaults(a, b, c=3, d=4):
+        return a + b + c + d
+
+    def one_default(a, b=2):
+        return a + b
+
+    out = []
+    for i in range(n):
+        # Warm calls that bind first, so that the failing ones meet a site that calls directly.
+        out.append((two_defaults(i, 1), two_defaults(i, 1, 2), one_default(i)))
+        for call in (lambda: two_defaults(i), lambda: one_default(), lambda: one_default(i, 1, 2),
+                     lambda: two_defaults(i, 1, 2, 3, 4)):
+            try:
+                out.append(call())
+            except TypeError as e:
+                out.append(str(e))
+    return out
+
+
+def test_calls_that_do_not_bind():
+    # Too few arguments for the defaults, too many for the parameters: the direct call must
+    # leave them to the generic path, which raises the TypeError.
+    run_both(calls_that_do_not_bind, N)
+    assert _direct_calls(calls_that_do_not_bind, N) >= 3 * (N - 2)
+
+
 def refcounts(n):
     default = object()
 
