@@ -12,13 +12,17 @@
 use crate::emitter::{x64, AfterCold, ColdUnit, Emitter, Prelude, FRAME_LOCALSPLUS};
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::{op, Instr};
-use peregrine_runtime::cpython::ffi;
+use peregrine_runtime::cpython::{ffi, ref_debug, CellObject, CodeObject, FunctionObject, InterpreterFrame};
 use peregrine_runtime::jit::ops as h;
 use peregrine_runtime::jit::ops::OpHelper;
 use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::ExitReason;
 
 const OB_TYPE: i32 = std::mem::offset_of!(ffi::PyObject, ob_type) as i32;
+const CELL_REF: i32 = std::mem::offset_of!(CellObject, ob_ref) as i32;
+const FRAME_FUNC: i32 = std::mem::offset_of!(InterpreterFrame, f_func) as i32;
+const FUNC_CLOSURE: i32 = std::mem::offset_of!(FunctionObject, func_closure) as i32;
+const TUPLE_ITEMS: i32 = std::mem::offset_of!(ffi::PyTupleObject, ob_item) as i32;
 
 /// What the template of an opcode is.
 #[derive(Clone, Copy)]
@@ -59,11 +63,11 @@ pub fn template(opcode: u8) -> Option<Template> {
         | JUMP_IF_TRUE_OR_POP | FOR_ITER | PRECALL | CALL | BINARY_SUBSCR | IS_OP => Inline,
         // Inline caches and exact-type fast paths (`fast_paths`), the site helper behind them.
         BINARY_OP | LOAD_GLOBAL | LOAD_ATTR | STORE_ATTR | LOAD_METHOD | STORE_SUBSCR => Inline,
+        // Cells: the cell's contents read and written inline, the helper for the unbound error
+        // (LOAD_DEREF) and for a COPY_FREE_VARS of another shape than the compiler's.
+        COPY_FREE_VARS | LOAD_DEREF | STORE_DEREF => Inline,
         DELETE_FAST => Helper(h::pg_delete_fast),
         MAKE_CELL => Helper(h::pg_make_cell),
-        COPY_FREE_VARS => Helper(h::pg_copy_free_vars),
-        LOAD_DEREF => Helper(h::pg_load_deref),
-        STORE_DEREF => Helper(h::pg_store_deref),
         DELETE_DEREF => Helper(h::pg_delete_deref),
         COMPARE_OP => Helper(h::pg_compare_op),
         CONTAINS_OP => Helper(h::pg_contains_op),
@@ -368,6 +372,71 @@ pub fn gen_instr(
             x64!(e.ops ; mov rax, QWORD consts[oparg as usize] as i64);
             e.incref_rax();
             e.push_rax();
+        }
+        LOAD_DEREF => {
+            // The local holds a cell once MAKE_CELL/COPY_FREE_VARS ran (as ceval assumes); an
+            // empty cell raises through the helper, which finds it empty too.
+            let (error, unbound) = (e.error_exit(), e.label());
+            x64!(e.ops
+                ; mov rax, [r12 + local]
+                ; mov rax, [rax + CELL_REF]
+                ; test rax, rax
+                ; jz =>unbound
+            );
+            e.incref_rax();
+            e.push_rax();
+            e.cold(unbound, move |e| {
+                x64!(e.ops
+                    ; mov rdi, r13
+                    ; mov rsi, r12
+                    ; mov rdx, r14
+                    ; mov ecx, oparg as i32
+                    ; mov rax, QWORD h::pg_load_deref as *const () as usize as i64
+                    ; call rax
+                    ; mov r14, rax
+                    ; jmp =>error
+                );
+            });
+        }
+        STORE_DEREF => {
+            x64!(e.ops
+                ; sub r14, 8
+                ; mov rax, [r14]
+                ; mov rcx, [r12 + local]
+                ; mov rdi, [rcx + CELL_REF]
+                ; mov [rcx + CELL_REF], rax
+            );
+            e.xdecref_rdi();
+        }
+        COPY_FREE_VARS => {
+            // The compiler's shape: the closure's cells go to the last `oparg` locals (after the
+            // locals and the cells of their own, `co_nlocals + co_nplaincellvars`).
+            let code = (e.unit_addr(0) - std::mem::offset_of!(CodeObject, co_code_adaptive)) as *const CodeObject;
+            // SAFETY: the code object being compiled is alive and immutable.
+            let (nlocalsplus, nfreevars, before) = unsafe {
+                let c = &*code;
+                (c.co_nlocalsplus as u32, c.co_nfreevars as u32, (c.co_nlocals + c.co_nplaincellvars) as u32)
+            };
+            if oparg == nfreevars && before + oparg == nlocalsplus && oparg <= 16 {
+                let first = FRAME_LOCALSPLUS + 8 * (nlocalsplus - oparg) as i32;
+                x64!(e.ops
+                    ; mov rax, [r12 + FRAME_FUNC]
+                    ; mov rax, [rax + FUNC_CLOSURE]
+                );
+                for i in 0..oparg as i32 {
+                    x64!(e.ops
+                        ; mov rcx, [rax + TUPLE_ITEMS + 8 * i]
+                        ; inc QWORD [rcx]
+                    );
+                    if ref_debug::ENABLED {
+                        x64!(e.ops ; mov rdx, QWORD ref_debug::total_addr() as i64 ; inc QWORD [rdx]);
+                    }
+                    x64!(e.ops ; mov [r12 + first + 8 * i], rcx);
+                }
+            } else {
+                let error = e.error_exit();
+                e.call_op_helper(ins.opcode, h::pg_copy_free_vars, oparg, error);
+            }
         }
         POP_TOP => {
             x64!(e.ops ; sub r14, 8 ; mov rdi, [r14]);

@@ -29,6 +29,28 @@ def closure_write():
     return n, inc()
 
 
+@case()
+def store_deref_releases_the_old_value():
+    log = []
+
+    class D:
+        def __init__(self, n):
+            self.n = n
+
+        def __del__(self):
+            log.append(("released", self.n))
+
+    x = D(0)
+
+    def inner():
+        return x.n
+
+    for i in range(1, 4):
+        x = D(i)  # STORE_DEREF: the value it replaces is released there, after the store
+        log.append(("stored", inner()))
+    return log
+
+
 @case(5)
 def argument_cell(a):  # an argument that is also a cell: MAKE_CELL keeps its value
     def get():
