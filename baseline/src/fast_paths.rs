@@ -412,17 +412,56 @@ fn base_op(oparg: u32) -> u32 {
 /// BINARY_OP: exact floats and one-digit ints mixed with them (+ - * and / by non-zero), one-digit
 /// ints divided (/), and one-digit ints (+ - * & | ^ // %), inline;
 /// the result object is made by the same allocator call the generic path makes.
-pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
+pub fn binary_op(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const Site) {
     let op = base_op(ins.oparg);
+    // `s = s + t` / `s += t`: the slow path may join strs in place, as ceval's
+    // BINARY_OP_INPLACE_ADD_UNICODE, when a STORE_FAST follows directly (its own code unit right
+    // after the caches, as ceval's specializer looks for it).
+    let add_to_local = next.filter(|n| {
+        op == nb::ADD && n.opcode == op::STORE_FAST && n.start == ins.next && n.index == n.start && n.oparg < 1 << 24
+    });
+    if let Some(store) = add_to_local {
+        let (slow, done) = (e.label(), e.label());
+        let error = e.error_exit();
+        let (opcode, oparg, packed) = (ins.opcode, ins.oparg, ins.oparg | store.oparg << 8);
+        let helper = ic::pg_binary_op_add_to_local as peregrine_runtime::jit::ops::SiteHelper;
+        binary_op_fast(e, site, op, slow);
+        e.cold(slow, move |e| {
+            x64!(e.ops
+                ; mov rdi, r13
+                ; mov rsi, r12
+                ; mov rdx, r14
+                ; mov ecx, packed as i32
+                ; mov r8, QWORD site as i64
+                ; mov rax, QWORD helper as *const () as usize as i64
+                ; call rax
+            );
+            e.check_helper_moved(opcode, oparg);
+            x64!(e.ops
+                ; mov r14, rax
+                ; test al, 1
+                ; jnz =>error
+                ; jmp =>done
+            );
+        });
+        x64!(e.ops ; =>done);
+        return;
+    }
+    let slow = e.label();
+    binary_op_fast(e, site, op, slow);
+    let done = e.label();
+    slow_path(e, ins, ic::pg_binary_op_cached, site, slow, done);
+}
+
+/// The fast paths of BINARY_OP `ins` (operator `op`), which jump to `slow` for what they leave.
+fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabel) {
     let float_ok = matches!(op, nb::ADD | nb::SUBTRACT | nb::MULTIPLY | nb::TRUE_DIVIDE);
     let int_ok = matches!(
         op,
         nb::ADD | nb::SUBTRACT | nb::MULTIPLY | nb::AND | nb::OR | nb::XOR | nb::FLOOR_DIVIDE | nb::REMAINDER
     );
-    let (slow, done) = (e.label(), e.label());
     if !float_ok && !int_ok {
         x64!(e.ops ; jmp =>slow);
-        slow_path(e, ins, ic::pg_binary_op_cached, site, slow, done);
         return;
     }
     let (float_type, long_type) = (
@@ -564,7 +603,6 @@ pub fn binary_op(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; test rbx, rbx
         ; jz =>error
     );
-    slow_path(e, ins, ic::pg_binary_op_cached, site, slow, done);
 }
 
 /// COMPARE_OP before a conditional jump, where the site's form is ceval's

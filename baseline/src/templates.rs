@@ -603,7 +603,7 @@ pub fn gen_instr(
         }
         BINARY_SUBSCR => crate::fast_paths::binary_subscr(e, ins, site),
         STORE_SUBSCR => crate::fast_paths::store_subscr(e, ins),
-        BINARY_OP => crate::fast_paths::binary_op(e, ins, site),
+        BINARY_OP => crate::fast_paths::binary_op(e, ins, next, site),
         LOAD_GLOBAL => crate::fast_paths::load_global(e, ins, site),
         LOAD_ATTR => crate::fast_paths::load_attr(e, ins, site),
         STORE_ATTR => crate::fast_paths::store_attr(e, ins, site),

@@ -234,6 +234,33 @@ def subscript_in_a_loop():
     return total, seq[-3:]
 
 
+class Str(str):
+    pass
+
+
+@case(60)
+def strings_joined_in_place(n):
+    # `s += t` and `s = s + t` before a STORE_FAST to `s` (BINARY_OP_INPLACE_ADD_UNICODE once
+    # warm): joined in place only while the local holds the only other reference; an alias, a
+    # str subclass on either side, another local as the target or a non-str must see ordinary
+    # concatenation.
+    s, t, u = "", "", Str("")
+    aliases = []
+    for i in range(n):
+        s += str(i)
+        t = t + "."
+        if i % 10 == 0:
+            aliases.append(s)   # another reference: `s` must not change under it
+        u += "x"                # a subclass on the left
+        s += Str("y")           # a subclass on the right
+        other = s + "z"         # the target is another local
+    try:
+        s += 1
+    except TypeError as e:
+        error = str(e)
+    return s, t, u, type(u).__name__, aliases, other, error
+
+
 @pytest.mark.parametrize("func,args,kwargs", case.params)
 def test_fast_paths_match_the_interpreter(func, args, kwargs):
     run_both(func, *args, **kwargs)

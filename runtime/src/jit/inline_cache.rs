@@ -537,6 +537,47 @@ pub unsafe extern "C" fn pg_binary_op_cached(
     }
 }
 
+/// BINARY_OP `+` or `+=` followed by STORE_FAST: `packed` is the operator (low byte) and the
+/// STORE_FAST's local (the rest). In warm code two exact strs, the left one also in that local,
+/// are joined in place as BINARY_OP_INPLACE_ADD_UNICODE does: the stack's reference to the left
+/// operand dropped first, so that `PyUnicode_Append` may resize a string only the local holds
+/// (`s += piece` in a loop is then linear, not quadratic). The local then holds the result,
+/// which is also left on the stack (one more reference) for the STORE_FAST, which stores it
+/// over itself (ceval skips that STORE_FAST; a string has no destructor nor weak references, so
+/// only `id()` tells). Everything else is [`pg_binary_op_cached`].
+///
+/// # Safety
+/// As for [`pg_binary_op_cached`]; the local index is the STORE_FAST's, checked by the compiler.
+pub unsafe extern "C" fn pg_binary_op_add_to_local(
+    t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    packed: u32,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: per the contract.
+    unsafe {
+        let (left, right) = (peek(sp, 2), peek(sp, 1));
+        let slot = super::support::local_slot(frame, packed >> 8);
+        if ffi::PyUnicode_CheckExact(left) != 0 && ffi::Py_TYPE(right) == ffi::Py_TYPE(left) && *slot == left && (*site).is_warm() {
+            (*site).cache.miss(left, right);
+            // The local keeps it alive: no destructor can run here.
+            ffi::Py_DECREF(left);
+            ffi::PyUnicode_Append(slot, right);
+            ffi::Py_DECREF(right);
+            let result = *slot;
+            let base = sp.sub(2);
+            if result.is_null() {
+                return super::error_at(base);
+            }
+            ffi::Py_INCREF(result);
+            *base = result;
+            return base.add(1);
+        }
+        pg_binary_op_cached(t, frame, sp, packed & 0xff, site)
+    }
+}
+
 /// The managed-dict offsets as displacements for machine code.
 pub const VALUES_DISP: i32 = MANAGED_VALUES_OFFSET as i32;
 pub const DICT_DISP: i32 = MANAGED_DICT_OFFSET as i32;
