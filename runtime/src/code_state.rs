@@ -82,9 +82,10 @@ pub struct CodeState {
     /// only once warm (see `jit::specialize`). A `u32` so compiled code can bump it
     /// in place.
     backward_jumps: Cell<u32>,
-    /// Entries that only created a generator or coroutine (counted up to [`WARMUP_DELAY`]): they
-    /// count towards the tier thresholds but not towards warm-up, since creating one runs
-    /// RETURN_GENERATOR and no RESUME, which is what `co_warmup` counts.
+    /// Entries that only created a generator or coroutine (saturating, as `entries`, so never
+    /// more than it): they count towards the tier thresholds but not towards warm-up, since
+    /// creating one runs RETURN_GENERATOR and no RESUME, which is what `co_warmup` counts. (Not
+    /// capped at [`WARMUP_DELAY`]: warm-up is `entries - generator_creations`.)
     generator_creations: Cell<u32>,
     /// 1 once the code was found warm (see [`WarmthCounters::warm_latch`]). Every input of the
     /// condition only moves towards warm (entries and backward jumps only grow, a generator
@@ -164,10 +165,7 @@ impl CodeState {
     /// Counts an entry that only creates a generator or coroutine (see `generator_creations`).
     #[inline]
     pub fn count_generator_creation(&self) {
-        let n = self.generator_creations.get();
-        if n < WARMUP_DELAY {
-            self.generator_creations.set(n + 1);
-        }
+        self.generator_creations.set(self.generator_creations.get().saturating_add(1));
     }
 
     /// Where compiled code counts backward jumps (it stops at [`WARMUP_DELAY`]) and reads the

@@ -148,3 +148,21 @@ def test_the_recursion_limit_at_a_creating_call():
         run_both(depth_at_limit)
     finally:
         sys.setrecursionlimit(old)
+
+
+def created_from_c_only(n):
+    def gen(i):
+        try:
+            abs("x")  # raises at the call: CALL's offset in cold code, PRECALL's once warm
+        except TypeError as e:
+            yield e.__traceback__.tb_lasti
+
+    gens = list(map(gen, range(n)))  # n creations, called from C: no RESUME runs
+    return [next(g) for g in gens[:2]]
+
+
+def test_creations_from_c_do_not_warm_the_code_up():
+    # ceval's warm-up counts RESUMEs and backward jumps; creating a generator runs neither, also
+    # when the hook enters its fresh frame from a C caller.
+    out = run_both(created_from_c_only, 40)
+    assert out.value[0] == out.value[1], out.value
