@@ -179,6 +179,20 @@ fn epilogue(ops: &mut dynasmrt::x64::Assembler) {
 /// (the evaluator is compared with it, which also declines while the hook is off) and our
 /// `co_extra` index, once the extras layout is verified.
 fn entry_checks(ops: &mut dynasmrt::x64::Assembler, tstate: u8, code: u8, entry: i32, declined: DynamicLabel) {
+    entry_checks_with(ops, tstate, code, entry, declined, true, 7);
+}
+
+/// [`entry_checks`], the check that our hook is installed left out (`check_hook` false: the
+/// hook itself), with `scratch` (not `rsi` nor `r8`-`r11`'s users' registers) instead of `rdi`.
+fn entry_checks_with(
+    ops: &mut dynasmrt::x64::Assembler,
+    tstate: u8,
+    code: u8,
+    entry: i32,
+    declined: DynamicLabel,
+    check_hook: bool,
+    scratch: u8,
+) {
     let hook_addr = direct_call::hook_fn_addr();
     // SAFETY: a static word, read with the GIL held (the stubs are emitted while compiling).
     let hook = unsafe { *hook_addr } as i64;
@@ -188,8 +202,9 @@ fn entry_checks(ops: &mut dynasmrt::x64::Assembler, tstate: u8, code: u8, entry:
     let optimize_threshold = OPTIMIZE_THRESHOLD.value_addr() as i64;
     let (_, thread, limit) = peregrine_runtime::cstack::cache_addrs();
     debug_assert_eq!(OptionSpec::OFF, u32::MAX);
-    x64!(ops ; mov rax, [Rq(tstate) + TSTATE_INTERP]);
-    if hook != 0 {
+    if !check_hook {
+    } else if hook != 0 {
+        x64!(ops ; mov rax, [Rq(tstate) + TSTATE_INTERP]);
         x64!(ops
             ; mov rcx, QWORD hook
             ; cmp [rax + INTERP_EVAL_FRAME_OFFSET as i32], rcx
@@ -197,6 +212,7 @@ fn entry_checks(ops: &mut dynasmrt::x64::Assembler, tstate: u8, code: u8, entry:
         );
     } else {
         x64!(ops
+            ; mov rax, [Rq(tstate) + TSTATE_INTERP]
             ; mov rax, [rax + INTERP_EVAL_FRAME_OFFSET as i32]
             ; test rax, rax
             ; jz =>declined
@@ -260,11 +276,13 @@ fn entry_checks(ops: &mut dynasmrt::x64::Assembler, tstate: u8, code: u8, entry:
         ; cmp rsp, [rcx]
         ; jb =>declined
     );
-    // mov rdi, fs:[0] (the thread pointer), which the assembler does not spell.
-    ops.extend([0x64, 0x48, 0x8b, 0x3c, 0x25, 0x00, 0x00, 0x00, 0x00]);
+    // mov scratch, fs:[0] (the thread pointer), which the assembler does not spell: REX.W (+R
+    // for r8-r15), 8B /r with ModRM mod 00, r/m 100 (SIB: no base, no index, disp32 0).
+    let (rex, reg) = (0x48 | (((scratch >> 3) & 1) << 2), scratch & 7);
+    ops.extend([0x64, rex, 0x8b, 0x04 | (reg << 3), 0x25, 0x00, 0x00, 0x00, 0x00]);
     x64!(ops
         ; mov rcx, QWORD thread as i64
-        ; cmp rdi, [rcx]
+        ; cmp Rq(scratch), [rcx]
         ; jne =>declined
     );
 }
@@ -498,6 +516,60 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; pop r15
         ; ret
     );
+}
+
+/// The frame-evaluation function Peregrine installs: the hook's common case in machine code, a
+/// frame of code whose best tier is the baseline entered there (a tail jump to its entry),
+/// everything else passed on unchanged to `fallback`, the hook in Rust (`capi::hook`). Taken
+/// only when nothing but the entry is to do: no throw, no call announced
+/// (`frame::note_frame_entry`), not a fresh frame of resumable code (a generator's creation is
+/// counted apart), and [`entry_checks`]' conditions; counted as the hook counts (the code's
+/// entries, the baseline's). `None` without executable memory (the Rust hook is installed).
+pub fn fast_hook(fallback: usize) -> Option<usize> {
+    static HOOK: OnceLock<Option<(ExecutableBuffer, usize)>> = OnceLock::new();
+    let (buffer, for_fallback) = HOOK.get_or_init(|| emit_fast_hook(fallback).ok().map(|b| (b, fallback))).as_ref()?;
+    assert_eq!(*for_fallback, fallback, "one fallback per process");
+    Some(buffer.ptr(dynasmrt::AssemblyOffset(0)) as usize)
+}
+
+fn emit_fast_hook(fallback: usize) -> std::io::Result<ExecutableBuffer> {
+    let mut ops = dynasmrt::x64::Assembler::new()?;
+    let (slow, fallback_jump) = (ops.new_dynamic_label(), ops.new_dynamic_label());
+    let live_guards = peregrine_runtime::jit::frame::live_guards_addr() as i64;
+    x64!(ops
+        // (tstate: rdi, frame: rsi, throwflag: edx), kept for whichever function runs the frame
+        // (`edx` is 0 past this test, and set to 0 again where the checks used it).
+        ; test edx, edx
+        ; jnz =>fallback_jump
+        ; mov rax, QWORD live_guards
+        ; cmp QWORD [rax], 0
+        ; jne =>slow
+        ; mov r8, [rsi + F_CODE]
+        ; test DWORD [r8 + CO_FLAGS], co_flags::RESUMABLE
+        ; jz >fresh_or_not
+        ; lea rax, [r8 + CO_CODE_ADAPTIVE - 2]
+        ; cmp [rsi + F_PREV_INSTR], rax
+        ; je =>slow
+        ; fresh_or_not:
+    );
+    entry_checks_with(&mut ops, 7, 8, state::BASELINE_ENTRY, slow, false, 9);
+    x64!(ops
+        ; mov r10, rdx
+        ; xor edx, edx
+        ; cmp DWORD [rax + state::ENTRIES], -1
+        ; je >saturated
+        ; add DWORD [rax + state::ENTRIES], 1
+        ; saturated:
+        ; mov rcx, QWORD STATS.baseline.entries.as_ptr() as i64
+        ; add QWORD [rcx], 1
+        ; jmp r10
+        ; =>slow
+        ; xor edx, edx
+        ; =>fallback_jump
+        ; mov rax, QWORD fallback as i64
+        ; jmp rax
+    );
+    ops.finalize().map_err(|_| std::io::Error::other("could not make the hook executable"))
 }
 
 /// Which instruction a resumption routine stands in for.

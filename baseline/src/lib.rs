@@ -16,6 +16,7 @@ mod fast_paths;
 mod templates;
 
 pub use compiled::{BaselineCode, InstrOffset};
+pub use direct_entry::fast_hook;
 pub use disasm::disassemble;
 
 use emitter::Emitter;

@@ -220,16 +220,27 @@ fn installed_eval_frame() -> EvalFrameFn {
     unsafe { cpython::_PyInterpreterState_GetEvalFrameFunc(current_interp()) }
 }
 
+/// The frame-evaluation function we install: the baseline's machine-code entry to compiled
+/// frames (`baseline::fast_hook`), which passes every other frame on to [`peregrine_eval_frame`],
+/// or that function itself without executable memory.
+fn our_eval_frame() -> usize {
+    static OURS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *OURS.get_or_init(|| {
+        let rust = peregrine_eval_frame as EvalFrameFn as usize;
+        peregrine_baseline::fast_hook(rust).unwrap_or(rust)
+    })
+}
+
 /// Whether our hook is the current interpreter's frame evaluator.
 pub fn is_installed() -> bool {
-    installed_eval_frame() as usize == peregrine_eval_frame as EvalFrameFn as usize
+    installed_eval_frame() as usize == our_eval_frame()
 }
 
 /// Installs the hook. Fails if another PEP 523 hook (a debugger, another JIT) is installed: two
 /// hooks cannot share an interpreter, and replacing theirs silently would break them.
 pub fn install() -> Result<(), String> {
     let current = installed_eval_frame() as usize;
-    let ours = peregrine_eval_frame as EvalFrameFn as usize;
+    let ours = our_eval_frame();
     let default = cpython::_PyEval_EvalFrameDefault as EvalFrameFn as usize;
     if current == ours {
         return Ok(());
@@ -244,9 +255,13 @@ pub fn install() -> Result<(), String> {
     // objects, which compiling must not do (it would move the GC's counts under the program).
     // SAFETY: GIL held.
     unsafe { peregrine_runtime::cpython::layout::iterator_layouts_verified() };
-    // SAFETY: GIL held; our hook has the right signature and lives as long as the process.
-    unsafe { cpython::_PyInterpreterState_SetEvalFrameFunc(current_interp(), peregrine_eval_frame) };
-    peregrine_runtime::jit::direct_call::set_hook(peregrine_eval_frame as EvalFrameFn as usize);
+    // SAFETY: GIL held; our hook has the eval-frame signature (the machine-code one keeps it,
+    // see `baseline::fast_hook`) and lives as long as the process.
+    unsafe {
+        let hook = std::mem::transmute::<usize, EvalFrameFn>(ours);
+        cpython::_PyInterpreterState_SetEvalFrameFunc(current_interp(), hook)
+    };
+    peregrine_runtime::jit::direct_call::set_hook(ours);
     log::info!("frame hook installed");
     Ok(())
 }

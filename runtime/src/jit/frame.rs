@@ -332,6 +332,11 @@ thread_local! {
 /// puts back what was there before it). Changed and read with the GIL held.
 static LIVE_GUARDS: AtomicUsize = AtomicUsize::new(0);
 
+/// Where machine code reads [`LIVE_GUARDS`] (a `usize`; see `baseline::direct_entry`'s hook).
+pub fn live_guards_addr() -> *const usize {
+    LIVE_GUARDS.as_ptr() as *const usize
+}
+
 /// Puts back the expectation that was pending before, when the call is over (the callee was
 /// never entered, or a nested call set its own).
 pub struct InlinedCallGuard(InlinedCall);
