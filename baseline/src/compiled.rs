@@ -26,8 +26,8 @@ pub struct BaselineCode {
     /// The specialization state of each PRECALL and BINARY_SUBSCR, at the addresses the code
     /// was compiled with.
     pub(crate) _sites: Sites,
-    /// Offset of the direct-call entry (`Emitter::prologue`), for code that is not resumable.
-    pub(crate) direct_entry: Option<usize>,
+    /// Offset of the direct-call entry (`Emitter::prologue`).
+    pub(crate) direct_entry: usize,
 }
 
 /// The [`Site`]s of one compiled code object and the [`Warmth`] they point to (kept only for
@@ -71,7 +71,7 @@ impl CompiledCode for BaselineCode {
     }
 
     fn direct_entry(&self) -> usize {
-        self.direct_entry.map_or(0, |offset| self.buffer.ptr(dynasmrt::AssemblyOffset(offset)) as usize)
+        self.buffer.ptr(dynasmrt::AssemblyOffset(self.direct_entry)) as usize
     }
 
     fn code_bytes(&self) -> usize {

@@ -2,8 +2,9 @@
 //! what the Rust paths `jit::direct_call` and `jit::direct_resume` do for the most common cases,
 //! without the Rust glue between compiled frames.
 //!
-//! - [`call_stub`]: a CALL without keywords of an exact Python function taking exactly its
-//!   positional parameters (not a generator function): push the callee's frame on the data stack,
+//! - [`call_stub`]: a CALL without keywords of an exact Python function taking its positional
+//!   arguments (the rest from defaults; generator and coroutine functions too, whose call runs
+//!   to RETURN_GENERATOR): push the callee's frame on the data stack,
 //!   steal the callable and the arguments into it, move the caller's `prev_instr` to CALL's last
 //!   cache unit, count the entry as the hook would, enter the callee's machine code at its
 //!   direct entry (which shares the caller's cframe, as ceval's inline calls do: see
@@ -314,7 +315,7 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
     // SAFETY-free: the address of a type object, embedded as a constant.
     let function_type = std::ptr::addr_of!(ffi::PyFunction_Type) as i64;
     let finish = direct_call::pg_direct_call_finish as *const () as i64;
-    let rejected = co_flags::CO_VARARGS | co_flags::CO_VARKEYWORDS | co_flags::RESUMABLE;
+    let rejected = co_flags::CO_VARARGS | co_flags::CO_VARKEYWORDS;
     let (declined, done) = (ops.new_dynamic_label(), ops.new_dynamic_label());
     // Called from compiled code only, whose registers it relies on (`r12` the caller's frame,
     // `r13` the thread state, `r14` its stack pointer): it saves only `r15`, which holds the
@@ -393,6 +394,14 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
     );
     count_entry(ops, &STATS.baseline.direct_calls);
     x64!(ops
+        // The call of a generator or coroutine function only creates it (runs to
+        // RETURN_GENERATOR): counted apart, as `run_frame` counts it (no warm-up).
+        ; test DWORD [rsi + CO_FLAGS], co_flags::RESUMABLE
+        ; jz >counted
+        ; cmp DWORD [rax + state::GENERATOR_CREATIONS], -1
+        ; je >counted
+        ; add DWORD [rax + state::GENERATOR_CREATIONS], 1
+        ; counted:
         ; movsxd rcx, DWORD [rsi + CO_NLOCALSPLUS]
         ; mov [rdi + F_FUNC], r11
         ; mov [rdi + F_CODE], rsi

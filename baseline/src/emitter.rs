@@ -243,15 +243,16 @@ impl Emitter {
     /// Pushes the frame, saves callee-saved registers, reserves the cframe and calls
     /// `pg_frame_enter`; a null answer runs the whole frame in the interpreter instead.
     ///
-    /// For code that is not resumable, also emits the entry of direct calls
-    /// (`direct_entry::call_stub`) and returns its offset: entered with `call` from that routine
+    /// Also emits the entry of direct calls (`direct_entry::call_stub`; for resumable code,
+    /// the call that creates the generator) and returns its offset: entered with `call` from
+    /// that routine
     /// with `r13` = the thread state and `rsi` = a fresh frame it pushed (`is_entry` 0) and
     /// checked everything `pg_frame_enter` checks for, it shares the caller's cframe as ceval's
     /// inline calls do: `rbp` stays the caller's, so `[rbp - CFRAME]` is the cframe in use
     /// (the nearest frame's with an own cframe), and only the frame is linked and counted. The
     /// machine stack below `rbp` is laid out as the regular entry's, so both leave through the
     /// same epilogue; leaving (`leave_frame`, `frame::leave`) tells them apart by `is_entry`.
-    pub fn prologue(&mut self, resumable: bool) -> Option<usize> {
+    pub fn prologue(&mut self, resumable: bool) -> usize {
         let delegate = self.delegate;
         let (slow, entered) = (self.label(), self.label());
         x64!(self.ops
@@ -304,12 +305,8 @@ impl Emitter {
             ; test rax, rax
             ; jz =>delegate
             ; mov r14, rax
+            ; jmp =>entered
         );
-        if resumable {
-            x64!(self.ops ; =>entered);
-            return None;
-        }
-        x64!(self.ops ; jmp =>entered);
         let direct = self.offset();
         x64!(self.ops
             ; push rbp                 // the caller's, kept: no `mov rbp, rsp`
@@ -331,7 +328,7 @@ impl Emitter {
             ; mov DWORD [r12 + FRAME_STACKTOP], -1
             ; =>entered
         );
-        Some(direct)
+        direct
     }
 
     /// `frame::pg_frame_return`'s `leave` inline: the value stack (empty at `r14`) recorded,

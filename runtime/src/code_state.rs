@@ -288,6 +288,8 @@ pub mod offsets {
     pub const OWNER: i32 = offset_of!(CodeState, owner) as i32;
     /// Entries seen (`u32`, saturating).
     pub const ENTRIES: i32 = offset_of!(CodeState, entries) as i32;
+    /// Of them, entries that only created a generator or coroutine (`u32`, saturating).
+    pub const GENERATOR_CREATIONS: i32 = offset_of!(CodeState, generator_creations) as i32;
     /// The baseline's entry address while it is the best tier, else 0 (`usize`).
     pub const BASELINE_ENTRY: i32 = offset_of!(CodeState, baseline_entry) as i32;
     /// The baseline's direct-call entry while it is the best tier, else 0 (`usize`).
