@@ -108,6 +108,8 @@ const F_PREV_INSTR: i32 = offset_of!(InterpreterFrame, prev_instr) as i32;
 const F_STACKTOP: i32 = offset_of!(InterpreterFrame, stacktop) as i32;
 const F_IS_ENTRY: i32 = offset_of!(InterpreterFrame, is_entry) as i32;
 const F_OWNER: i32 = offset_of!(InterpreterFrame, owner) as i32;
+// `is_entry` and `owner` are written by one 16-bit store.
+const _: () = assert!(F_OWNER == F_IS_ENTRY + 1);
 const F_LOCALSPLUS: i32 = offset_of!(InterpreterFrame, localsplus) as i32;
 
 /// `Py_XDECREF(rdi)`; may run a destructor. Clobbers the caller-saved registers. Against a debug
@@ -292,10 +294,9 @@ fn entry_checks_with(
 /// does: the state's entries (saturating), the tier's entries, and `counter`. Clobbers `rcx`.
 fn count_entry(ops: &mut dynasmrt::x64::Assembler, counter: &peregrine_runtime::stats::Counter) {
     x64!(ops
-        ; cmp DWORD [rax + state::ENTRIES], -1
-        ; je >saturated
+        // Saturating: the carry of an add that wrapped is taken back.
         ; add DWORD [rax + state::ENTRIES], 1
-        ; saturated:
+        ; sbb DWORD [rax + state::ENTRIES], 0
         ; mov rcx, QWORD STATS.baseline.entries.as_ptr() as i64
         ; add QWORD [rcx], 1
         ; mov rcx, QWORD counter.as_ptr() as i64
@@ -373,13 +374,10 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
     entry_checks(ops, 13, 6, state::DIRECT_ENTRY, declined);
     x64!(ops
         ; mov r15, rdx             // the callee's direct entry
-        // Room in the data stack's chunk, not at its first slot (`push_frame`).
+        // Room in the data stack's chunk, not at its first slot (`push_frame`). A thread that
+        // never pushed a frame has all three null: no room below a null limit.
         ; mov rdi, [r13 + TSTATE_DS_TOP]
-        ; test rdi, rdi
-        ; jz =>declined
         ; mov rcx, [r13 + TSTATE_DS_CHUNK]
-        ; test rcx, rcx
-        ; jz =>declined
         ; lea rcx, [rcx + CHUNK_DATA]
         ; cmp rdi, rcx
         ; je =>declined
@@ -398,9 +396,8 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         // RETURN_GENERATOR): counted apart, as `run_frame` counts it (no warm-up).
         ; test DWORD [rsi + CO_FLAGS], co_flags::RESUMABLE
         ; jz >counted
-        ; cmp DWORD [rax + state::GENERATOR_CREATIONS], -1
-        ; je >counted
         ; add DWORD [rax + state::GENERATOR_CREATIONS], 1
+        ; sbb DWORD [rax + state::GENERATOR_CREATIONS], 0
         ; counted:
         ; movsxd rcx, DWORD [rsi + CO_NLOCALSPLUS]
         ; mov [rdi + F_FUNC], r11
@@ -420,8 +417,7 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; mov QWORD [rdi + F_FRAME_OBJ], 0
         ; lea rdx, [rsi + CO_CODE_ADAPTIVE - 2]
         ; mov [rdi + F_PREV_INSTR], rdx
-        ; mov BYTE [rdi + F_IS_ENTRY], 0
-        ; mov BYTE [rdi + F_OWNER], 0
+        ; mov WORD [rdi + F_IS_ENTRY], 0   // is_entry and owner (FRAME_OWNED_BY_THREAD)
         // The arguments where they bind, the defaults of the parameters left, then empty locals.
         ; lea rdx, [rdi + F_LOCALSPLUS]
         ; args:
@@ -565,10 +561,8 @@ fn emit_fast_hook(fallback: usize) -> std::io::Result<ExecutableBuffer> {
     x64!(ops
         ; mov r10, rdx
         ; xor edx, edx
-        ; cmp DWORD [rax + state::ENTRIES], -1
-        ; je >saturated
         ; add DWORD [rax + state::ENTRIES], 1
-        ; saturated:
+        ; sbb DWORD [rax + state::ENTRIES], 0
         ; mov rcx, QWORD STATS.baseline.entries.as_ptr() as i64
         ; add QWORD [rcx], 1
         ; jmp r10
