@@ -245,9 +245,9 @@ impl Emitter {
     ///
     /// Also emits the entry of direct calls (`direct_entry::call_stub`; for resumable code,
     /// the call that creates the generator) and returns its offset: entered with `call` from
-    /// that routine
-    /// with `r13` = the thread state and `rsi` = a fresh frame it pushed (`is_entry` 0) and
-    /// checked everything `pg_frame_enter` checks for, it shares the caller's cframe as ceval's
+    /// that routine with `r13` = the thread state and `rsi` = a fresh frame it pushed
+    /// (`is_entry` 0) and checked everything `pg_frame_enter` checks for, it shares the caller's
+    /// cframe as ceval's
     /// inline calls do: `rbp` stays the caller's, so `[rbp - CFRAME]` is the cframe in use
     /// (the nearest frame's with an own cframe), and only the frame is linked and counted. The
     /// machine stack below `rbp` is laid out as the regular entry's, so both leave through the
