@@ -568,11 +568,17 @@ impl Emitter {
     /// As [`Emitter::call_op_helper`], for a helper that also takes the instruction's
     /// specialization site.
     pub fn call_site_helper(&mut self, opcode: u8, helper: SiteHelper, oparg: u32, site: *const Site, error: DynamicLabel) {
+        self.call_site_helper_with(opcode, helper, oparg, oparg, site, error);
+    }
+
+    /// [`Emitter::call_site_helper`] passing the helper `arg` (the oparg with more packed in)
+    /// where the stack check reads `opcode oparg`.
+    pub fn call_site_helper_with(&mut self, opcode: u8, helper: SiteHelper, oparg: u32, arg: u32, site: *const Site, error: DynamicLabel) {
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
-            ; mov ecx, oparg as i32
+            ; mov ecx, arg as i32
             ; mov r8, QWORD site as i64
             ; mov rax, QWORD helper as *const () as usize as i64
             ; call rax

@@ -427,22 +427,8 @@ pub fn binary_op(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *cons
         let helper = ic::pg_binary_op_add_to_local as peregrine_runtime::jit::ops::SiteHelper;
         binary_op_fast(e, site, op, slow);
         e.cold(slow, move |e| {
-            x64!(e.ops
-                ; mov rdi, r13
-                ; mov rsi, r12
-                ; mov rdx, r14
-                ; mov ecx, packed as i32
-                ; mov r8, QWORD site as i64
-                ; mov rax, QWORD helper as *const () as usize as i64
-                ; call rax
-            );
-            e.check_helper_moved(opcode, oparg);
-            x64!(e.ops
-                ; mov r14, rax
-                ; test al, 1
-                ; jnz =>error
-                ; jmp =>done
-            );
+            e.call_site_helper_with(opcode, helper, oparg, packed, site, error);
+            x64!(e.ops ; jmp =>done);
         });
         x64!(e.ops ; =>done);
         return;

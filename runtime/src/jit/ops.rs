@@ -931,22 +931,49 @@ pub unsafe extern "C" fn pg_call(
             }
             inlined = Some(super::frame::expect_inlined_frame(frame, function, CALL_CACHES));
         }
-        let res = match form.and_then(|f| call_directly(f, function, args, total, nkw, kwnames)) {
-            Some(res) => res,
-            None => ffi::PyObject_Vectorcall(
-                function,
-                args,
-                (total - nkw) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
-                kwnames,
-            ),
-        };
+        let res = call_as_form(form, function, args, total, nkw, kwnames);
         drop(inlined);
+        // Drop the args, the callable and (for a non-method call) the NULL; push the result.
+        release_call(sp.sub(total + 2 - is_meth), function, args, total, res)
+    }
+}
+
+/// The call a C form makes ([`call_directly`]), or the generic vectorcall for `form` `None` and
+/// the forms whose direct call is not observable.
+///
+/// # Safety
+/// As for [`call_directly`].
+#[inline(always)]
+unsafe fn call_as_form(
+    form: Option<PrecallForm>,
+    function: *mut PyObject,
+    args: *mut *mut PyObject,
+    total: usize,
+    nkw: usize,
+    kwnames: *mut PyObject,
+) -> *mut PyObject {
+    // SAFETY: forwarded.
+    unsafe {
+        match form.and_then(|f| call_directly(f, function, args, total, nkw, kwnames)) {
+            Some(res) => res,
+            None => ffi::PyObject_Vectorcall(function, args, (total - nkw) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames),
+        }
+    }
+}
+
+/// CALL's end: the callable and the `total` arguments at `args` released, `res` stored at
+/// `base` (the callable pair's first slot); the new stack pointer, tagged when `res` is null.
+///
+/// # Safety
+/// GIL held; the stack owns one reference to each released object.
+#[inline(always)]
+unsafe fn release_call(base: Sp, function: *mut PyObject, args: *mut *mut PyObject, total: usize, res: *mut PyObject) -> Sp {
+    // SAFETY: per the contract.
+    unsafe {
         ffi::Py_DECREF(function);
         for i in 0..total {
             ffi::Py_DECREF(*args.add(i));
         }
-        // Drop the args, the callable and (for a non-method call) the NULL; push the result.
-        let base = sp.sub(total + 2 - is_meth);
         *base = res;
         if res.is_null() { error_at(base.add(1)) } else { base.add(1) }
     }
@@ -991,17 +1018,8 @@ pub unsafe extern "C" fn pg_call_c_form(
         }
         (*frame).prev_instr = site.unit;
         STATS.baseline.direct_c_calls.add_with_gil(1);
-        let res = match call_directly(form, function, args, total, 0, std::ptr::null_mut()) {
-            Some(res) => res,
-            None => ffi::PyObject_Vectorcall(function, args, total | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET, std::ptr::null_mut()),
-        };
-        ffi::Py_DECREF(function);
-        for i in 0..total {
-            ffi::Py_DECREF(*args.add(i));
-        }
-        let base = sp.sub(oparg + 2);
-        *base = res;
-        if res.is_null() { error_at(base.add(1)) } else { base.add(1) }
+        let res = call_as_form(Some(form), function, args, total, 0, std::ptr::null_mut());
+        release_call(sp.sub(oparg + 2), function, args, total, res)
     }
 }
 
