@@ -54,6 +54,11 @@ fn known_functions() -> HashMap<u64, String> {
     ] {
         names.entry(addr as u64).or_insert_with(|| name.to_string());
     }
+    if let Some(l) = crate::shared_lookups::lookups() {
+        for (addr, name) in [(l.load_global, "LOAD_GLOBAL"), (l.load_attr, "LOAD_ATTR"), (l.load_method, "LOAD_METHOD")] {
+            names.insert(addr as u64, format!("cache lookup of {name}"));
+        }
+    }
     for (addr, name) in slow_paths {
         names.insert(addr as u64, format!("slow path of {name}"));
     }

@@ -922,78 +922,81 @@ impl Emitter {
         for label in std::mem::take(&mut self.pending_tracing) {
             x64!(self.ops ; =>label ; ud2);
         }
-        for stub in std::mem::take(&mut self.stubs) {
-            match stub {
-                Stub::HandOff { label, prev_instr, reason } => {
-                    x64!(self.ops ; =>label);
-                    self.emit_handoff(prev_instr, reason);
-                }
-                Stub::Dealloc { label, resume, unit, after, tracing } => {
-                    x64!(self.ops ; =>label);
-                    if ref_debug::ENABLED {
-                        x64!(self.ops
-                            ; inc QWORD [rdi]
-                            ; inc QWORD [r11]
-                        );
-                        if let Some(unit) = unit {
-                            self.store_cold_unit(unit); // keeps rdi
+        // Cold paths may ask for stubs of their own (a destructor's call): until none is left.
+        while !self.stubs.is_empty() {
+            for stub in std::mem::take(&mut self.stubs) {
+                match stub {
+                    Stub::HandOff { label, prev_instr, reason } => {
+                        x64!(self.ops ; =>label);
+                        self.emit_handoff(prev_instr, reason);
+                    }
+                    Stub::Dealloc { label, resume, unit, after, tracing } => {
+                        x64!(self.ops ; =>label);
+                        if ref_debug::ENABLED {
+                            x64!(self.ops
+                                ; inc QWORD [rdi]
+                                ; inc QWORD [r11]
+                            );
+                            if let Some(unit) = unit {
+                                self.store_cold_unit(unit); // keeps rdi
+                            }
+                            x64!(self.ops
+                                ; mov rax, QWORD ref_debug::decref_fn() as i64
+                                ; call rax
+                            );
+                        } else {
+                            if let Some(unit) = unit {
+                                self.store_cold_unit(unit);
+                            }
+                            x64!(self.ops
+                                ; mov rax, QWORD cpython::_Py_Dealloc as *const () as usize as i64
+                                ; call rax
+                            );
                         }
-                        x64!(self.ops
-                            ; mov rax, QWORD ref_debug::decref_fn() as i64
-                            ; call rax
-                        );
-                    } else {
-                        if let Some(unit) = unit {
-                            self.store_cold_unit(unit);
+                        if after == AfterCold::CheckUnlessPaired {
+                            x64!(self.ops ; test bl, bl ; jnz =>resume);
                         }
+                        if let Some(tracing) = tracing {
+                            x64!(self.ops
+                                ; cmp BYTE [rbp - CFRAME], 0
+                                ; jne =>tracing
+                            );
+                        }
+                        x64!(self.ops ; jmp =>resume);
+                    }
+                    Stub::Cold { label, emit } => {
+                        x64!(self.ops ; =>label);
+                        emit(self);
+                    }
+                    Stub::EvalBreaker { label, resume, handoff } => {
                         x64!(self.ops
-                            ; mov rax, QWORD cpython::_Py_Dealloc as *const () as usize as i64
+                            ; =>label
+                            ; mov rdi, r13
+                            ; mov rax, QWORD frame::pg_eval_breaker as *const () as usize as i64
                             ; call rax
+                            ; test eax, eax
+                            ; jz =>resume
+                            ; jmp =>handoff
                         );
                     }
-                    if after == AfterCold::CheckUnlessPaired {
-                        x64!(self.ops ; test bl, bl ; jnz =>resume);
-                    }
-                    if let Some(tracing) = tracing {
+                    Stub::Pending { label, resume, error } => {
                         x64!(self.ops
-                            ; cmp BYTE [rbp - CFRAME], 0
-                            ; jne =>tracing
+                            ; =>label
+                            ; mov rdi, r13
+                            ; mov rax, QWORD frame::pg_handle_pending as *const () as usize as i64
+                            ; call rax
+                            ; test eax, eax
+                            ; jnz =>error
+                            ; jmp =>resume
                         );
                     }
-                    x64!(self.ops ; jmp =>resume);
-                }
-                Stub::Cold { label, emit } => {
-                    x64!(self.ops ; =>label);
-                    emit(self);
-                }
-                Stub::EvalBreaker { label, resume, handoff } => {
-                    x64!(self.ops
-                        ; =>label
-                        ; mov rdi, r13
-                        ; mov rax, QWORD frame::pg_eval_breaker as *const () as usize as i64
-                        ; call rax
-                        ; test eax, eax
-                        ; jz =>resume
-                        ; jmp =>handoff
-                    );
-                }
-                Stub::Pending { label, resume, error } => {
-                    x64!(self.ops
-                        ; =>label
-                        ; mov rdi, r13
-                        ; mov rax, QWORD frame::pg_handle_pending as *const () as usize as i64
-                        ; call rax
-                        ; test eax, eax
-                        ; jnz =>error
-                        ; jmp =>resume
-                    );
-                }
-                Stub::UnboundLocal { label, oparg, error, unit } => {
-                    x64!(self.ops ; =>label);
-                    self.store_cold_unit(unit);
-                    self.emit_helper_call(ops::pg_unbound_local, oparg);
-                    x64!(self.ops ; mov r14, rax ; test al, 1 ; jnz =>error);
-                    // pg_unbound_local always tags its result, so the line above always jumps.
+                    Stub::UnboundLocal { label, oparg, error, unit } => {
+                        x64!(self.ops ; =>label);
+                        self.store_cold_unit(unit);
+                        self.emit_helper_call(ops::pg_unbound_local, oparg);
+                        x64!(self.ops ; mov r14, rax ; test al, 1 ; jnz =>error);
+                        // pg_unbound_local always tags its result, so the line above always jumps.
+                    }
                 }
             }
         }

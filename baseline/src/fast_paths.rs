@@ -8,12 +8,13 @@
 //! surviving calls); the caller-saved ones are scratch. Every template here leaves by `done`.
 
 use crate::emitter::{x64, Emitter};
+use crate::shared_lookups;
 use dynasmrt::x64::Rq;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::Instr;
 use peregrine_runtime::opcodes::op;
-use peregrine_runtime::cpython::layout::{DictKeysObject, DictObject, ModuleObject, DICT_KEYS_GENERAL, LONG_DIGIT_OFFSET};
-use peregrine_runtime::cpython::{self, ffi, InterpreterFrame};
+use peregrine_runtime::cpython::layout::{DictObject, LONG_DIGIT_OFFSET};
+use peregrine_runtime::cpython::{self, ffi};
 use peregrine_runtime::jit::inline_cache::{self as ic, kind};
 use peregrine_runtime::jit::ops::{COMPARE_FLOAT, COMPARE_INT, COMPARE_STR};
 use peregrine_runtime::jit::specialize::{Site, CACHE_OFFSET, FORM_OFFSET, RUNNING_OFFSET};
@@ -23,16 +24,6 @@ use std::mem::offset_of;
 const OB_TYPE: i32 = offset_of!(ffi::PyObject, ob_type) as i32;
 const OB_SIZE: i32 = offset_of!(ffi::PyVarObject, ob_size) as i32;
 const TP_VERSION: i32 = offset_of!(ffi::PyTypeObject, tp_version_tag) as i32;
-const HT_CACHED_KEYS: i32 = offset_of!(ffi::PyHeapTypeObject, ht_cached_keys) as i32;
-const DK_NENTRIES: i32 = offset_of!(DictKeysObject, dk_nentries) as i32;
-const MA_VERSION: i32 = offset_of!(DictObject, ma_version_tag) as i32;
-const MA_KEYS: i32 = offset_of!(DictObject, ma_keys) as i32;
-const DK_KIND: i32 = offset_of!(DictKeysObject, dk_kind) as i32;
-const DK_LOG2_INDEX_BYTES: i32 = offset_of!(DictKeysObject, dk_log2_index_bytes) as i32;
-const DK_INDICES: i32 = offset_of!(DictKeysObject, dk_indices) as i32;
-const MD_DICT: i32 = offset_of!(ModuleObject, md_dict) as i32;
-const F_GLOBALS: i32 = offset_of!(InterpreterFrame, f_globals) as i32;
-const F_BUILTINS: i32 = offset_of!(InterpreterFrame, f_builtins) as i32;
 const FLOAT_VALUE: i32 = offset_of!(ffi::PyFloatObject, ob_fval) as i32;
 const DIGIT: i32 = LONG_DIGIT_OFFSET as i32;
 
@@ -58,26 +49,6 @@ fn guard_type_version(e: &mut Emitter, site: *const Site, owner_depth: i32, slow
     );
 }
 
-/// For an owner `rdi` whose dict was made (at `DICT_DISP`), with the cache in `rcx`: looks the
-/// cache's name up in that dict if its keys are all strs (such a lookup runs no Python code and
-/// cannot fail), else goes to `slow`. Leaves the value (borrowed) or null in `rax`, the owner
-/// in `rbx`; clobbers the caller-saved registers.
-fn dict_lookup_at(e: &mut Emitter, dict_disp: i32, slow: DynamicLabel) {
-    x64!(e.ops
-        ; mov rax, [rdi + dict_disp]
-        ; test rax, rax
-        ; jz =>slow
-        ; mov rdx, [rax + MA_KEYS]
-        ; cmp BYTE [rdx + DK_KIND], DICT_KEYS_GENERAL as i8
-        ; je =>slow
-        ; mov rbx, rdi
-        ; mov rdi, rax
-        ; mov rsi, [rcx + ic::NAME]
-        ; mov rax, QWORD ffi::PyDict_GetItemWithError as *const () as usize as i64
-        ; call rax
-    );
-}
-
 /// Ends a fast path at `done`; the slow path (the site helper) at `slow`, in the cold section,
 /// comes back there.
 fn slow_path(e: &mut Emitter, ins: &Instr, helper: peregrine_runtime::jit::ops::SiteHelper, site: *const Site, slow: DynamicLabel, done: DynamicLabel) {
@@ -85,76 +56,31 @@ fn slow_path(e: &mut Emitter, ins: &Instr, helper: peregrine_runtime::jit::ops::
     x64!(e.ops ; =>done);
 }
 
-/// LOAD_GLOBAL: the name's entry among the globals (`GLOBAL_MODULE`), or a builtin with both
-/// dicts in the versions the cache saw (`GLOBAL_BUILTIN`).
-pub fn load_global(e: &mut Emitter, ins: &Instr, site: *const Site) {
-    let (slow, done, got) = (e.label(), e.label(), e.label());
-    // SAFETY-free: the address of a static type object.
-    let dict_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyDict_Type));
+/// Calls a shared lookup (`shared_lookups`) with `rcx` = the site's cache and, for an owner at
+/// `owner_depth`, `rdi` = the owner; a miss goes to `slow`. Without the lookups (no executable
+/// memory) every execution takes the slow path.
+fn call_lookup(e: &mut Emitter, routine: impl Fn(&shared_lookups::Lookups) -> usize, site: *const Site, owner_depth: Option<i32>, slow: DynamicLabel) {
+    let Some(lookups) = shared_lookups::lookups() else {
+        x64!(e.ops ; jmp =>slow);
+        return;
+    };
+    x64!(e.ops ; mov rcx, QWORD cache_addr(site));
+    if let Some(depth) = owner_depth {
+        x64!(e.ops ; mov rdi, [r14 - 8 * depth]);
+    }
     x64!(e.ops
-        ; mov rcx, QWORD cache_addr(site)
-        ; mov r8, [r12 + F_GLOBALS]
-        // A dict subclass is looked up with its own __getitem__: the generic path.
-        ; mov rdx, QWORD dict_type
-        ; cmp [r8 + OB_TYPE], rdx
-        ; jne =>slow
-        ; cmp DWORD [rcx + ic::KIND], kind::GLOBAL_MODULE as i32
-        ; jne >builtin
-        ; mov rax, [r8 + MA_KEYS]
-        ; cmp BYTE [rax + DK_KIND], DICT_KEYS_GENERAL as i8
-        ; je =>slow                          // entries of another layout
-        ; mov rdx, [rcx + ic::VALUE]
-        ; cmp rdx, [rax + DK_NENTRIES]
-        ; jae =>slow
-        // The entry: after the index table, 1 << dk_log2_index_bytes bytes.
-        ; mov r9, rcx
-        ; movzx ecx, BYTE [rax + DK_LOG2_INDEX_BYTES]
-        ; mov r10d, 1
-        ; shl r10, cl
-        ; add r10, rax
-        ; shl rdx, 4                         // 16 bytes per PyDictUnicodeEntry
-        ; add r10, rdx
-        ; mov rcx, r9
-        ; mov rax, [rcx + ic::NAME]
-        ; cmp [r10 + DK_INDICES], rax
-        ; jne =>slow                         // another key (or a deleted one) there now
-        ; mov rax, [r10 + DK_INDICES + 8]
-        ; test rax, rax
-        ; jz =>slow
-        ; jmp =>got
-        ; builtin:
-        ; mov rax, [r8 + MA_VERSION]
-        ; cmp rax, [rcx + ic::KEY]
-        ; je >globals_unchanged
-        ; cmp DWORD [rcx + ic::KIND], kind::GLOBAL_BUILTIN as i32
-        ; jne =>slow
-        // The globals changed: still without the name? (str keys: the lookup runs no Python
-        // code and cannot fail.) Then remember their new version.
-        ; mov rax, [r8 + MA_KEYS]
-        ; cmp BYTE [rax + DK_KIND], DICT_KEYS_GENERAL as i8
-        ; je =>slow
-        ; mov rdi, r8
-        ; mov rsi, [rcx + ic::NAME]
-        ; mov rax, QWORD ffi::PyDict_GetItemWithError as *const () as usize as i64
+        ; mov rax, QWORD routine(lookups) as i64
         ; call rax
         ; test rax, rax
-        ; jnz =>slow
-        ; mov rcx, QWORD cache_addr(site)
-        ; mov r8, [r12 + F_GLOBALS]
-        ; mov rax, [r8 + MA_VERSION]
-        ; mov [rcx + ic::KEY], rax
-        ; globals_unchanged:
-        ; mov rax, [r12 + F_BUILTINS]        // any mapping: check it is a dict before reading
-        ; mov rdx, QWORD dict_type
-        ; cmp [rax + OB_TYPE], rdx
-        ; jne =>slow
-        ; mov rax, [rax + MA_VERSION]
-        ; cmp rax, [rcx + ic::KEY2]
-        ; jne =>slow
-        ; mov rax, [rcx + ic::VALUE]
-        ; =>got
-        ; add QWORD [rcx + ic::HITS], 1
+        ; jz =>slow
     );
+}
+
+/// LOAD_GLOBAL: the shared lookup (a global's entry or a builtin under both dicts' versions),
+/// then the value pushed (after NULL when the oparg asks).
+pub fn load_global(e: &mut Emitter, ins: &Instr, site: *const Site) {
+    let (slow, done) = (e.label(), e.label());
+    call_lookup(e, |l| l.load_global, site, None, slow);
     e.incref_rax();
     if ins.oparg & 1 != 0 {
         x64!(e.ops ; mov QWORD [r14], 0 ; add r14, 8);
@@ -163,77 +89,11 @@ pub fn load_global(e: &mut Emitter, ins: &Instr, site: *const Site) {
     slow_path(e, ins, ic::pg_load_global_cached, site, slow, done);
 }
 
-/// LOAD_ATTR: an instance value (in the values array or the instance's dict, managed or at the
-/// type's dict offset), a slot or a module attribute.
+/// LOAD_ATTR: the shared lookup (an instance value in the values array or the instance's dict,
+/// a slot, a class's or a module's attribute), then the value replaces the owner.
 pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
-    let (slow, done, dict_at) = (e.label(), e.label(), e.label());
-    guard_type_version(e, site, 1, slow);
-    x64!(e.ops
-        ; mov edx, DWORD [rcx + ic::KIND]
-        ; cmp edx, kind::INSTANCE_DICT_AT as i32
-        ; je =>dict_at
-        ; cmp edx, kind::CLASS_ATTR as i32
-        ; je >class_attr
-        ; cmp edx, kind::INSTANCE_DICT as i32
-        ; je >with_dict
-        ; cmp edx, kind::INSTANCE_VALUE as i32
-        ; jne >not_values
-        ; mov rax, [rdi + ic::VALUES_DISP]
-        ; test rax, rax
-        ; jz >with_dict                    // the instance's dict was made: no values
-        ; mov rdx, [rcx + ic::VALUE]
-        ; mov rax, [rax + rdx * 8]
-        ; test rax, rax
-        ; jz =>slow                        // not set: the class's value or AttributeError
-        ; jmp >hit
-        ; with_dict:
-    );
-    dict_lookup_at(e, ic::DICT_DISP, slow);
-    x64!(e.ops
-        ; test rax, rax
-        ; jz =>slow                        // not there: the class's value or AttributeError
-        ; mov rdi, rbx
-        ; mov rcx, QWORD cache_addr(site)
-        ; jmp >hit
-        ; not_values:
-        ; cmp edx, kind::SLOT as i32
-        ; jne >module
-        ; mov rdx, [rcx + ic::VALUE]
-        ; mov rax, [rdi + rdx]
-        ; test rax, rax
-        ; jz =>slow
-        ; jmp >hit
-        ; class_attr:                       // the owner is a class: its own version
-        ; mov eax, DWORD [rdi + TP_VERSION]
-        ; cmp rax, [rcx + ic::KEY2]
-        ; jne =>slow
-        ; mov rax, [rcx + ic::VALUE]
-        ; jmp >hit
-        ; module:                           // kind::MODULE, the only other LOAD_ATTR kind
-        ; mov rax, [rdi + MD_DICT]
-        ; test rax, rax
-        ; jz =>slow                        // cleared by the GC (tp_clear) while still alive
-        ; mov rax, [rax + MA_VERSION]
-        ; cmp rax, [rcx + ic::KEY2]
-        ; jne =>slow
-        ; mov rax, [rcx + ic::VALUE]
-        ; jmp >hit
-        ; =>dict_at                         // the dict at the type's offset (cache VALUE)
-        ; mov rdx, [rcx + ic::VALUE]
-        ; add rdi, rdx
-    );
-    // With rdi moved to the dict's slot, the lookup reads it at displacement 0; the owner is
-    // rdi again afterwards (saved in rbx by the lookup, moved back by its offset).
-    dict_lookup_at(e, 0, slow);
-    x64!(e.ops
-        ; mov rcx, QWORD cache_addr(site)
-        ; mov rdi, rbx
-        ; sub rdi, [rcx + ic::VALUE]
-        ; test rax, rax
-        ; jz =>slow                        // not there: the class's value or AttributeError
-        ; hit:
-        ; add QWORD [rcx + ic::HITS], 1
-    );
+    let (slow, done) = (e.label(), e.label());
+    call_lookup(e, |l| l.load_attr, site, Some(1), slow);
     e.incref_rax();
     x64!(e.ops ; mov [r14 - 8], rax);
     e.decref_rdi(); // the owner
@@ -321,57 +181,20 @@ pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     slow_path(e, ins, ic::pg_store_attr_cached, site, slow, done);
 }
 
-/// LOAD_METHOD: a method of the type (instance without a dict, or whose values cannot shadow
-/// it) leaves (method, self); a module attribute leaves (NULL, attribute).
+/// LOAD_METHOD: the shared lookup; a method of the type leaves (method, self), a module
+/// attribute (NULL, attribute).
 pub fn load_method(e: &mut Emitter, ins: &Instr, site: *const Site) {
     let (slow, done) = (e.label(), e.label());
-    guard_type_version(e, site, 1, slow);
-    x64!(e.ops
-        ; mov edx, DWORD [rcx + ic::KIND]
-        ; cmp edx, kind::METHOD_NO_DICT as i32
-        ; je >method
-        ; cmp edx, kind::METHOD_WITH_VALUES as i32
-        ; jne >module
-        ; cmp QWORD [rdi + ic::DICT_DISP], 0
-        ; jne >with_dict                    // the instance has a dict, which may shadow it
-        ; mov rax, [rcx + ic::KEY2]
-        ; mov rdx, [rdi + OB_TYPE]
-        ; cmp rax, [rdx + HT_CACHED_KEYS]
-        ; jne =>slow
-        ; mov rax, [rax + DK_NENTRIES]
-        ; cmp rax, [rcx + ic::KEY3]
-        ; jne =>slow                        // names were added to the shared keys
-        ; jmp >method
-        ; with_dict:
-    );
-    dict_lookup_at(e, ic::DICT_DISP, slow);
-    x64!(e.ops
-        ; test rax, rax
-        ; jnz =>slow                        // shadowed by the instance
-        ; mov rdi, rbx
-        ; mov rcx, QWORD cache_addr(site)
-        ; method:
-        ; add QWORD [rcx + ic::HITS], 1
-        ; mov rax, [rcx + ic::VALUE]
-    );
+    call_lookup(e, |l| l.load_method, site, Some(1), slow);
     e.incref_rax();
     x64!(e.ops
+        ; test edx, edx
+        ; jz >module
         ; mov [r14 - 8], rax
         ; mov [r14], rdi                    // self keeps the stack's reference
         ; add r14, 8
         ; jmp =>done
-        ; module:                           // kind::MODULE
-        ; mov rax, [rdi + MD_DICT]
-        ; test rax, rax
-        ; jz =>slow                        // cleared by the GC (tp_clear) while still alive
-        ; mov rax, [rax + MA_VERSION]
-        ; cmp rax, [rcx + ic::KEY2]
-        ; jne =>slow
-        ; add QWORD [rcx + ic::HITS], 1
-        ; mov rax, [rcx + ic::VALUE]
-    );
-    e.incref_rax();
-    x64!(e.ops
+        ; module:
         ; mov QWORD [r14 - 8], 0
         ; mov [r14], rax
         ; add r14, 8
@@ -541,9 +364,17 @@ fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabe
     // Floats and one-digit ints (exact as doubles) mixed, or ints divided: the number protocol
     // ends in float_add & co. (or long_true_divide's small-int path), which convert the int
     // exactly and compute the same double.
-    x64!(e.ops ; =>mixed);
-    if float_ok {
-        let long_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type));
+    // Mixed operands are rare next to same-typed ones: their conversions wait in the cold
+    // section, out of the hot path's way.
+    e.cold(mixed, move |e| {
+        if !float_ok {
+            x64!(e.ops ; jmp =>slow);
+            return;
+        }
+        let (float_type, long_type) = (
+            addr_of_type(std::ptr::addr_of_mut!(ffi::PyFloat_Type)),
+            addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type)),
+        );
         for (reg_obj, reg_type, xmm) in [(Rq::RDI, Rq::RAX, 0u8), (Rq::RSI, Rq::R8, 1u8)] {
             let (obj, tp) = (reg_obj as u8, reg_type as u8);
             x64!(e.ops
@@ -567,9 +398,7 @@ fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabe
             );
         }
         float_operation(e, op, slow, boxed, site);
-    } else {
-        x64!(e.ops ; jmp =>slow);
-    }
+    });
     // rax = the result or null (MemoryError); release the operands (exact floats and ints run
     // no Python code when freed), as BINARY_OP does: left, then right.
     x64!(e.ops
@@ -698,11 +527,8 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
             e.push_rax();
         }
     }
-    let error = e.error_exit();
-    x64!(e.ops ; jmp =>done ; =>slow);
     // The helper pushes the bool, which the jump's own code (next) tests.
-    e.call_site_helper(ins.opcode, peregrine_runtime::jit::ops::pg_compare_op_jump, ins.oparg, site, error);
-    x64!(e.ops ; =>done);
+    slow_path(e, ins, peregrine_runtime::jit::ops::pg_compare_op_jump, site, slow, done);
 }
 
 /// Which comparison COMPARE_OP `oparg` is.
@@ -850,8 +676,11 @@ pub fn store_subscr(e: &mut Emitter, ins: &Instr) {
     x64!(e.ops ; mov rdi, [r14 + 8]);
     e.decref_rdi();
     let error = e.error_exit();
-    x64!(e.ops ; jmp =>done ; =>slow);
-    e.call_op_helper(ins.opcode, peregrine_runtime::jit::ops::pg_store_subscr, ins.oparg, error);
+    let (opcode, oparg) = (ins.opcode, ins.oparg);
+    e.cold(slow, move |e| {
+        e.call_op_helper(opcode, peregrine_runtime::jit::ops::pg_store_subscr, oparg, error);
+        x64!(e.ops ; jmp =>done);
+    });
     x64!(e.ops ; =>done);
 }
 
@@ -1002,12 +831,17 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
             ; pushed:
             ; mov [r14], rax
             ; add r14, 8
-            ; jmp =>done
         );
+    } else {
+        x64!(e.ops ; jmp =>slow);
     }
-    x64!(e.ops ; =>slow);
-    // Generators are resumed by machine code (`direct_entry`), everything else by pg_for_iter.
-    e.call_op_helper_branching(ins.opcode, crate::direct_entry::for_iter_stub(), error, target);
+    // Generators are resumed by machine code (`direct_entry`), everything else by pg_for_iter;
+    // in the cold section, as is the end of a list, tuple or range.
+    let (opcode, helper) = (ins.opcode, crate::direct_entry::for_iter_stub());
+    e.cold(slow, move |e| {
+        e.call_op_helper_branching(opcode, helper, error, target);
+        x64!(e.ops ; jmp =>done);
+    });
     x64!(e.ops ; =>done);
 }
 

@@ -13,6 +13,7 @@ mod compiled;
 mod disasm;
 mod emitter;
 mod fast_paths;
+mod shared_lookups;
 mod templates;
 
 pub use compiled::{BaselineCode, InstrOffset};

@@ -492,17 +492,23 @@ pub fn gen_instr(
                 ; cmp rdi, rax
                 ; je >is_false
             );
-            crate::fast_paths::truth_inline(e, on_true, on_false);
-            x64!(e.ops
-                // Anything else: PyObject_IsTrue, which releases the value.
-                ; lea rdi, [r14 + 8]
-                ; mov rax, QWORD h::pg_pop_truth as *const () as usize as i64
-                ; call rax
-                ; test eax, eax
-                ; js =>error
-                ; jnz =>on_true
-                ; jmp =>on_false
-            );
+            // Other values in the cold section: after a compare or `is`, True and False are
+            // what the jump sees, and the hot path stays short.
+            let others = e.label();
+            x64!(e.ops ; jmp =>others);
+            e.cold(others, move |e| {
+                crate::fast_paths::truth_inline(e, on_true, on_false);
+                x64!(e.ops
+                    // Anything else: PyObject_IsTrue, which releases the value.
+                    ; lea rdi, [r14 + 8]
+                    ; mov rax, QWORD h::pg_pop_truth as *const () as usize as i64
+                    ; call rax
+                    ; test eax, eax
+                    ; js =>error
+                    ; jnz =>on_true
+                    ; jmp =>on_false
+                );
+            });
             // True and False are never deallocated.
             x64!(e.ops ; is_true:);
             e.decref_immortal_rdi();
