@@ -29,6 +29,7 @@ fn known_functions() -> HashMap<u64, String> {
         (cpython::_PyEval_EvalFrameDefault as *const () as usize, "_PyEval_EvalFrameDefault"),
         (peregrine_runtime::jit::ops::pg_call as *const () as usize, "pg_call"),
         (peregrine_runtime::jit::ops::pg_precall as *const () as usize, "pg_precall"),
+        (peregrine_runtime::jit::ops::pg_call_c_form as *const () as usize, "pg_call_c_form"),
         (peregrine_runtime::jit::ops::pg_binary_subscr as *const () as usize, "pg_binary_subscr"),
         (peregrine_runtime::jit::exceptions::pg_unwind as *const () as usize, "pg_unwind"),
         (frame::pg_frame_handoff_traced as *const () as usize, "pg_frame_handoff_traced"),
@@ -87,6 +88,19 @@ pub fn disassemble(code: &BaselineCode) -> String {
     }
     let mut out = String::new();
     let _ = writeln!(out, "; baseline code at {:#x}, {} bytes (prologue, then one template per instruction)", base, bytes.len());
+    // Calls go through the code's trampolines (`mov rax, imm64; jmp rax` at the end): a call to
+    // one is named by the function it jumps to.
+    let mut trampolines: HashMap<u64, u64> = HashMap::new();
+    let mut previous: Option<Instruction> = None;
+    for instr in Decoder::with_ip(64, bytes, base, DecoderOptions::NONE) {
+        if let Some(p) = previous {
+            let loads_rax = p.mnemonic() == Mnemonic::Mov && p.op_count() == 2 && p.op1_kind() == OpKind::Immediate64 && p.op0_register() == iced_x86::Register::RAX;
+            if loads_rax && instr.mnemonic() == Mnemonic::Jmp && instr.op0_kind() == OpKind::Register && instr.op0_register() == iced_x86::Register::RAX {
+                trampolines.insert(p.ip(), p.immediate64());
+            }
+        }
+        previous = Some(instr);
+    }
     let mut decoder = Decoder::with_ip(64, bytes, base, DecoderOptions::NONE);
     let mut formatter = IntelFormatter::new();
     let mut text = String::new();
@@ -105,6 +119,11 @@ pub fn disassemble(code: &BaselineCode) -> String {
         let mut note = String::new();
         if instr.mnemonic() == Mnemonic::Mov && instr.op_count() == 2 && instr.op1_kind() == OpKind::Immediate64 {
             if let Some(name) = names.get(&instr.immediate64()) {
+                note = format!("  ; {name}");
+            }
+        }
+        if instr.mnemonic() == Mnemonic::Call && instr.op0_kind() == OpKind::NearBranch64 {
+            if let Some(name) = trampolines.get(&instr.near_branch64()).and_then(|f| names.get(f)) {
                 note = format!("  ; {name}");
             }
         }

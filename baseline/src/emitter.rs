@@ -149,6 +149,10 @@ pub struct Emitter {
     handoff_traced: DynamicLabel,
     /// Address of `co_code_adaptive[0]` of the code object being compiled.
     first_instr: usize,
+    /// Whether every value `prev_instr` takes while this code runs (its code's units, and the
+    /// unit before the first, where frames start) has the same upper 32 bits: then storing the
+    /// lower half moves it (8 bytes of machine code instead of 18, at every instruction).
+    units_share_high_half: bool,
     /// The code state's counts of entries and backward jumps (`u32`s).
     warmth: WarmthCounters,
     /// Subroutine (`call`ed, no C frame) that computes whether the code is warm into `ebx` and
@@ -157,12 +161,15 @@ pub struct Emitter {
     /// Tracing hand-offs of cold paths that ran code, owed by the next instruction that emits
     /// code: bound to its own tracing hand-off when its prelude is emitted.
     pending_tracing: Vec<DynamicLabel>,
+    /// The functions this code calls through a trampoline of its own (`call rel32`, 5 bytes,
+    /// instead of `mov rax, imm64; call rax`, 12), with the trampolines' labels.
+    trampolines: Vec<(usize, DynamicLabel)>,
 }
 
 impl Emitter {
     /// `capacity`: the bytes of machine code expected, allocated up front (growing the buffer
     /// as code is emitted copies it over and over).
-    pub fn new(first_instr: usize, warmth: WarmthCounters, capacity: usize) -> std::io::Result<Self> {
+    pub fn new(first_instr: usize, n_units: usize, warmth: WarmthCounters, capacity: usize) -> std::io::Result<Self> {
         let mut ops = Assembler::new_with_capacity(capacity)?;
         let epilogue = ops.new_dynamic_label();
         let delegate = ops.new_dynamic_label();
@@ -184,9 +191,12 @@ impl Emitter {
             finished: false,
             handoff_traced,
             first_instr,
+            // From `_PyCode_CODE(co) - 1`, where a frame starts, to the last unit.
+            units_share_high_half: (first_instr - 2) >> 32 == (first_instr + 2 * n_units) >> 32,
             warmth,
             warm_check,
             pending_tracing: Vec::new(),
+            trampolines: Vec::new(),
         })
     }
 
@@ -215,6 +225,17 @@ impl Emitter {
     /// runs. `index` -1 is "before the first instruction".
     pub fn unit_addr(&self, index: isize) -> usize {
         (self.first_instr as isize + 2 * index) as usize
+    }
+
+    /// The label of this code's trampoline to the function at `addr` (made on first use,
+    /// emitted by `finish`): `call =>label` calls it with the registers as they are.
+    pub fn extern_label(&mut self, addr: usize) -> DynamicLabel {
+        if let Some(&(_, label)) = self.trampolines.iter().find(|(a, _)| *a == addr) {
+            return label;
+        }
+        let label = self.ops.new_dynamic_label();
+        self.trampolines.push((addr, label));
+        label
     }
 
     /// Jumps to `label`.
@@ -278,6 +299,7 @@ impl Emitter {
                 ; jne =>slow
             );
         }
+        let enter_fn = self.extern_label(frame::pg_frame_enter as *const () as usize);
         x64!(self.ops
             ; cmp DWORD [r13 + TSTATE_RECURSION_REMAINING], 0
             ; jle =>slow
@@ -300,8 +322,7 @@ impl Emitter {
             ; mov rdi, r13
             ; mov rsi, r12
             ; lea rdx, [rbp - CFRAME]
-            ; mov rax, QWORD frame::pg_frame_enter as *const () as usize as i64
-            ; call rax
+            ; call =>enter_fn
             ; test rax, rax
             ; jz =>delegate
             ; mov r14, rax
@@ -370,9 +391,20 @@ impl Emitter {
             );
         }
         if prelude.store_prev_instr {
-            let addr = self.unit_addr(index as isize) as i64;
+            self.store_prev_instr(self.unit_addr(index as isize));
+        }
+    }
+
+    /// `prev_instr` = `addr`, a unit of this code. Clobbers `rax` (when the full pointer is
+    /// stored).
+    fn store_prev_instr(&mut self, addr: usize) {
+        if self.units_share_high_half {
+            // Only compiled code writes `prev_instr` while the frame runs here, always with one of
+            // these values (the interpreter takes the frame over for good at a hand-off).
+            x64!(self.ops ; mov DWORD [r12 + FRAME_PREV_INSTR], addr as u32 as i32);
+        } else {
             x64!(self.ops
-                ; mov rax, QWORD addr
+                ; mov rax, QWORD addr as i64
                 ; mov [r12 + FRAME_PREV_INSTR], rax
             );
         }
@@ -390,16 +422,16 @@ impl Emitter {
     /// `prev_instr` = `unit`. Clobbers `rax`.
     fn store_cold_unit(&mut self, unit: ColdUnit) {
         match unit {
-            ColdUnit::Own(own) => x64!(self.ops ; mov rax, QWORD own as i64),
+            ColdUnit::Own(own) => self.store_prev_instr(own),
             ColdUnit::ByEntry { own, first_half } => x64!(self.ops
                 ; mov rax, QWORD own as i64
                 ; test bh, bh
                 ; jz >own
                 ; mov rax, QWORD first_half as i64
                 ; own:
+                ; mov [r12 + FRAME_PREV_INSTR], rax
             ),
         }
-        x64!(self.ops ; mov [r12 + FRAME_PREV_INSTR], rax);
     }
 
     /// The error exit of the instruction being emitted, ceval's `goto error`: the traceback
@@ -574,14 +606,14 @@ impl Emitter {
     /// [`Emitter::call_site_helper`] passing the helper `arg` (the oparg with more packed in)
     /// where the stack check reads `opcode oparg`.
     pub fn call_site_helper_with(&mut self, opcode: u8, helper: SiteHelper, oparg: u32, arg: u32, site: *const Site, error: DynamicLabel) {
+        let helper_fn = self.extern_label(helper as *const () as usize);
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; mov ecx, arg as i32
             ; mov r8, QWORD site as i64
-            ; mov rax, QWORD helper as *const () as usize as i64
-            ; call rax
+            ; call =>helper_fn
         );
         self.check_helper_moved(opcode, oparg);
         x64!(self.ops
@@ -610,13 +642,13 @@ impl Emitter {
 
     /// `rax = helper(tstate, frame, r14, oparg)`.
     fn emit_helper_call(&mut self, helper: OpHelper, oparg: u32) {
+        let helper_fn = self.extern_label(helper as *const () as usize);
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; mov ecx, oparg as i32
-            ; mov rax, QWORD helper as *const () as usize as i64
-            ; call rax
+            ; call =>helper_fn
         );
     }
 
@@ -628,13 +660,13 @@ impl Emitter {
         let u = table_moves(opcode, 0);
         let taken = u.jump_effect.expect("a jump");
         debug_assert!(taken < 0 && u.effect >= 0, "{opcode}: {u:?} cannot be told apart by the stack pointer");
+        let helper_fn = self.extern_label(helper as *const () as usize);
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; xor ecx, ecx
-            ; mov rax, QWORD helper as *const () as usize as i64
-            ; call rax
+            ; call =>helper_fn
         );
         self.check_moved_by(opcode, 0, &[u.effect, taken]);
         x64!(self.ops
@@ -672,13 +704,13 @@ impl Emitter {
             let disp = 8 * effect;
             x64!(self.ops ; lea rcx, [r14 + disp] ; cmp rax, rcx ; je =>ok);
         }
+        let bad_move_fn = self.extern_label(jit::pg_bad_stack_move as *const () as usize);
         x64!(self.ops
             ; mov edi, opcode as i32
             ; mov esi, oparg as i32
             ; mov rdx, r14
             ; mov rcx, rax
-            ; mov rax, QWORD jit::pg_bad_stack_move as *const () as usize as i64
-            ; call rax
+            ; call =>bad_move_fn
             ; =>ok
         );
     }
@@ -823,13 +855,13 @@ impl Emitter {
     pub fn return_generator(&mut self, start: usize) {
         let (epilogue, error) = (self.epilogue, self.error_exit());
         let interpreter = self.handoff_before(start, ExitReason::GeneratorCreation);
+        let make_gen_fn = self.extern_label(gen::pg_return_generator as *const () as usize);
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; lea rcx, [rbp - CFRAME]
-            ; mov rax, QWORD gen::pg_return_generator as *const () as usize as i64
-            ; call rax
+            ; call =>make_gen_fn
             ; cmp rax, gen::RETURN_GENERATOR_IN_INTERPRETER as i32
             ; je =>interpreter
             ; test rax, rax
@@ -880,6 +912,9 @@ impl Emitter {
             (self.epilogue, self.delegate, self.handoff, self.raise_out, self.handoff_traced);
         x64!(self.ops ; =>raise_out ; and r14, -4);
         self.leave_frame();
+        let handoff_fn = self.extern_label(frame::pg_frame_handoff as *const () as usize);
+        let handoff_traced_fn = self.extern_label(frame::pg_frame_handoff_traced as *const () as usize);
+        let eval_fn = self.extern_label(cpython::_PyEval_EvalFrameDefault as *const () as usize);
         x64!(self.ops
             ; xor eax, eax
             ; jmp =>epilogue
@@ -888,24 +923,21 @@ impl Emitter {
             ; mov rsi, r12
             ; mov rdx, r14
             ; lea rcx, [rbp - CFRAME]
-            ; mov rax, QWORD frame::pg_frame_handoff as *const () as usize as i64
-            ; call rax
+            ; call =>handoff_fn
             ; jmp =>epilogue
             ; =>handoff_traced
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; lea rcx, [rbp - CFRAME]
-            ; mov rax, QWORD frame::pg_frame_handoff_traced as *const () as usize as i64
-            ; call rax
+            ; call =>handoff_traced_fn
             ; jmp =>epilogue
             ; =>delegate
             // The interpreter runs the whole frame (resumed mid-way, or recursion limit reached).
             ; mov rdi, r13
             ; mov rsi, r12
             ; xor edx, edx
-            ; mov rax, QWORD cpython::_PyEval_EvalFrameDefault as *const () as usize as i64
-            ; call rax
+            ; call =>eval_fn
             ; =>epilogue
             ; add rsp, 40
             ; pop r15
@@ -948,9 +980,9 @@ impl Emitter {
                             if let Some(unit) = unit {
                                 self.store_cold_unit(unit);
                             }
+                            let dealloc_fn = self.extern_label(cpython::_Py_Dealloc as *const () as usize);
                             x64!(self.ops
-                                ; mov rax, QWORD cpython::_Py_Dealloc as *const () as usize as i64
-                                ; call rax
+                                ; call =>dealloc_fn
                             );
                         }
                         if after == AfterCold::CheckUnlessPaired {
@@ -969,22 +1001,22 @@ impl Emitter {
                         emit(self);
                     }
                     Stub::EvalBreaker { label, resume, handoff } => {
+                        let breaker_fn = self.extern_label(frame::pg_eval_breaker as *const () as usize);
                         x64!(self.ops
                             ; =>label
                             ; mov rdi, r13
-                            ; mov rax, QWORD frame::pg_eval_breaker as *const () as usize as i64
-                            ; call rax
+                            ; call =>breaker_fn
                             ; test eax, eax
                             ; jz =>resume
                             ; jmp =>handoff
                         );
                     }
                     Stub::Pending { label, resume, error } => {
+                        let pending_fn = self.extern_label(frame::pg_handle_pending as *const () as usize);
                         x64!(self.ops
                             ; =>label
                             ; mov rdi, r13
-                            ; mov rax, QWORD frame::pg_handle_pending as *const () as usize as i64
-                            ; call rax
+                            ; call =>pending_fn
                             ; test eax, eax
                             ; jnz =>error
                             ; jmp =>resume
@@ -1004,6 +1036,15 @@ impl Emitter {
         // now would get the last instruction's handler).
         self.finished = true;
         self.emit_error_exits();
+        // The trampolines, last: `rax` holds no argument of any function called (none is
+        // variadic), so it can carry the address.
+        for (addr, label) in std::mem::take(&mut self.trampolines) {
+            x64!(self.ops
+                ; =>label
+                ; mov rax, QWORD addr as i64
+                ; jmp rax
+            );
+        }
         cold_start
     }
 
@@ -1013,6 +1054,7 @@ impl Emitter {
         let raise_out = self.raise_out;
         for (handler, from_error, label) in std::mem::take(&mut self.error_exits) {
             let packed = handler.map_or(exceptions::NO_HANDLER, |h| exceptions::packed_handler(h.depth, h.push_lasti));
+            let unwind_fn = self.extern_label(exceptions::pg_unwind as *const () as usize);
             x64!(self.ops
                 ; =>label
                 ; and r14, -4   // either tag (see `exceptions::unwind_at`)
@@ -1021,8 +1063,7 @@ impl Emitter {
                 ; mov rdx, r14
                 ; mov rcx, QWORD packed as i64
                 ; mov r8d, from_error as i32
-                ; mov rax, QWORD exceptions::pg_unwind as *const () as usize as i64
-                ; call rax
+                ; call =>unwind_fn
                 ; mov r14, rax
             );
             match handler {

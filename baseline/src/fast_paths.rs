@@ -68,9 +68,9 @@ fn call_lookup(e: &mut Emitter, routine: impl Fn(&shared_lookups::Lookups) -> us
     if let Some(depth) = owner_depth {
         x64!(e.ops ; mov rdi, [r14 - 8 * depth]);
     }
+    let lookup = e.extern_label(routine(lookups));
     x64!(e.ops
-        ; mov rax, QWORD routine(lookups) as i64
-        ; call rax
+        ; call =>lookup
         ; test rax, rax
         ; jz =>slow
     );
@@ -103,17 +103,17 @@ pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
 /// STORE_ATTR (stack: value, owner): an instance value (set or new), an attribute of an
 /// instance whose dict was made, or a writable slot.
 pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
-    let (slow, done) = (e.label(), e.label());
+    let (slow, done, with_dict) = (e.label(), e.label(), e.label());
     guard_type_version(e, site, 1, slow);
     x64!(e.ops
         ; mov edx, DWORD [rcx + ic::KIND]
         ; cmp edx, kind::INSTANCE_DICT as i32
-        ; je >with_dict
+        ; je =>with_dict
         ; cmp edx, kind::INSTANCE_VALUE as i32
         ; jne >slot
         ; mov r9, [rdi + ic::VALUES_DISP]
         ; test r9, r9
-        ; jz >with_dict
+        ; jz =>with_dict
         ; mov rdx, [rcx + ic::VALUE]
         ; lea rax, [r9 + rdx * 8]
         ; cmp QWORD [rax], 0
@@ -152,32 +152,34 @@ pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; mov BYTE [r9 - 2], r8b            // *size_ptr = size
     );
     e.decref_rdi(); // the owner
-    // An instance whose dict was made: the generic path's PyDict_SetItem, without the rest.
+    // An instance whose dict was made (rarer than values): the generic path's PyDict_SetItem,
+    // without the rest, in the cold section.
     let error = e.error_exit();
-    x64!(e.ops
-        ; jmp =>done
-        ; with_dict:
-        ; mov rax, [rdi + ic::DICT_DISP]
-        ; test rax, rax
-        ; jz =>slow
-        ; add QWORD [rcx + ic::HITS], 1
-        ; mov rbx, rdi
-        ; mov rdi, rax
-        ; mov rsi, [rcx + ic::NAME]
-        ; mov rdx, [r14 - 16]
-        ; mov rax, QWORD ffi::PyDict_SetItem as *const () as usize as i64
-        ; call rax
-        ; sub r14, 16
-        ; mov ebx, eax                      // 0, or -1 with an exception set
-        ; mov rdi, [r14]
-    );
-    e.decref_rdi(); // the value (the dict holds its own reference), then the owner
-    x64!(e.ops ; mov rdi, [r14 + 8]);
-    e.decref_rdi();
-    x64!(e.ops
-        ; test ebx, ebx
-        ; jnz =>error
-    );
+    e.cold(with_dict, move |e| {
+        let callee = e.extern_label(ffi::PyDict_SetItem as *const () as usize);
+        x64!(e.ops
+            ; mov rax, [rdi + ic::DICT_DISP]
+            ; test rax, rax
+            ; jz =>slow
+            ; add QWORD [rcx + ic::HITS], 1
+            ; mov rbx, rdi
+            ; mov rdi, rax
+            ; mov rsi, [rcx + ic::NAME]
+            ; mov rdx, [r14 - 16]
+            ; call =>callee
+            ; sub r14, 16
+            ; mov ebx, eax                      // 0, or -1 with an exception set
+            ; mov rdi, [r14]
+        );
+        e.decref_rdi(); // the value (the dict holds its own reference), then the owner
+        x64!(e.ops ; mov rdi, [r14 + 8]);
+        e.decref_rdi();
+        x64!(e.ops
+            ; test ebx, ebx
+            ; jnz =>error
+            ; jmp =>done
+        );
+    });
     slow_path(e, ins, ic::pg_store_attr_cached, site, slow, done);
 }
 
@@ -217,11 +219,11 @@ fn float_operation(e: &mut Emitter, op: u32, slow: DynamicLabel, boxed: DynamicL
             ; divsd xmm0, xmm1
         ),
     }
+    let callee = e.extern_label(ffi::PyFloat_FromDouble as *const () as usize);
     x64!(e.ops
         ; mov rcx, QWORD cache_addr(site)
         ; add QWORD [rcx + ic::KEY2], 1
-        ; mov rax, QWORD ffi::PyFloat_FromDouble as *const () as usize as i64
-        ; call rax
+        ; call =>callee
         ; jmp =>boxed
     );
 }
@@ -353,11 +355,11 @@ fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabe
                 }
             }
         }
+        let callee = e.extern_label(ffi::PyLong_FromLongLong as *const () as usize);
         x64!(e.ops
             ; add QWORD [rcx + ic::KEY3], 1
             ; mov rdi, rax
-            ; mov rax, QWORD ffi::PyLong_FromLongLong as *const () as usize as i64
-            ; call rax
+            ; call =>callee
             ; jmp =>boxed
         );
     }
@@ -473,6 +475,7 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
     x64!(e.ops ; jmp >decided ; string:);
     if matches!(cond, Cond::Eq | Cond::Ne) {
         // COMPARE_OP_STR_JUMP: `_PyUnicode_Equal` (a C function; same object, equal).
+        let callee = e.extern_label(cpython::_PyUnicode_Equal as *const () as usize);
         x64!(e.ops
             ; cmp eax, COMPARE_STR as i32
             ; jne =>slow
@@ -482,8 +485,7 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
             ; mov bl, 1
             ; cmp rdi, rsi
             ; je >same
-            ; mov rax, QWORD cpython::_PyUnicode_Equal as *const () as usize as i64
-            ; call rax
+            ; call =>callee
             ; test eax, eax
             ; setnz bl
             ; mov rcx, QWORD site as i64
@@ -778,6 +780,7 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
             addr_of_type(std::ptr::addr_of_mut!(ffi::PyTupleIter_Type)),
             addr_of_type(std::ptr::addr_of_mut!(ffi::PyRangeIter_Type)),
         );
+        let callee = e.extern_label(ffi::PyLong_FromLong as *const () as usize);
         x64!(e.ops
             ; mov rdi, [r14 - 8]
             ; mov rax, [rdi + OB_TYPE]
@@ -793,8 +796,7 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
             ; add rcx, 1
             ; mov [rdi + R_INDEX], rcx
             ; mov rdi, rax
-            ; mov rax, QWORD ffi::PyLong_FromLong as *const () as usize as i64
-            ; call rax
+            ; call =>callee
             ; test rax, rax
             ; jz =>error                        // MemoryError: the iterator stays, as in ceval
             ; jmp >pushed
@@ -942,14 +944,14 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
     e.cold(slow, move |e| {
         if let Some((after_call, error, pending)) = after_call {
             let generic = e.label();
+            let callee = e.extern_label(pg_call_c_form as *const () as usize);
             x64!(e.ops
                 ; mov rdi, r13
                 ; mov rsi, r12
                 ; mov rdx, r14
                 ; mov ecx, oparg
                 ; mov r8, QWORD site as i64
-                ; mov rax, QWORD pg_call_c_form as *const () as usize as i64
-                ; call rax
+                ; call =>callee
                 ; test rax, rax
                 ; jz =>generic
             );
@@ -965,6 +967,7 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
                 ; =>generic
             );
         }
+        let callee = e.extern_label(pg_precall as *const () as usize);
         x64!(e.ops
             ; mov rdi, r13
             ; mov rsi, r12
@@ -972,8 +975,7 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
             ; mov ecx, oparg
             ; mov r8, QWORD kwnames as i64
             ; mov r9, QWORD site as i64
-            ; mov rax, QWORD pg_precall as *const () as usize as i64
-            ; call rax
+            ; call =>callee
         );
         e.check_helper_moved(opcode, oparg as u32);
         x64!(e.ops ; mov r14, rax ; jmp =>done);

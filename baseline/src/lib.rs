@@ -229,7 +229,7 @@ fn emit(
     let io_error = |e: std::io::Error| CompileError::NotSupported(format!("code memory: {e}"));
     // About 210 bytes per instruction in the median, 300 at the 95th percentile.
     let capacity = 4096 + 256 * instrs.len();
-    let mut e = Emitter::new(view.first_instr, warmth, capacity).map_err(io_error)?;
+    let mut e = Emitter::new(view.first_instr, n_units, warmth, capacity).map_err(io_error)?;
     let mut starts = vec![None; n_units + 1];
     for ins in instrs {
         starts[ins.start] = Some(e.label());

@@ -386,13 +386,13 @@ pub fn gen_instr(
             e.incref_rax();
             e.push_rax();
             e.cold(unbound, move |e| {
+                let callee = e.extern_label(h::pg_load_deref as *const () as usize);
                 x64!(e.ops
                     ; mov rdi, r13
                     ; mov rsi, r12
                     ; mov rdx, r14
                     ; mov ecx, oparg as i32
-                    ; mov rax, QWORD h::pg_load_deref as *const () as usize as i64
-                    ; call rax
+                    ; call =>callee
                     ; mov r14, rax
                     ; jmp =>error
                 );
@@ -498,11 +498,11 @@ pub fn gen_instr(
             x64!(e.ops ; jmp =>others);
             e.cold(others, move |e| {
                 crate::fast_paths::truth_inline(e, on_true, on_false);
+                let callee = e.extern_label(h::pg_pop_truth as *const () as usize);
                 x64!(e.ops
                     // Anything else: PyObject_IsTrue, which releases the value.
                     ; lea rdi, [r14 + 8]
-                    ; mov rax, QWORD h::pg_pop_truth as *const () as usize as i64
-                    ; call rax
+                    ; call =>callee
                     ; test eax, eax
                     ; js =>error
                     ; jnz =>on_true
@@ -551,6 +551,7 @@ pub fn gen_instr(
             let t = target();
             let error = e.error_exit();
             let (on_true, on_false, pop) = (e.label(), e.label(), e.label());
+            let callee = e.extern_label(h::pg_peek_truth as *const () as usize);
             x64!(e.ops
                 ; mov rdi, [r14 - 8]
                 ; mov rax, QWORD py_true
@@ -560,8 +561,7 @@ pub fn gen_instr(
                 ; cmp rdi, rax
                 ; je =>on_false
                 ; mov rdi, r14
-                ; mov rax, QWORD h::pg_peek_truth as *const () as usize as i64
-                ; call rax
+                ; call =>callee
                 ; test eax, eax
                 ; js =>error
                 ; jnz =>on_true
@@ -617,6 +617,7 @@ pub fn gen_instr(
         CALL => {
             let error = e.error_exit();
             let generic = move |e: &mut Emitter| {
+                let callee = e.extern_label(h::pg_call as *const () as usize);
                 x64!(e.ops
                     ; mov rdi, r13
                     ; mov rsi, r12
@@ -624,8 +625,7 @@ pub fn gen_instr(
                     ; mov ecx, oparg as i32
                     ; mov r8, QWORD kwnames as i64
                     ; mov r9, QWORD site as i64
-                    ; mov rax, QWORD h::pg_call as *const () as usize as i64
-                    ; call rax
+                    ; call =>callee
                 );
             };
             match crate::direct_entry::call_stub().filter(|_| kwnames.is_null() && !site.is_null()) {
@@ -636,6 +636,7 @@ pub fn gen_instr(
                     let function_type = std::ptr::addr_of!(ffi::PyFunction_Type) as i64;
                     let last_unit = e.unit_addr(ins.last_unit() as isize) as i64;
                     let callable = -8 * (oparg as i32 + 1);
+                    let stub_fn = e.extern_label(stub);
                     x64!(e.ops
                         ; mov rax, [r14 + callable - 8]
                         ; test rax, rax
@@ -649,8 +650,7 @@ pub fn gen_instr(
                         ; mov ecx, oparg as i32
                         ; mov r8, QWORD last_unit
                         ; mov r9, QWORD site as i64
-                        ; mov rax, QWORD stub as i64
-                        ; call rax
+                        ; call =>stub_fn
                         ; test rax, rax
                         ; jz =>generic_call
                         ; =>joined
