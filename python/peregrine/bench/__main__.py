@@ -19,6 +19,7 @@ from .runner import FULL, QUICK, Settings, progress, run_probe, run_pyperf
 from .suite import (
     ALL_BENCHMARKS,
     CONFIGURATIONS,
+    Configuration,
     REFERENCE,
     find_workloads_dir,
     pyperformance_benchmarks_dir,
@@ -40,6 +41,11 @@ def build_parser():
     parser.add_argument("--workloads", help="directory of our own workloads (default: find benches/workloads/)")
     parser.add_argument("--processes", type=int, help="override pyperf worker processes per benchmark")
     parser.add_argument("--values", type=int, help="override pyperf values per worker process")
+    parser.add_argument(
+        "--baseline-thresholds",
+        help="comma-separated baseline thresholds: one configuration baseline@N per threshold "
+        "(optimizer off), for sweeping the default (docs/thresholds.md)",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up runs and chart")
     parser.add_argument("--list", action="store_true", help="list benchmarks and configurations, then exit")
     return parser
@@ -68,7 +74,25 @@ def select(options, parser_error):
             parser_error(f"unknown configuration(s): {', '.join(unknown)} (see --list)")
         wanted = {REFERENCE, *_split(options.configs)}  # every ratio is against stock
         configurations = [c for c in CONFIGURATIONS if c.name in wanted]
+    if options.baseline_thresholds:
+        sweep = []
+        for text in _split(options.baseline_thresholds):
+            if not text.isdigit():
+                parser_error(f"--baseline-thresholds: {text!r} is not a non-negative integer")
+            sweep.append(threshold_configuration(int(text)))
+        if not options.configs:
+            configurations = [c for c in CONFIGURATIONS if c.name == REFERENCE]
+        configurations = configurations + sweep
     return benchmarks, configurations
+
+
+def threshold_configuration(threshold):
+    """The baseline tier alone at `threshold` entries, for a threshold sweep."""
+    return Configuration(
+        f"baseline@{threshold}",
+        f"baseline tier only, threshold {threshold}, optimizer off",
+        {"PEREGRINE": "1", "PEREGRINE_BASELINE_THRESHOLD": str(threshold), "PEREGRINE_OPTIMIZE_THRESHOLD": "off"},
+    )
 
 
 def list_suite():
