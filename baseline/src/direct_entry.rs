@@ -25,11 +25,12 @@
 //! its end, another frame-evaluation function) is declined before anything is touched
 //! ([`entry_checks`]).
 
+use crate::offsets::*;
 use crate::emitter::x64;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, ExecutableBuffer};
 use peregrine_runtime::code_state::{self, offsets as state};
 use peregrine_runtime::cpython::layout::INTERP_EVAL_FRAME_OFFSET;
-use peregrine_runtime::cpython::{co_flags, ffi, ref_debug, CFrame, CodeObject, FunctionObject, InterpreterFrame, StackChunk, ThreadState};
+use peregrine_runtime::cpython::{co_flags, ffi, ref_debug};
 use peregrine_runtime::cpython::{frame_state, layout::ErrStackItem, GenObject};
 use peregrine_runtime::jit::ops::{self, OpHelper};
 use peregrine_runtime::jit::{direct_call, gen, specialize::RUNNING_OFFSET};
@@ -76,41 +77,8 @@ pub fn for_iter_stub() -> OpHelper {
     }
 }
 
-const OB_TYPE: i32 = offset_of!(ffi::PyObject, ob_type) as i32;
-const TSTATE_INTERP: i32 = offset_of!(ThreadState, interp) as i32;
-const TSTATE_CFRAME: i32 = offset_of!(ThreadState, cframe) as i32;
-const TSTATE_RECURSION_REMAINING: i32 = offset_of!(ThreadState, recursion_remaining) as i32;
-const TSTATE_DS_CHUNK: i32 = offset_of!(ThreadState, datastack_chunk) as i32;
-const TSTATE_DS_TOP: i32 = offset_of!(ThreadState, datastack_top) as i32;
-const TSTATE_DS_LIMIT: i32 = offset_of!(ThreadState, datastack_limit) as i32;
-const CFRAME_USE_TRACING: i32 = offset_of!(CFrame, use_tracing) as i32;
-const CHUNK_DATA: i32 = offset_of!(StackChunk, data) as i32;
-const FUNC_CODE: i32 = offset_of!(FunctionObject, func_code) as i32;
-const FUNC_GLOBALS: i32 = offset_of!(FunctionObject, func_globals) as i32;
-const FUNC_BUILTINS: i32 = offset_of!(FunctionObject, func_builtins) as i32;
-const FUNC_DEFAULTS: i32 = offset_of!(FunctionObject, func_defaults) as i32;
-const OB_SIZE: i32 = offset_of!(ffi::PyVarObject, ob_size) as i32;
-const TUPLE_ITEMS: i32 = offset_of!(ffi::PyTupleObject, ob_item) as i32;
-const CO_FLAGS: i32 = offset_of!(CodeObject, co_flags) as i32;
-const CO_ARGCOUNT: i32 = offset_of!(CodeObject, co_argcount) as i32;
-const CO_KWONLYARGCOUNT: i32 = offset_of!(CodeObject, co_kwonlyargcount) as i32;
-const CO_NLOCALSPLUS: i32 = offset_of!(CodeObject, co_nlocalsplus) as i32;
-const CO_STACKSIZE: i32 = offset_of!(CodeObject, co_stacksize) as i32;
-const CO_EXTRA: i32 = offset_of!(CodeObject, co_extra) as i32;
-const CO_CODE_ADAPTIVE: i32 = offset_of!(CodeObject, co_code_adaptive) as i32;
-const F_FUNC: i32 = offset_of!(InterpreterFrame, f_func) as i32;
-const F_GLOBALS: i32 = offset_of!(InterpreterFrame, f_globals) as i32;
-const F_BUILTINS: i32 = offset_of!(InterpreterFrame, f_builtins) as i32;
-const F_LOCALS: i32 = offset_of!(InterpreterFrame, f_locals) as i32;
-const F_CODE: i32 = offset_of!(InterpreterFrame, f_code) as i32;
-const F_FRAME_OBJ: i32 = offset_of!(InterpreterFrame, frame_obj) as i32;
-const F_PREV_INSTR: i32 = offset_of!(InterpreterFrame, prev_instr) as i32;
-const F_STACKTOP: i32 = offset_of!(InterpreterFrame, stacktop) as i32;
-const F_IS_ENTRY: i32 = offset_of!(InterpreterFrame, is_entry) as i32;
-const F_OWNER: i32 = offset_of!(InterpreterFrame, owner) as i32;
 // `is_entry` and `owner` are written by one 16-bit store.
 const _: () = assert!(F_OWNER == F_IS_ENTRY + 1);
-const F_LOCALSPLUS: i32 = offset_of!(InterpreterFrame, localsplus) as i32;
 
 /// `Py_XDECREF(rdi)`; may run a destructor. Clobbers the caller-saved registers. Against a debug
 /// interpreter, its own function (which keeps `_Py_RefTotal` and checks the count).
@@ -584,14 +552,7 @@ enum Resumer {
     ForIter,
 }
 
-const GI_CODE: i32 = offset_of!(GenObject, gi_code) as i32;
-const GI_FRAME_STATE: i32 = offset_of!(GenObject, gi_frame_state) as i32;
-const GI_IFRAME: i32 = offset_of!(GenObject, gi_iframe) as i32;
 const GI_EXC_PREVIOUS: i32 = (offset_of!(GenObject, gi_exc_state) + offset_of!(ErrStackItem, previous_item)) as i32;
-const GI_EXC_STATE: i32 = offset_of!(GenObject, gi_exc_state) as i32;
-const TSTATE_EXC_INFO: i32 = offset_of!(ThreadState, exc_info) as i32;
-const CFRAME_CURRENT_FRAME: i32 = offset_of!(CFrame, current_frame) as i32;
-const F_PREVIOUS: i32 = offset_of!(InterpreterFrame, previous) as i32;
 
 /// SEND's or FOR_ITER's helper (see the module documentation): `direct_resume::resume` in
 /// machine code for a suspended exact generator (or coroutine, for SEND) whose code may enter

@@ -8,10 +8,11 @@
 //! latch (`WarmthCounters::warm_latch`). The compiled function's own stack frame holds our
 //! `_PyCFrame` at `[rbp - CFRAME]`.
 
+use crate::offsets::*;
 use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::code_state::{WarmthCounters, WARMUP_DELAY};
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
-use peregrine_runtime::cpython::{self, frame_state, ref_debug, CFrame, CevalState, CodeObject, GenObject, InterpreterFrame, ThreadState};
+use peregrine_runtime::cpython::{self, frame_state, ref_debug, CevalState, CodeObject, GenObject};
 use peregrine_runtime::jit::{self, exceptions, frame, gen};
 use peregrine_runtime::jit::ops::{self, OpHelper, SiteHelper};
 use peregrine_runtime::jit::specialize::Site;
@@ -28,20 +29,9 @@ macro_rules! x64 {
 }
 pub(crate) use x64;
 
-pub const FRAME_LOCALSPLUS: i32 = offset_of!(InterpreterFrame, localsplus) as i32;
-const FRAME_PREV_INSTR: i32 = offset_of!(InterpreterFrame, prev_instr) as i32;
 /// `gi_frame_state` of the generator that owns a frame, relative to the frame.
 const GEN_FRAME_STATE: i32 =
     offset_of!(GenObject, gi_frame_state) as i32 - offset_of!(GenObject, gi_iframe) as i32;
-const TSTATE_INTERP: i32 = offset_of!(ThreadState, interp) as i32;
-const TSTATE_CFRAME: i32 = offset_of!(ThreadState, cframe) as i32;
-const TSTATE_RECURSION_REMAINING: i32 = offset_of!(ThreadState, recursion_remaining) as i32;
-const FRAME_PREVIOUS: i32 = offset_of!(InterpreterFrame, previous) as i32;
-const FRAME_STACKTOP: i32 = offset_of!(InterpreterFrame, stacktop) as i32;
-const FRAME_IS_ENTRY: i32 = offset_of!(InterpreterFrame, is_entry) as i32;
-const CFRAME_USE_TRACING: i32 = offset_of!(CFrame, use_tracing) as i32;
-const CFRAME_CURRENT_FRAME: i32 = offset_of!(CFrame, current_frame) as i32;
-const CFRAME_PREVIOUS: i32 = offset_of!(CFrame, previous) as i32;
 const EVAL_BREAKER: i32 = (INTERP_CEVAL_OFFSET + offset_of!(CevalState, eval_breaker)) as i32;
 /// Our `_PyCFrame` lives at `[rbp - CFRAME]` (24 bytes; see the prologue).
 pub const CFRAME: i32 = 80;
@@ -151,7 +141,7 @@ pub struct Emitter {
     first_instr: usize,
     /// Whether every value `prev_instr` takes while this code runs (its code's units, and the
     /// unit before the first, where frames start) has the same upper 32 bits: then storing the
-    /// lower half moves it (8 bytes of machine code instead of 18, at every instruction).
+    /// lower half moves it (9 bytes of machine code instead of 18, at every instruction).
     units_share_high_half: bool,
     /// The code state's counts of entries and backward jumps (`u32`s).
     warmth: WarmthCounters,
@@ -295,7 +285,7 @@ impl Emitter {
             // Only a fresh frame: `prev_instr` one unit before the code.
             x64!(self.ops
                 ; mov rax, QWORD (self.first_instr - 2) as i64
-                ; cmp [r12 + FRAME_PREV_INSTR], rax
+                ; cmp [r12 + F_PREV_INSTR], rax
                 ; jne =>slow
             );
         }
@@ -309,14 +299,14 @@ impl Emitter {
             ; mov [rbp - CFRAME + CFRAME_PREVIOUS], rcx
             ; lea rdx, [rbp - CFRAME]
             ; mov [r13 + TSTATE_CFRAME], rdx
-            ; mov BYTE [r12 + FRAME_IS_ENTRY], 1
+            ; mov BYTE [r12 + F_IS_ENTRY], 1
             ; mov rax, [rcx + CFRAME_CURRENT_FRAME]
-            ; mov [r12 + FRAME_PREVIOUS], rax
+            ; mov [r12 + F_PREVIOUS], rax
             ; mov [rbp - CFRAME + CFRAME_CURRENT_FRAME], r12
             ; sub DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
-            ; movsxd rax, DWORD [r12 + FRAME_STACKTOP]
-            ; lea r14, [r12 + rax * 8 + FRAME_LOCALSPLUS]
-            ; mov DWORD [r12 + FRAME_STACKTOP], -1   // as ceval: the GC must not read the stack
+            ; movsxd rax, DWORD [r12 + F_STACKTOP]
+            ; lea r14, [r12 + rax * 8 + F_LOCALSPLUS]
+            ; mov DWORD [r12 + F_STACKTOP], -1   // as ceval: the GC must not read the stack
             ; jmp =>entered
             ; =>slow
             ; mov rdi, r13
@@ -341,12 +331,12 @@ impl Emitter {
             ; mov r15, QWORD self.warmth.warm_latch as i64
             ; mov rcx, [r13 + TSTATE_CFRAME]
             ; mov rax, [rcx + CFRAME_CURRENT_FRAME]
-            ; mov [r12 + FRAME_PREVIOUS], rax
+            ; mov [r12 + F_PREVIOUS], rax
             ; mov [rcx + CFRAME_CURRENT_FRAME], r12
             ; sub DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
-            ; movsxd rax, DWORD [r12 + FRAME_STACKTOP]
-            ; lea r14, [r12 + rax * 8 + FRAME_LOCALSPLUS]
-            ; mov DWORD [r12 + FRAME_STACKTOP], -1
+            ; movsxd rax, DWORD [r12 + F_STACKTOP]
+            ; lea r14, [r12 + rax * 8 + F_LOCALSPLUS]
+            ; mov DWORD [r12 + F_STACKTOP], -1
             ; =>entered
         );
         direct
@@ -360,11 +350,11 @@ impl Emitter {
         x64!(self.ops
             ; mov rax, r14
             ; sub rax, r12
-            ; sub rax, FRAME_LOCALSPLUS
+            ; sub rax, F_LOCALSPLUS
             ; sar rax, 3
-            ; mov DWORD [r12 + FRAME_STACKTOP], eax
+            ; mov DWORD [r12 + F_STACKTOP], eax
             ; add DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
-            ; cmp BYTE [r12 + FRAME_IS_ENTRY], 0
+            ; cmp BYTE [r12 + F_IS_ENTRY], 0
             ; je >shared
             ; mov rcx, [rbp - CFRAME + CFRAME_PREVIOUS]
             ; mov [r13 + TSTATE_CFRAME], rcx
@@ -372,7 +362,7 @@ impl Emitter {
             ; mov BYTE [rcx + CFRAME_USE_TRACING], al
             ; jmp >left
             ; shared:
-            ; mov rax, [r12 + FRAME_PREVIOUS]
+            ; mov rax, [r12 + F_PREVIOUS]
             ; mov [rbp - CFRAME + CFRAME_CURRENT_FRAME], rax
             ; left:
         );
@@ -401,11 +391,11 @@ impl Emitter {
         if self.units_share_high_half {
             // Only compiled code writes `prev_instr` while the frame runs here, always with one of
             // these values (the interpreter takes the frame over for good at a hand-off).
-            x64!(self.ops ; mov DWORD [r12 + FRAME_PREV_INSTR], addr as u32 as i32);
+            x64!(self.ops ; mov DWORD [r12 + F_PREV_INSTR], addr as u32 as i32);
         } else {
             x64!(self.ops
                 ; mov rax, QWORD addr as i64
-                ; mov [r12 + FRAME_PREV_INSTR], rax
+                ; mov [r12 + F_PREV_INSTR], rax
             );
         }
     }
@@ -419,7 +409,7 @@ impl Emitter {
         }
     }
 
-    /// `prev_instr` = `unit`. Clobbers `rax`.
+    /// `prev_instr` = `unit`. May clobber `rax`.
     fn store_cold_unit(&mut self, unit: ColdUnit) {
         match unit {
             ColdUnit::Own(own) => self.store_prev_instr(own),
@@ -429,7 +419,7 @@ impl Emitter {
                 ; jz >own
                 ; mov rax, QWORD first_half as i64
                 ; own:
-                ; mov [r12 + FRAME_PREV_INSTR], rax
+                ; mov [r12 + F_PREV_INSTR], rax
             ),
         }
     }
@@ -826,7 +816,7 @@ impl Emitter {
     }
 
     fn load_local_or(&mut self, index: u32, unbound: DynamicLabel) {
-        let disp = FRAME_LOCALSPLUS + 8 * index as i32;
+        let disp = F_LOCALSPLUS + 8 * index as i32;
         x64!(self.ops
             ; mov rax, [r12 + disp]
             ; test rax, rax
@@ -885,7 +875,7 @@ impl Emitter {
         let unknown = self.label();
         let handoff = self.handoff;
         x64!(self.ops
-            ; mov rax, [r12 + FRAME_PREV_INSTR]
+            ; mov rax, [r12 + F_PREV_INSTR]
             ; mov rcx, QWORD self.first_instr as i64
             ; sub rax, rcx
             ; cmp rax, -2
@@ -899,7 +889,7 @@ impl Emitter {
         }
         x64!(self.ops
             ; =>unknown
-            ; mov r8, [r12 + FRAME_PREV_INSTR]
+            ; mov r8, [r12 + F_PREV_INSTR]
             ; mov r9d, ExitReason::ResumedFrame as u32 as i32
             ; jmp =>handoff
         );

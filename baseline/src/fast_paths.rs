@@ -7,6 +7,7 @@
 //! Registers: as in `emitter` (`r12` frame, `r13` thread state, `r14` stack, `rbx` scratch
 //! surviving calls); the caller-saved ones are scratch. Every template here leaves by `done`.
 
+use crate::offsets::*;
 use crate::emitter::{x64, Emitter};
 use crate::shared_lookups;
 use dynasmrt::x64::Rq;
@@ -21,10 +22,6 @@ use peregrine_runtime::jit::specialize::{Site, CACHE_OFFSET, FORM_OFFSET, RUNNIN
 use peregrine_runtime::semantics::operators::nb;
 use std::mem::offset_of;
 
-const OB_TYPE: i32 = offset_of!(ffi::PyObject, ob_type) as i32;
-const OB_SIZE: i32 = offset_of!(ffi::PyVarObject, ob_size) as i32;
-const TP_VERSION: i32 = offset_of!(ffi::PyTypeObject, tp_version_tag) as i32;
-const FLOAT_VALUE: i32 = offset_of!(ffi::PyFloatObject, ob_fval) as i32;
 const DIGIT: i32 = LONG_DIGIT_OFFSET as i32;
 
 /// The address of a site's inline cache.
@@ -572,8 +569,6 @@ fn set_bl(e: &mut Emitter, cond: Cond, signed: bool) {
 }
 
 
-const LIST_ITEMS: i32 = offset_of!(ffi::PyListObject, ob_item) as i32;
-const TUPLE_ITEMS: i32 = offset_of!(ffi::PyTupleObject, ob_item) as i32;
 
 /// `rax` = the index in `rsi` (an exact int, checked here, non-negative of at most one digit,
 /// as ceval's list and tuple forms take it) or on to `slow`. Clobbers `rdx`, `r8`.

@@ -20,29 +20,15 @@
 //! one the inline version took (the kinds' documentation in `inline_cache` says why each guard
 //! suffices).
 
+use crate::offsets::*;
 use crate::emitter::x64;
 use dynasmrt::x64::Assembler;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, ExecutableBuffer};
-use peregrine_runtime::cpython::layout::{
-    DictKeysObject, DictObject, ModuleObject, DICT_KEYS_GENERAL,
-};
-use peregrine_runtime::cpython::{ffi, InterpreterFrame};
+use peregrine_runtime::cpython::layout::DICT_KEYS_GENERAL;
+use peregrine_runtime::cpython::ffi;
 use peregrine_runtime::jit::inline_cache::{self as ic, kind};
-use std::mem::offset_of;
 use std::sync::OnceLock;
 
-const OB_TYPE: i32 = offset_of!(ffi::PyObject, ob_type) as i32;
-const TP_VERSION: i32 = offset_of!(ffi::PyTypeObject, tp_version_tag) as i32;
-const HT_CACHED_KEYS: i32 = offset_of!(ffi::PyHeapTypeObject, ht_cached_keys) as i32;
-const DK_NENTRIES: i32 = offset_of!(DictKeysObject, dk_nentries) as i32;
-const MA_VERSION: i32 = offset_of!(DictObject, ma_version_tag) as i32;
-const MA_KEYS: i32 = offset_of!(DictObject, ma_keys) as i32;
-const DK_KIND: i32 = offset_of!(DictKeysObject, dk_kind) as i32;
-const DK_LOG2_INDEX_BYTES: i32 = offset_of!(DictKeysObject, dk_log2_index_bytes) as i32;
-const DK_INDICES: i32 = offset_of!(DictKeysObject, dk_indices) as i32;
-const MD_DICT: i32 = offset_of!(ModuleObject, md_dict) as i32;
-const F_GLOBALS: i32 = offset_of!(InterpreterFrame, f_globals) as i32;
-const F_BUILTINS: i32 = offset_of!(InterpreterFrame, f_builtins) as i32;
 
 /// The routines' addresses, emitted on first use into one buffer.
 pub struct Lookups {

@@ -9,20 +9,16 @@
 //! hand the frame to the interpreter: the exception-group projection PREP_RERAISE_STAR needs is
 //! private to libpython.
 
-use crate::emitter::{x64, AfterCold, ColdUnit, Emitter, Prelude, FRAME_LOCALSPLUS};
+use crate::offsets::*;
+use crate::emitter::{x64, AfterCold, ColdUnit, Emitter, Prelude};
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::{op, Instr};
-use peregrine_runtime::cpython::{ffi, ref_debug, CellObject, CodeObject, FunctionObject, InterpreterFrame};
+use peregrine_runtime::cpython::{ffi, ref_debug, CodeObject};
 use peregrine_runtime::jit::ops as h;
 use peregrine_runtime::jit::ops::OpHelper;
 use peregrine_runtime::jit::specialize::Site;
 use peregrine_runtime::ExitReason;
 
-const OB_TYPE: i32 = std::mem::offset_of!(ffi::PyObject, ob_type) as i32;
-const CELL_REF: i32 = std::mem::offset_of!(CellObject, ob_ref) as i32;
-const FRAME_FUNC: i32 = std::mem::offset_of!(InterpreterFrame, f_func) as i32;
-const FUNC_CLOSURE: i32 = std::mem::offset_of!(FunctionObject, func_closure) as i32;
-const TUPLE_ITEMS: i32 = std::mem::offset_of!(ffi::PyTupleObject, ob_item) as i32;
 
 /// What the template of an opcode is.
 #[derive(Clone, Copy)]
@@ -341,7 +337,7 @@ pub fn gen_instr(
         _ => {}
     }
     let oparg = ins.oparg;
-    let local = FRAME_LOCALSPLUS + 8 * oparg as i32;
+    let local = F_LOCALSPLUS + 8 * oparg as i32;
     let target = || labels(ins.jump_target().expect("a jump"));
     // SAFETY-free: addresses of the bool/None singletons, compared by identity.
     let (py_true, py_false, py_none) =
@@ -418,9 +414,9 @@ pub fn gen_instr(
                 (c.co_nlocalsplus as u32, c.co_nfreevars as u32, (c.co_nlocals + c.co_nplaincellvars) as u32)
             };
             if oparg == nfreevars && before + oparg == nlocalsplus && oparg <= 16 {
-                let first = FRAME_LOCALSPLUS + 8 * (nlocalsplus - oparg) as i32;
+                let first = F_LOCALSPLUS + 8 * (nlocalsplus - oparg) as i32;
                 x64!(e.ops
-                    ; mov rax, [r12 + FRAME_FUNC]
+                    ; mov rax, [r12 + F_FUNC]
                     ; mov rax, [rax + FUNC_CLOSURE]
                 );
                 for i in 0..oparg as i32 {
