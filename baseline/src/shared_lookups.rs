@@ -71,6 +71,20 @@ macro_rules! guard_type_version {
     };
 }
 
+/// The owner, a module (`rdi`), still has the dict version the cache saw (`KEY2`), else `miss`.
+macro_rules! guard_module_version {
+    ($ops:expr) => {
+        x64!($ops
+            ; mov rax, [rdi + MD_DICT]
+            ; test rax, rax
+            ; jz >miss                           // cleared by the GC (tp_clear) while still alive
+            ; mov rax, [rax + MA_VERSION]
+            ; cmp rax, [rcx + ic::KEY2]
+            ; jne >miss
+        )
+    };
+}
+
 /// Looks the cache's name up in the dict at `[rdi + dict_disp]` if it was made and its keys are
 /// all strs (such a lookup runs no Python code and cannot fail), else `miss`. Leaves the value
 /// (borrowed) or null in `rax`; `rcx` and `rdi` kept. Entered with `rsp` 8 below a 16-byte
@@ -214,12 +228,9 @@ fn emit_load_attr(ops: &mut Assembler) {
         ; mov rax, [rcx + ic::VALUE]
         ; jmp >hit
         ; module:                            // kind::MODULE, the only other LOAD_ATTR kind
-        ; mov rax, [rdi + MD_DICT]
-        ; test rax, rax
-        ; jz >miss                           // cleared by the GC (tp_clear) while still alive
-        ; mov rax, [rax + MA_VERSION]
-        ; cmp rax, [rcx + ic::KEY2]
-        ; jne >miss
+    );
+    guard_module_version!(ops);
+    x64!(ops
         ; mov rax, [rcx + ic::VALUE]
         ; jmp >hit
         ; dict_at:                           // the dict at the type's offset (cache VALUE)
@@ -273,12 +284,9 @@ fn emit_load_method(ops: &mut Assembler) {
         ; mov edx, 1
         ; ret
         ; module:                            // kind::MODULE
-        ; mov rax, [rdi + MD_DICT]
-        ; test rax, rax
-        ; jz >miss                           // cleared by the GC (tp_clear) while still alive
-        ; mov rax, [rax + MA_VERSION]
-        ; cmp rax, [rcx + ic::KEY2]
-        ; jne >miss
+    );
+    guard_module_version!(ops);
+    x64!(ops
         ; add QWORD [rcx + ic::HITS], 1
         ; mov rax, [rcx + ic::VALUE]
         ; xor edx, edx
