@@ -21,6 +21,8 @@ import sysconfig
 import time
 from pathlib import Path
 
+from peregrine.bench.suite import threshold_configuration
+
 MAIN_JOB_PACKAGES = (
     "email json asyncio unittest xml http urllib logging multiprocessing concurrent importlib idlelib tkinter "
     "lib2to3 distutils"
@@ -32,17 +34,12 @@ def main_job_targets():
     return [os.path.join(stdlib, p) for p in MAIN_JOB_PACKAGES]
 
 
-def time_main_job(env, runs):
-    """Wall times of `runs` runs of pyflakes over the main job's packages under `env`, and the
-    output of the first (for the comparison with stock)."""
-    times, first = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "pyflakes", *main_job_targets()], env=env, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if first is None:
-            first = (done.returncode, done.stdout)
-    return times, first
+def run_main_job(env):
+    """One run of pyflakes over the main job's packages under `env`: its wall time, and its exit
+    code and output (compared with stock's)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pyflakes", *main_job_targets()], env=env, capture_output=True, text=True)
+    return time.perf_counter() - start, (done.returncode, done.stdout)
 
 
 def main():
@@ -66,18 +63,16 @@ def main():
         )
 
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PEREGRINE")}
-    configs = [("stock", base_env)] + [
-        (f"baseline@{t}", {**base_env, "PEREGRINE": "1", "PEREGRINE_BASELINE_THRESHOLD": str(t), "PEREGRINE_OPTIMIZE_THRESHOLD": "off"})
-        for t in thresholds
-    ]
+    sweep = [threshold_configuration(t) for t in thresholds]
+    configs = [("stock", base_env)] + [(c.name, {**base_env, **c.env}) for c in sweep]
     # Interleaved, so a slow spell of the host hits every configuration alike.
     times = {name: [] for name, _ in configs}
     outputs = {}
     for _ in range(options.runs):
         for name, env in configs:
-            t, first = time_main_job(env, 1)
-            times[name] += t
-            outputs.setdefault(name, first)
+            t, output = run_main_job(env)
+            times[name].append(t)
+            outputs.setdefault(name, output)
     stock_best = min(times["stock"])
     rows = []
     for name, _ in configs:

@@ -19,11 +19,11 @@ from .runner import FULL, QUICK, Settings, progress, run_probe, run_pyperf
 from .suite import (
     ALL_BENCHMARKS,
     CONFIGURATIONS,
-    Configuration,
     REFERENCE,
     find_workloads_dir,
     pyperformance_benchmarks_dir,
     script_path,
+    threshold_configuration,
 )
 
 PIP_COMMAND = f"{Path(sys.executable).name} -m pip install pyperf pyperformance matplotlib"
@@ -85,14 +85,6 @@ def select(options, parser_error):
         configurations = configurations + sweep
     return benchmarks, configurations
 
-
-def threshold_configuration(threshold):
-    """The baseline tier alone at `threshold` entries, for a threshold sweep."""
-    return Configuration(
-        f"baseline@{threshold}",
-        f"baseline tier only, threshold {threshold}, optimizer off",
-        {"PEREGRINE": "1", "PEREGRINE_BASELINE_THRESHOLD": str(threshold), "PEREGRINE_OPTIMIZE_THRESHOLD": "off"},
-    )
 
 
 def list_suite():

@@ -51,6 +51,15 @@ CONFIGURATIONS = [
 REFERENCE = "stock"
 
 
+def threshold_configuration(threshold):
+    """The baseline tier alone at `threshold` entries, for a threshold sweep."""
+    return Configuration(
+        f"baseline@{threshold}",
+        f"baseline tier only, threshold {threshold}, optimizer off",
+        {"PEREGRINE": "1", "PEREGRINE_BASELINE_THRESHOLD": str(threshold), "PEREGRINE_OPTIMIZE_THRESHOLD": "off"},
+    )
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
