@@ -12,7 +12,8 @@ dis.get_instructions, so CACHE entries are not counted).
 
     PYTHONPATH=python python3 scripts/baseline_coverage.py [--json PATH] [--limit N]
 
-Compiled code objects are dropped right after their measurement (each holds an mmap).
+Compiled code objects are dropped right after their measurement (their space in the code arena
+is reused).
 """
 
 import argparse

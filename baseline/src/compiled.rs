@@ -1,6 +1,6 @@
 //! Baseline machine code for one code object, owned by its `CodeState` and freed with it.
 
-use dynasmrt::ExecutableBuffer;
+use peregrine_runtime::code_arena::CodeBlock;
 use peregrine_runtime::code_state::CompiledCode;
 use peregrine_runtime::jit::specialize::{Site, Warmth};
 use peregrine_runtime::cpython::EvalFrameFn;
@@ -18,7 +18,8 @@ pub struct InstrOffset {
 
 /// The executable code of one code object plus what debugging tools need to read it.
 pub struct BaselineCode {
-    pub(crate) buffer: ExecutableBuffer,
+    /// Where the machine code lives, in the code arena.
+    pub(crate) block: CodeBlock,
     /// Where each bytecode instruction's template starts, in code order.
     pub(crate) instr_offsets: Vec<InstrOffset>,
     /// Native offset where the cold stubs begin (error and hand-off paths).
@@ -46,7 +47,7 @@ impl BaselineCode {
 
     /// The machine code bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.buffer
+        self.block.bytes()
     }
 
     /// Where each bytecode instruction's template starts.
@@ -65,17 +66,17 @@ impl CompiledCode for BaselineCode {
     }
 
     fn entry(&self) -> EvalFrameFn {
-        // SAFETY: the buffer starts with a function of the eval-frame signature (emitter.rs
+        // SAFETY: the block starts with a function of the eval-frame signature (emitter.rs
         // prologue), and it is executable for as long as `self` lives.
-        unsafe { std::mem::transmute::<*const u8, EvalFrameFn>(self.buffer.ptr(dynasmrt::AssemblyOffset(0))) }
+        unsafe { std::mem::transmute::<usize, EvalFrameFn>(self.block.addr()) }
     }
 
     fn direct_entry(&self) -> usize {
-        self.buffer.ptr(dynasmrt::AssemblyOffset(self.direct_entry)) as usize
+        self.block.addr() + self.direct_entry
     }
 
     fn code_bytes(&self) -> usize {
-        self.buffer.len()
+        self.block.len()
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -88,8 +88,9 @@ pub fn disassemble(code: &BaselineCode) -> String {
     }
     let mut out = String::new();
     let _ = writeln!(out, "; baseline code at {:#x}, {} bytes (prologue, then one template per instruction)", base, bytes.len());
-    // Calls go through the code's trampolines (`mov rax, imm64; jmp rax` at the end): a call to
-    // one is named by the function it jumps to.
+    // Calls reach functions directly (`call rel32` from the code arena) or, out of the arena's
+    // reach, through the code's trampolines (`mov rax, imm64; jmp rax` at the end): a call is
+    // named by the function it reaches.
     let mut trampolines: HashMap<u64, u64> = HashMap::new();
     let mut previous: Option<Instruction> = None;
     for instr in Decoder::with_ip(64, bytes, base, DecoderOptions::NONE) {
@@ -123,7 +124,8 @@ pub fn disassemble(code: &BaselineCode) -> String {
             }
         }
         if instr.mnemonic() == Mnemonic::Call && instr.op0_kind() == OpKind::NearBranch64 {
-            if let Some(name) = trampolines.get(&instr.near_branch64()).and_then(|f| names.get(f)) {
+            let target = instr.near_branch64();
+            if let Some(name) = names.get(trampolines.get(&target).unwrap_or(&target)) {
                 note = format!("  ; {name}");
             }
         }

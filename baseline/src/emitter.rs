@@ -9,7 +9,8 @@
 //! `_PyCFrame` at `[rbp - CFRAME]`.
 
 use crate::offsets::*;
-use dynasmrt::{dynasm, x64::Assembler, DynamicLabel, DynasmApi, DynasmLabelApi};
+use dynasmrt::{dynasm, x64::X64Relocation, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use peregrine_runtime::code_arena::{self, RelCall};
 use peregrine_runtime::code_state::{WarmthCounters, WARMUP_DELAY};
 use peregrine_runtime::cpython::layout::INTERP_CEVAL_OFFSET;
 use peregrine_runtime::cpython::{self, frame_state, ref_debug, CevalState, CodeObject, GenObject};
@@ -114,8 +115,13 @@ fn table_moves(opcode: u8, oparg: u32) -> StackUse {
     opcodes::moves(opcode, oparg).expect("templates are emitted for base opcodes only")
 }
 
+/// Where templates assemble: a plain buffer, position-independent (internal jumps are relative,
+/// calls out are listed in [`Emitter::calls`] or go through trampolines), copied into the code
+/// arena when done.
+pub type Ops = VecAssembler<X64Relocation>;
+
 pub struct Emitter {
-    pub ops: Assembler,
+    pub ops: Ops,
     stubs: Vec<Stub>,
     epilogue: DynamicLabel,
     delegate: DynamicLabel,
@@ -152,22 +158,27 @@ pub struct Emitter {
     /// code: bound to its own tracing hand-off when its prelude is emitted.
     pending_tracing: Vec<DynamicLabel>,
     /// The functions this code calls through a trampoline of its own (`call rel32`, 5 bytes,
-    /// instead of `mov rax, imm64; call rax`, 12), with the trampolines' labels.
+    /// instead of `mov rax, imm64; call rax`, 12), with the trampolines' labels: those a call
+    /// from the code arena cannot reach directly.
     trampolines: Vec<(usize, DynamicLabel)>,
+    /// The direct `call rel32`s to functions outside this code, patched when the code is
+    /// installed in the arena (see [`Emitter::call_fn`]).
+    pub calls: Vec<RelCall>,
 }
 
 impl Emitter {
     /// `capacity`: the bytes of machine code expected, allocated up front (growing the buffer
     /// as code is emitted copies it over and over).
-    pub fn new(first_instr: usize, n_units: usize, warmth: WarmthCounters, capacity: usize) -> std::io::Result<Self> {
-        let mut ops = Assembler::new_with_capacity(capacity)?;
+    pub fn new(first_instr: usize, n_units: usize, warmth: WarmthCounters, capacity: usize) -> Self {
+        let mut ops = Ops::new(0);
+        ops.reserve_ops(capacity);
         let epilogue = ops.new_dynamic_label();
         let delegate = ops.new_dynamic_label();
         let handoff = ops.new_dynamic_label();
         let raise_out = ops.new_dynamic_label();
         let handoff_traced = ops.new_dynamic_label();
         let warm_check = ops.new_dynamic_label();
-        Ok(Emitter {
+        Emitter {
             ops,
             stubs: Vec::new(),
             epilogue,
@@ -187,7 +198,8 @@ impl Emitter {
             warm_check,
             pending_tracing: Vec::new(),
             trampolines: Vec::new(),
-        })
+            calls: Vec::new(),
+        }
     }
 
     /// The label of each instruction start, by code unit (`None` elsewhere): where error exits
@@ -219,13 +231,26 @@ impl Emitter {
 
     /// The label of this code's trampoline to the function at `addr` (made on first use,
     /// emitted by `finish`): `call =>label` calls it with the registers as they are.
-    pub fn extern_label(&mut self, addr: usize) -> DynamicLabel {
+    fn extern_label(&mut self, addr: usize) -> DynamicLabel {
         if let Some(&(_, label)) = self.trampolines.iter().find(|(a, _)| *a == addr) {
             return label;
         }
         let label = self.ops.new_dynamic_label();
         self.trampolines.push((addr, label));
         label
+    }
+
+    /// Calls the function at `addr` with the registers as they are: a `call rel32` straight to
+    /// it when the code arena is within reach of it (patched by `code_arena::install`), else a
+    /// call to this code's trampoline to it.
+    pub fn call_fn(&mut self, addr: usize) {
+        if code_arena::reachable(addr) {
+            x64!(self.ops ; .u8 0xe8 ; .u32 0);
+            self.calls.push(RelCall { end: self.ops.offset().0, target: addr });
+        } else {
+            let label = self.extern_label(addr);
+            x64!(self.ops ; call =>label);
+        }
     }
 
     /// Jumps to `label`.
@@ -289,7 +314,7 @@ impl Emitter {
                 ; jne =>slow
             );
         }
-        let enter_fn = self.extern_label(frame::pg_frame_enter as *const () as usize);
+        let enter_fn = frame::pg_frame_enter as *const () as usize;
         x64!(self.ops
             ; cmp DWORD [r13 + TSTATE_RECURSION_REMAINING], 0
             ; jle =>slow
@@ -312,7 +337,9 @@ impl Emitter {
             ; mov rdi, r13
             ; mov rsi, r12
             ; lea rdx, [rbp - CFRAME]
-            ; call =>enter_fn
+        );
+        self.call_fn(enter_fn);
+        x64!(self.ops
             ; test rax, rax
             ; jz =>delegate
             ; mov r14, rax
@@ -596,15 +623,15 @@ impl Emitter {
     /// [`Emitter::call_site_helper`] passing the helper `arg` (the oparg with more packed in)
     /// where the stack check reads `opcode oparg`.
     pub fn call_site_helper_with(&mut self, opcode: u8, helper: SiteHelper, oparg: u32, arg: u32, site: *const Site, error: DynamicLabel) {
-        let helper_fn = self.extern_label(helper as *const () as usize);
+        let helper_fn = helper as *const () as usize;
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; mov ecx, arg as i32
             ; mov r8, QWORD site as i64
-            ; call =>helper_fn
         );
+        self.call_fn(helper_fn);
         self.check_helper_moved(opcode, oparg);
         x64!(self.ops
             ; mov r14, rax
@@ -632,14 +659,14 @@ impl Emitter {
 
     /// `rax = helper(tstate, frame, r14, oparg)`.
     fn emit_helper_call(&mut self, helper: OpHelper, oparg: u32) {
-        let helper_fn = self.extern_label(helper as *const () as usize);
+        let helper_fn = helper as *const () as usize;
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; mov ecx, oparg as i32
-            ; call =>helper_fn
         );
+        self.call_fn(helper_fn);
     }
 
     /// Calls the helper of a jump with three outcomes (FOR_ITER, SEND): the stack grew or stayed
@@ -650,14 +677,14 @@ impl Emitter {
         let u = table_moves(opcode, 0);
         let taken = u.jump_effect.expect("a jump");
         debug_assert!(taken < 0 && u.effect >= 0, "{opcode}: {u:?} cannot be told apart by the stack pointer");
-        let helper_fn = self.extern_label(helper as *const () as usize);
+        let helper_fn = helper as *const () as usize;
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; xor ecx, ecx
-            ; call =>helper_fn
         );
+        self.call_fn(helper_fn);
         self.check_moved_by(opcode, 0, &[u.effect, taken]);
         x64!(self.ops
             ; test al, 1
@@ -694,13 +721,15 @@ impl Emitter {
             let disp = 8 * effect;
             x64!(self.ops ; lea rcx, [r14 + disp] ; cmp rax, rcx ; je =>ok);
         }
-        let bad_move_fn = self.extern_label(jit::pg_bad_stack_move as *const () as usize);
+        let bad_move_fn = jit::pg_bad_stack_move as *const () as usize;
         x64!(self.ops
             ; mov edi, opcode as i32
             ; mov esi, oparg as i32
             ; mov rdx, r14
             ; mov rcx, rax
-            ; call =>bad_move_fn
+        );
+        self.call_fn(bad_move_fn);
+        x64!(self.ops
             ; =>ok
         );
     }
@@ -845,13 +874,15 @@ impl Emitter {
     pub fn return_generator(&mut self, start: usize) {
         let (epilogue, error) = (self.epilogue, self.error_exit());
         let interpreter = self.handoff_before(start, ExitReason::GeneratorCreation);
-        let make_gen_fn = self.extern_label(gen::pg_return_generator as *const () as usize);
+        let make_gen_fn = gen::pg_return_generator as *const () as usize;
         x64!(self.ops
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; lea rcx, [rbp - CFRAME]
-            ; call =>make_gen_fn
+        );
+        self.call_fn(make_gen_fn);
+        x64!(self.ops
             ; cmp rax, gen::RETURN_GENERATOR_IN_INTERPRETER as i32
             ; je =>interpreter
             ; test rax, rax
@@ -902,9 +933,9 @@ impl Emitter {
             (self.epilogue, self.delegate, self.handoff, self.raise_out, self.handoff_traced);
         x64!(self.ops ; =>raise_out ; and r14, -4);
         self.leave_frame();
-        let handoff_fn = self.extern_label(frame::pg_frame_handoff as *const () as usize);
-        let handoff_traced_fn = self.extern_label(frame::pg_frame_handoff_traced as *const () as usize);
-        let eval_fn = self.extern_label(cpython::_PyEval_EvalFrameDefault as *const () as usize);
+        let handoff_fn = frame::pg_frame_handoff as *const () as usize;
+        let handoff_traced_fn = frame::pg_frame_handoff_traced as *const () as usize;
+        let eval_fn = cpython::_PyEval_EvalFrameDefault as *const () as usize;
         x64!(self.ops
             ; xor eax, eax
             ; jmp =>epilogue
@@ -913,21 +944,27 @@ impl Emitter {
             ; mov rsi, r12
             ; mov rdx, r14
             ; lea rcx, [rbp - CFRAME]
-            ; call =>handoff_fn
+        );
+        self.call_fn(handoff_fn);
+        x64!(self.ops
             ; jmp =>epilogue
             ; =>handoff_traced
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
             ; lea rcx, [rbp - CFRAME]
-            ; call =>handoff_traced_fn
+        );
+        self.call_fn(handoff_traced_fn);
+        x64!(self.ops
             ; jmp =>epilogue
             ; =>delegate
             // The interpreter runs the whole frame (resumed mid-way, or recursion limit reached).
             ; mov rdi, r13
             ; mov rsi, r12
             ; xor edx, edx
-            ; call =>eval_fn
+        );
+        self.call_fn(eval_fn);
+        x64!(self.ops
             ; =>epilogue
             ; add rsp, 40
             ; pop r15
@@ -970,10 +1007,8 @@ impl Emitter {
                             if let Some(unit) = unit {
                                 self.store_cold_unit(unit);
                             }
-                            let dealloc_fn = self.extern_label(cpython::_Py_Dealloc as *const () as usize);
-                            x64!(self.ops
-                                ; call =>dealloc_fn
-                            );
+                            let dealloc_fn = cpython::_Py_Dealloc as *const () as usize;
+                            self.call_fn(dealloc_fn);
                         }
                         if after == AfterCold::CheckUnlessPaired {
                             x64!(self.ops ; test bl, bl ; jnz =>resume);
@@ -991,22 +1026,26 @@ impl Emitter {
                         emit(self);
                     }
                     Stub::EvalBreaker { label, resume, handoff } => {
-                        let breaker_fn = self.extern_label(frame::pg_eval_breaker as *const () as usize);
+                        let breaker_fn = frame::pg_eval_breaker as *const () as usize;
                         x64!(self.ops
                             ; =>label
                             ; mov rdi, r13
-                            ; call =>breaker_fn
+                        );
+                        self.call_fn(breaker_fn);
+                        x64!(self.ops
                             ; test eax, eax
                             ; jz =>resume
                             ; jmp =>handoff
                         );
                     }
                     Stub::Pending { label, resume, error } => {
-                        let pending_fn = self.extern_label(frame::pg_handle_pending as *const () as usize);
+                        let pending_fn = frame::pg_handle_pending as *const () as usize;
                         x64!(self.ops
                             ; =>label
                             ; mov rdi, r13
-                            ; call =>pending_fn
+                        );
+                        self.call_fn(pending_fn);
+                        x64!(self.ops
                             ; test eax, eax
                             ; jnz =>error
                             ; jmp =>resume
@@ -1044,7 +1083,7 @@ impl Emitter {
         let raise_out = self.raise_out;
         for (handler, from_error, label) in std::mem::take(&mut self.error_exits) {
             let packed = handler.map_or(exceptions::NO_HANDLER, |h| exceptions::packed_handler(h.depth, h.push_lasti));
-            let unwind_fn = self.extern_label(exceptions::pg_unwind as *const () as usize);
+            let unwind_fn = exceptions::pg_unwind as *const () as usize;
             x64!(self.ops
                 ; =>label
                 ; and r14, -4   // either tag (see `exceptions::unwind_at`)
@@ -1053,7 +1092,9 @@ impl Emitter {
                 ; mov rdx, r14
                 ; mov rcx, QWORD packed as i64
                 ; mov r8d, from_error as i32
-                ; call =>unwind_fn
+            );
+            self.call_fn(unwind_fn);
+            x64!(self.ops
                 ; mov r14, rax
             );
             match handler {

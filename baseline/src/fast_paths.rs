@@ -65,9 +65,9 @@ fn call_lookup(e: &mut Emitter, routine: impl Fn(&shared_lookups::Lookups) -> us
     if let Some(depth) = owner_depth {
         x64!(e.ops ; mov rdi, [r14 - 8 * depth]);
     }
-    let lookup = e.extern_label(routine(lookups));
+    let lookup = routine(lookups);
+    e.call_fn(lookup);
     x64!(e.ops
-        ; call =>lookup
         ; test rax, rax
         ; jz =>slow
     );
@@ -153,7 +153,7 @@ pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     // without the rest, in the cold section.
     let error = e.error_exit();
     e.cold(with_dict, move |e| {
-        let callee = e.extern_label(ffi::PyDict_SetItem as *const () as usize);
+        let callee = ffi::PyDict_SetItem as *const () as usize;
         x64!(e.ops
             ; mov rax, [rdi + ic::DICT_DISP]
             ; test rax, rax
@@ -163,7 +163,9 @@ pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
             ; mov rdi, rax
             ; mov rsi, [rcx + ic::NAME]
             ; mov rdx, [r14 - 16]
-            ; call =>callee
+        );
+        e.call_fn(callee);
+        x64!(e.ops
             ; sub r14, 16
             ; mov ebx, eax                      // 0, or -1 with an exception set
             ; mov rdi, [r14]
@@ -216,11 +218,13 @@ fn float_operation(e: &mut Emitter, op: u32, slow: DynamicLabel, boxed: DynamicL
             ; divsd xmm0, xmm1
         ),
     }
-    let callee = e.extern_label(ffi::PyFloat_FromDouble as *const () as usize);
+    let callee = ffi::PyFloat_FromDouble as *const () as usize;
     x64!(e.ops
         ; mov rcx, QWORD cache_addr(site)
         ; add QWORD [rcx + ic::KEY2], 1
-        ; call =>callee
+    );
+    e.call_fn(callee);
+    x64!(e.ops
         ; jmp =>boxed
     );
 }
@@ -352,11 +356,13 @@ fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabe
                 }
             }
         }
-        let callee = e.extern_label(ffi::PyLong_FromLongLong as *const () as usize);
+        let callee = ffi::PyLong_FromLongLong as *const () as usize;
         x64!(e.ops
             ; add QWORD [rcx + ic::KEY3], 1
             ; mov rdi, rax
-            ; call =>callee
+        );
+        e.call_fn(callee);
+        x64!(e.ops
             ; jmp =>boxed
         );
     }
@@ -472,7 +478,7 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
     x64!(e.ops ; jmp >decided ; string:);
     if matches!(cond, Cond::Eq | Cond::Ne) {
         // COMPARE_OP_STR_JUMP: `_PyUnicode_Equal` (a C function; same object, equal).
-        let callee = e.extern_label(cpython::_PyUnicode_Equal as *const () as usize);
+        let callee = cpython::_PyUnicode_Equal as *const () as usize;
         x64!(e.ops
             ; cmp eax, COMPARE_STR as i32
             ; jne =>slow
@@ -482,7 +488,9 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
             ; mov bl, 1
             ; cmp rdi, rsi
             ; je >same
-            ; call =>callee
+        );
+        e.call_fn(callee);
+        x64!(e.ops
             ; test eax, eax
             ; setnz bl
             ; mov rcx, QWORD site as i64
@@ -775,7 +783,7 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
             addr_of_type(std::ptr::addr_of_mut!(ffi::PyTupleIter_Type)),
             addr_of_type(std::ptr::addr_of_mut!(ffi::PyRangeIter_Type)),
         );
-        let callee = e.extern_label(ffi::PyLong_FromLong as *const () as usize);
+        let callee = ffi::PyLong_FromLong as *const () as usize;
         x64!(e.ops
             ; mov rdi, [r14 - 8]
             ; mov rax, [rdi + OB_TYPE]
@@ -791,7 +799,9 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
             ; add rcx, 1
             ; mov [rdi + R_INDEX], rcx
             ; mov rdi, rax
-            ; call =>callee
+        );
+        e.call_fn(callee);
+        x64!(e.ops
             ; test rax, rax
             ; jz =>error                        // MemoryError: the iterator stays, as in ceval
             ; jmp >pushed
@@ -939,14 +949,16 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
     e.cold(slow, move |e| {
         if let Some((after_call, error, pending)) = after_call {
             let generic = e.label();
-            let callee = e.extern_label(pg_call_c_form as *const () as usize);
+            let callee = pg_call_c_form as *const () as usize;
             x64!(e.ops
                 ; mov rdi, r13
                 ; mov rsi, r12
                 ; mov rdx, r14
                 ; mov ecx, oparg
                 ; mov r8, QWORD site as i64
-                ; call =>callee
+            );
+            e.call_fn(callee);
+            x64!(e.ops
                 ; test rax, rax
                 ; jz =>generic
             );
@@ -962,7 +974,7 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
                 ; =>generic
             );
         }
-        let callee = e.extern_label(pg_precall as *const () as usize);
+        let callee = pg_precall as *const () as usize;
         x64!(e.ops
             ; mov rdi, r13
             ; mov rsi, r12
@@ -970,8 +982,8 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
             ; mov ecx, oparg
             ; mov r8, QWORD kwnames as i64
             ; mov r9, QWORD site as i64
-            ; call =>callee
         );
+        e.call_fn(callee);
         e.check_helper_moved(opcode, oparg as u32);
         x64!(e.ops ; mov r14, rax ; jmp =>done);
     });

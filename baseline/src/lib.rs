@@ -24,6 +24,7 @@ pub use disasm::disassemble;
 use emitter::Emitter;
 use peregrine_runtime::bytecode::{self, op, Instr};
 use peregrine_runtime::opcodes::Operand;
+use peregrine_runtime::code_arena;
 use peregrine_runtime::code_state::{CompiledCode, WarmthCounters};
 use peregrine_runtime::jit::specialize::{Site, Warmth};
 use peregrine_runtime::cpython::{self, co_flags, ffi, CodeObject};
@@ -227,10 +228,9 @@ fn emit(
     resumable: bool,
     warmth: WarmthCounters,
 ) -> Result<Box<dyn CompiledCode>, CompileError> {
-    let io_error = |e: std::io::Error| CompileError::NotSupported(format!("code memory: {e}"));
     // About 180 bytes per instruction in the median, 315 at the 95th percentile (session 9).
     let capacity = 4096 + 256 * instrs.len();
-    let mut e = Emitter::new(view.first_instr, n_units, warmth, capacity).map_err(io_error)?;
+    let mut e = Emitter::new(view.first_instr, n_units, warmth, capacity);
     let mut starts = vec![None; n_units + 1];
     for ins in instrs {
         starts[ins.start] = Some(e.label());
@@ -415,9 +415,8 @@ fn emit(
         e.jump_to(labels(instrs[last + 1].start));
     }
     let cold_start = e.finish().min(copies_start);
-    let buffer = e
-        .ops
-        .finalize()
-        .map_err(|_| CompileError::NotSupported("could not make code memory executable".to_string()))?;
-    Ok(Box::new(BaselineCode { buffer, instr_offsets, cold_start, _sites: sites, direct_entry }))
+    let calls = std::mem::take(&mut e.calls);
+    let bytes = e.ops.finalize().map_err(|err| CompileError::NotSupported(format!("assembling: {err}")))?;
+    let block = code_arena::install(&bytes, &calls).map_err(|err| CompileError::NotSupported(err.to_string()))?;
+    Ok(Box::new(BaselineCode { block, instr_offsets, cold_start, _sites: sites, direct_entry }))
 }

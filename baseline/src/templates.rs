@@ -382,13 +382,15 @@ pub fn gen_instr(
             e.incref_rax();
             e.push_rax();
             e.cold(unbound, move |e| {
-                let callee = e.extern_label(h::pg_load_deref as *const () as usize);
+                let callee = h::pg_load_deref as *const () as usize;
                 x64!(e.ops
                     ; mov rdi, r13
                     ; mov rsi, r12
                     ; mov rdx, r14
                     ; mov ecx, oparg as i32
-                    ; call =>callee
+                );
+                e.call_fn(callee);
+                x64!(e.ops
                     ; mov r14, rax
                     ; jmp =>error
                 );
@@ -494,11 +496,13 @@ pub fn gen_instr(
             x64!(e.ops ; jmp =>others);
             e.cold(others, move |e| {
                 crate::fast_paths::truth_inline(e, on_true, on_false);
-                let callee = e.extern_label(h::pg_pop_truth as *const () as usize);
+                let callee = h::pg_pop_truth as *const () as usize;
                 x64!(e.ops
                     // Anything else: PyObject_IsTrue, which releases the value.
                     ; lea rdi, [r14 + 8]
-                    ; call =>callee
+                );
+                e.call_fn(callee);
+                x64!(e.ops
                     ; test eax, eax
                     ; js =>error
                     ; jnz =>on_true
@@ -547,7 +551,7 @@ pub fn gen_instr(
             let t = target();
             let error = e.error_exit();
             let (on_true, on_false, pop) = (e.label(), e.label(), e.label());
-            let callee = e.extern_label(h::pg_peek_truth as *const () as usize);
+            let callee = h::pg_peek_truth as *const () as usize;
             x64!(e.ops
                 ; mov rdi, [r14 - 8]
                 ; mov rax, QWORD py_true
@@ -557,7 +561,9 @@ pub fn gen_instr(
                 ; cmp rdi, rax
                 ; je =>on_false
                 ; mov rdi, r14
-                ; call =>callee
+            );
+            e.call_fn(callee);
+            x64!(e.ops
                 ; test eax, eax
                 ; js =>error
                 ; jnz =>on_true
@@ -613,7 +619,7 @@ pub fn gen_instr(
         CALL => {
             let error = e.error_exit();
             let generic = move |e: &mut Emitter| {
-                let callee = e.extern_label(h::pg_call as *const () as usize);
+                let callee = h::pg_call as *const () as usize;
                 x64!(e.ops
                     ; mov rdi, r13
                     ; mov rsi, r12
@@ -621,8 +627,8 @@ pub fn gen_instr(
                     ; mov ecx, oparg as i32
                     ; mov r8, QWORD kwnames as i64
                     ; mov r9, QWORD site as i64
-                    ; call =>callee
                 );
+                e.call_fn(callee);
             };
             match crate::direct_entry::call_stub().filter(|_| kwnames.is_null() && !site.is_null()) {
                 // A call without keywords to an exact Python function tries the machine-code
@@ -632,7 +638,7 @@ pub fn gen_instr(
                     let function_type = std::ptr::addr_of!(ffi::PyFunction_Type) as i64;
                     let last_unit = e.unit_addr(ins.last_unit() as isize) as i64;
                     let callable = -8 * (oparg as i32 + 1);
-                    let stub_fn = e.extern_label(stub);
+                    let stub_fn = stub;
                     x64!(e.ops
                         ; mov rax, [r14 + callable - 8]
                         ; test rax, rax
@@ -646,7 +652,9 @@ pub fn gen_instr(
                         ; mov ecx, oparg as i32
                         ; mov r8, QWORD last_unit
                         ; mov r9, QWORD site as i64
-                        ; call =>stub_fn
+                    );
+                    e.call_fn(stub_fn);
+                    x64!(e.ops
                         ; test rax, rax
                         ; jz =>generic_call
                         ; =>joined

@@ -3,6 +3,7 @@
 
 use crate::hook;
 use crate::tier_up::{compile_into, describe_code};
+use peregrine_runtime::code_arena;
 use peregrine_runtime::code_state::CodeState;
 use peregrine_runtime::options::{OptionSpec, BASELINE_THRESHOLD, OPTIMIZE_THRESHOLD};
 use peregrine_runtime::stats::{TierStats, STATS};
@@ -145,6 +146,14 @@ pub fn stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("compile_failures", failures)?;
     d.set_item("live_code_states", STATS.live_code_states.get())?;
     d.set_item("stack_segments", STATS.stack_segments.get())?;
+    let arena = code_arena::usage();
+    let a = PyDict::new(py);
+    a.set_item("reserved", arena.reserved)?;
+    a.set_item("used", arena.used)?;
+    a.set_item("live", arena.live)?;
+    a.set_item("blocks", arena.blocks)?;
+    a.set_item("free", arena.free)?;
+    d.set_item("code_arena", a)?;
     Ok(d)
 }
 

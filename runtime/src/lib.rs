@@ -5,6 +5,7 @@
 //! a particular tier's code generator; tiers report through the types defined here.
 
 pub mod bytecode;
+pub mod code_arena;
 pub mod code_state;
 pub mod compile_error;
 pub mod cpython;
