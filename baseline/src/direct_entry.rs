@@ -195,7 +195,7 @@ fn entry_checks_with(
     x64!(ops
         // (Defensive at CALL: its prelude checked for tracing and nothing has run since.)
         ; mov rax, [Rq(tstate) + TSTATE_CFRAME]
-        ; cmp BYTE [rax + CFRAME_USE_TRACING], 0
+        ; cmp BYTE [BYTE rax + const { d8(CFRAME_USE_TRACING) }], 0
         ; jne =>declined
         ; mov rax, [Rq(code) + CO_EXTRA]
         ; test rax, rax
@@ -312,31 +312,31 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         // r11: the callable, r10: its ecx arguments (up to r14). Nothing is touched until every
         // check below passed.
         ; mov rax, QWORD function_type
-        ; cmp [r11 + OB_TYPE], rax
+        ; cmp [BYTE r11 + const { d8(OB_TYPE) }], rax
         ; jne =>declined
         // The code's shape: positional parameters only, as many as passed or the rest with
         // defaults (`initialize_locals`' positional binding, as CALL_PY_WITH_DEFAULTS binds).
-        ; mov rsi, [r11 + FUNC_CODE]
-        ; mov eax, [rsi + CO_FLAGS]
+        ; mov rsi, [BYTE r11 + const { d8(FUNC_CODE) }]
+        ; mov eax, [BYTE rsi + const { d8(CO_FLAGS) }]
         ; test eax, co_flags::CO_OPTIMIZED
         ; jz =>declined
         ; test eax, rejected
         ; jnz =>declined
-        ; cmp DWORD [rsi + CO_KWONLYARGCOUNT], 0
+        ; cmp DWORD [BYTE rsi + const { d8(CO_KWONLYARGCOUNT) }], 0
         ; jne =>declined
-        ; mov eax, [rsi + CO_ARGCOUNT]
+        ; mov eax, [BYTE rsi + const { d8(CO_ARGCOUNT) }]
         ; cmp eax, ecx
         ; je >bound
         ; jb =>declined
-        ; mov rdx, [r11 + FUNC_DEFAULTS]
+        ; mov rdx, [BYTE r11 + const { d8(FUNC_DEFAULTS) }]
         ; test rdx, rdx
         ; jz =>declined
         ; sub eax, ecx             // parameters without an argument: the last defaults
-        ; cmp [rdx + OB_SIZE], rax
+        ; cmp [BYTE rdx + const { d8(OB_SIZE) }], rax
         ; jb =>declined
         ; bound:
         // The recursion limit: the callee's entry counts its level without checking it.
-        ; cmp DWORD [r13 + TSTATE_RECURSION_REMAINING], 0
+        ; cmp DWORD [BYTE r13 + const { d8(TSTATE_RECURSION_REMAINING) }], 0
         ; jle =>declined
     );
     entry_checks(ops, 13, 6, state::DIRECT_ENTRY, declined);
@@ -346,11 +346,11 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         // never pushed a frame has all three null: no room below a null limit.
         ; mov rdi, [r13 + TSTATE_DS_TOP]
         ; mov rcx, [r13 + TSTATE_DS_CHUNK]
-        ; lea rcx, [rcx + CHUNK_DATA]
+        ; lea rcx, [BYTE rcx + const { d8(CHUNK_DATA) }]
         ; cmp rdi, rcx
         ; je =>declined
-        ; movsxd rcx, DWORD [rsi + CO_NLOCALSPLUS]
-        ; movsxd rdx, DWORD [rsi + CO_STACKSIZE]
+        ; movsxd rcx, DWORD [BYTE rsi + const { d8(CO_NLOCALSPLUS) }]
+        ; movsxd rdx, DWORD [BYTE rsi + const { d8(CO_STACKSIZE) }]
         ; add rdx, rcx
         ; lea rdx, [rdi + rdx * 8 + F_LOCALSPLUS]
         ; cmp rdx, [r13 + TSTATE_DS_LIMIT]
@@ -362,32 +362,32 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
     x64!(ops
         // The call of a generator or coroutine function only creates it (runs to
         // RETURN_GENERATOR): counted apart, as `run_frame` counts it (no warm-up).
-        ; test DWORD [rsi + CO_FLAGS], co_flags::RESUMABLE
+        ; test DWORD [BYTE rsi + const { d8(CO_FLAGS) }], co_flags::RESUMABLE
         ; jz >counted
         ; add DWORD [rax + state::GENERATOR_CREATIONS], 1
         ; sbb DWORD [rax + state::GENERATOR_CREATIONS], 0
         ; counted:
-        ; movsxd rcx, DWORD [rsi + CO_NLOCALSPLUS]
-        ; mov [rdi + F_FUNC], r11
-        ; mov [rdi + F_CODE], rsi
+        ; movsxd rcx, DWORD [BYTE rsi + const { d8(CO_NLOCALSPLUS) }]
+        ; mov [BYTE rdi + const { d8(F_FUNC) }], r11
+        ; mov [BYTE rdi + const { d8(F_CODE) }], rsi
         ; inc QWORD [rsi]
     );
     if ref_debug::ENABLED {
         x64!(ops ; mov rdx, QWORD ref_debug::total_addr() as i64 ; inc QWORD [rdx]);
     }
     x64!(ops
-        ; mov rdx, [r11 + FUNC_BUILTINS]
-        ; mov [rdi + F_BUILTINS], rdx
-        ; mov rdx, [r11 + FUNC_GLOBALS]
-        ; mov [rdi + F_GLOBALS], rdx
-        ; mov QWORD [rdi + F_LOCALS], 0
-        ; mov [rdi + F_STACKTOP], ecx
-        ; mov QWORD [rdi + F_FRAME_OBJ], 0
+        ; mov rdx, [BYTE r11 + const { d8(FUNC_BUILTINS) }]
+        ; mov [BYTE rdi + const { d8(F_BUILTINS) }], rdx
+        ; mov rdx, [BYTE r11 + const { d8(FUNC_GLOBALS) }]
+        ; mov [BYTE rdi + const { d8(F_GLOBALS) }], rdx
+        ; mov QWORD [BYTE rdi + const { d8(F_LOCALS) }], 0
+        ; mov [BYTE rdi + const { d8(F_STACKTOP) }], ecx
+        ; mov QWORD [BYTE rdi + const { d8(F_FRAME_OBJ) }], 0
         ; lea rdx, [rsi + CO_CODE_ADAPTIVE - 2]
-        ; mov [rdi + F_PREV_INSTR], rdx
-        ; mov WORD [rdi + F_IS_ENTRY], 0   // is_entry and owner (FRAME_OWNED_BY_THREAD)
+        ; mov [BYTE rdi + const { d8(F_PREV_INSTR) }], rdx
+        ; mov WORD [BYTE rdi + const { d8(F_IS_ENTRY) }], 0   // is_entry and owner (FRAME_OWNED_BY_THREAD)
         // The arguments where they bind, the defaults of the parameters left, then empty locals.
-        ; lea rdx, [rdi + F_LOCALSPLUS]
+        ; lea rdx, [BYTE rdi + const { d8(F_LOCALSPLUS) }]
         ; args:
         ; cmp r10, r14
         ; jae >defaults
@@ -397,12 +397,12 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; add rdx, 8
         ; jmp <args
         ; defaults:
-        ; movsxd rax, DWORD [rsi + CO_ARGCOUNT]
+        ; movsxd rax, DWORD [BYTE rsi + const { d8(CO_ARGCOUNT) }]
         ; lea rax, [rdi + rax * 8 + F_LOCALSPLUS]
         ; cmp rdx, rax
         ; jae >locals
-        ; mov r10, [r11 + FUNC_DEFAULTS]
-        ; mov r11, [r10 + OB_SIZE]
+        ; mov r10, [BYTE r11 + const { d8(FUNC_DEFAULTS) }]
+        ; mov r11, [BYTE r10 + const { d8(OB_SIZE) }]
         ; lea r10, [r10 + r11 * 8 + TUPLE_ITEMS]
         ; mov r11, rax
         ; sub r11, rdx
@@ -430,7 +430,7 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; jmp <unbound
         ; filled:
         // Pushed: as ceval's inline call, the caller now shows CALL's last cache unit.
-        ; mov [r12 + F_PREV_INSTR], r8
+        ; mov [BYTE r12 + const { d8(F_PREV_INSTR) }], r8
         // The site's form consumed, as pg_call consumes it.
         ; mov BYTE [r9 + RUNNING_OFFSET], 0
         ; mov rax, r15
@@ -448,12 +448,12 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         // `clear_and_pop`: a frame object that outlives the frame takes it over (in Rust);
         // otherwise its references are released one recursion level deeper, in the order
         // `_PyFrame_Clear` releases them, and the frame is popped.
-        ; cmp QWORD [r15 + F_FRAME_OBJ], 0
+        ; cmp QWORD [BYTE r15 + const { d8(F_FRAME_OBJ) }], 0
         ; jne >owned
-        ; sub DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
+        ; sub DWORD [BYTE r13 + const { d8(TSTATE_RECURSION_REMAINING) }], 1
         ; xor ebx, ebx
         ; release:
-        ; movsxd rax, DWORD [r15 + F_STACKTOP]
+        ; movsxd rax, DWORD [BYTE r15 + const { d8(F_STACKTOP) }]
         ; cmp rbx, rax
         ; jge >released
         ; mov rdi, [r15 + rbx * 8 + F_LOCALSPLUS]
@@ -463,15 +463,15 @@ fn emit_call(ops: &mut dynasmrt::x64::Assembler) {
         ; add rbx, 1
         ; jmp <release
         ; released:
-        ; mov rdi, [r15 + F_LOCALS]
+        ; mov rdi, [BYTE r15 + const { d8(F_LOCALS) }]
     );
     xdecref_rdi(ops);
-    x64!(ops ; mov rdi, [r15 + F_FUNC]);
+    x64!(ops ; mov rdi, [BYTE r15 + const { d8(F_FUNC) }]);
     xdecref_rdi(ops);
-    x64!(ops ; mov rdi, [r15 + F_CODE]);
+    x64!(ops ; mov rdi, [BYTE r15 + const { d8(F_CODE) }]);
     xdecref_rdi(ops);
     x64!(ops
-        ; add DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
+        ; add DWORD [BYTE r13 + const { d8(TSTATE_RECURSION_REMAINING) }], 1
         ; mov [r13 + TSTATE_DS_TOP], r15
         ; jmp >cleared
         ; owned:
@@ -517,11 +517,11 @@ fn emit_fast_hook(fallback: usize) -> std::io::Result<ExecutableBuffer> {
         ; mov rax, QWORD live_guards
         ; cmp QWORD [rax], 0
         ; jne =>slow
-        ; mov r8, [rsi + F_CODE]
-        ; test DWORD [r8 + CO_FLAGS], co_flags::RESUMABLE
+        ; mov r8, [BYTE rsi + const { d8(F_CODE) }]
+        ; test DWORD [BYTE r8 + const { d8(CO_FLAGS) }], co_flags::RESUMABLE
         ; jz >fresh_or_not
         ; lea rax, [r8 + CO_CODE_ADAPTIVE - 2]
-        ; cmp [rsi + F_PREV_INSTR], rax
+        ; cmp [BYTE rsi + const { d8(F_PREV_INSTR) }], rax
         ; je =>slow
         ; fresh_or_not:
     );
@@ -572,7 +572,7 @@ fn emit_resume(ops: &mut dynasmrt::x64::Assembler, kind: Resumer) {
     let (declined, generic, done) = (ops.new_dynamic_label(), ops.new_dynamic_label(), ops.new_dynamic_label());
     x64!(ops
         ; mov rax, [rdx + receiver]
-        ; mov r8, [rax + OB_TYPE]
+        ; mov r8, [BYTE rax + const { d8(OB_TYPE) }]
         ; mov r9, QWORD gen_type
         ; cmp r8, r9
         ; je >typed
@@ -583,7 +583,7 @@ fn emit_resume(ops: &mut dynasmrt::x64::Assembler, kind: Resumer) {
     x64!(ops
         ; jmp =>generic
         ; typed:
-        ; cmp BYTE [rax + GI_FRAME_STATE], frame_state::SUSPENDED as i8
+        ; cmp BYTE [BYTE rax + const { d8(GI_FRAME_STATE) }], frame_state::SUSPENDED as i8
         ; jne =>generic
     );
     prologue(ops);
@@ -592,14 +592,14 @@ fn emit_resume(ops: &mut dynasmrt::x64::Assembler, kind: Resumer) {
         ; mov r12, rsi             // the running frame
         ; mov rbx, rdx             // its stack
         ; mov r15, rax             // the generator
-        ; mov r14, [r15 + GI_CODE]
+        ; mov r14, [BYTE r15 + const { d8(GI_CODE) }]
     );
     entry_checks(ops, 13, 14, state::BASELINE_ENTRY, declined);
     x64!(ops
         ; mov [rsp], rdx
         // Committed: the sent value (None for FOR_ITER) pushed on the generator's stack, its
         // frame linked under the running one, its exception state chained over the thread's.
-        ; lea r14, [r15 + GI_IFRAME]
+        ; lea r14, [BYTE r15 + const { d8(GI_IFRAME) }]
     );
     match kind {
         Resumer::Send => x64!(ops ; mov rdi, [rbx - 8]),
@@ -607,17 +607,17 @@ fn emit_resume(ops: &mut dynasmrt::x64::Assembler, kind: Resumer) {
     }
     incref_rdi(ops);
     x64!(ops
-        ; movsxd rcx, DWORD [r14 + F_STACKTOP]
+        ; movsxd rcx, DWORD [BYTE r14 + const { d8(F_STACKTOP) }]
         ; mov [r14 + rcx * 8 + F_LOCALSPLUS], rdi
-        ; add DWORD [r14 + F_STACKTOP], 1
-        ; mov rcx, [r13 + TSTATE_CFRAME]
-        ; mov rcx, [rcx + CFRAME_CURRENT_FRAME]
-        ; mov [r14 + F_PREVIOUS], rcx
-        ; mov rcx, [r13 + TSTATE_EXC_INFO]
-        ; mov [r15 + GI_EXC_PREVIOUS], rcx
-        ; lea rcx, [r15 + GI_EXC_STATE]
-        ; mov [r13 + TSTATE_EXC_INFO], rcx
-        ; mov BYTE [r15 + GI_FRAME_STATE], frame_state::EXECUTING as i8
+        ; add DWORD [BYTE r14 + const { d8(F_STACKTOP) }], 1
+        ; mov rcx, [BYTE r13 + const { d8(TSTATE_CFRAME) }]
+        ; mov rcx, [BYTE rcx + const { d8(CFRAME_CURRENT_FRAME) }]
+        ; mov [BYTE r14 + const { d8(F_PREVIOUS) }], rcx
+        ; mov rcx, [BYTE r13 + const { d8(TSTATE_EXC_INFO) }]
+        ; mov [BYTE r15 + const { d8(GI_EXC_PREVIOUS) }], rcx
+        ; lea rcx, [BYTE r15 + const { d8(GI_EXC_STATE) }]
+        ; mov [BYTE r13 + const { d8(TSTATE_EXC_INFO) }], rcx
+        ; mov BYTE [BYTE r15 + const { d8(GI_FRAME_STATE) }], frame_state::EXECUTING as i8
     );
     count_entry(ops, &STATS.baseline.direct_resumes);
     x64!(ops
@@ -628,13 +628,13 @@ fn emit_resume(ops: &mut dynasmrt::x64::Assembler, kind: Resumer) {
         // Anything but a yield (returned, raised) is finished in Rust.
         ; test rax, rax
         ; jz >finished
-        ; cmp BYTE [r15 + GI_FRAME_STATE], frame_state::SUSPENDED as i8
+        ; cmp BYTE [BYTE r15 + const { d8(GI_FRAME_STATE) }], frame_state::SUSPENDED as i8
         ; jne >finished
         // Yielded: unlinked, the exception state unchained, the value in place.
-        ; mov rcx, [r15 + GI_EXC_PREVIOUS]
-        ; mov [r13 + TSTATE_EXC_INFO], rcx
-        ; mov QWORD [r15 + GI_EXC_PREVIOUS], 0
-        ; mov QWORD [r14 + F_PREVIOUS], 0
+        ; mov rcx, [BYTE r15 + const { d8(GI_EXC_PREVIOUS) }]
+        ; mov [BYTE r13 + const { d8(TSTATE_EXC_INFO) }], rcx
+        ; mov QWORD [BYTE r15 + const { d8(GI_EXC_PREVIOUS) }], 0
+        ; mov QWORD [BYTE r14 + const { d8(F_PREVIOUS) }], 0
     );
     match kind {
         Resumer::Send => {

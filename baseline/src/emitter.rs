@@ -6,7 +6,7 @@
 //! `r12` = the `_PyInterpreterFrame*`, `r13` = the `PyThreadState*`, `r14` = the value-stack
 //! pointer (next free slot), `rbx` = scratch that survives calls, `r15` = the code state's warm
 //! latch (`WarmthCounters::warm_latch`). The compiled function's own stack frame holds our
-//! `_PyCFrame` at `[rbp - CFRAME]`.
+//! `_PyCFrame` at `[BYTE rbp + const { d8(- CFRAME) }]`.
 
 use crate::offsets::*;
 use dynasmrt::{dynasm, x64::X64Relocation, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
@@ -34,7 +34,7 @@ pub(crate) use x64;
 const GEN_FRAME_STATE: i32 =
     offset_of!(GenObject, gi_frame_state) as i32 - offset_of!(GenObject, gi_iframe) as i32;
 const EVAL_BREAKER: i32 = (INTERP_CEVAL_OFFSET + offset_of!(CevalState, eval_breaker)) as i32;
-/// Our `_PyCFrame` lives at `[rbp - CFRAME]` (24 bytes; see the prologue).
+/// Our `_PyCFrame` lives at `[BYTE rbp + const { d8(- CFRAME) }]` (24 bytes; see the prologue).
 pub const CFRAME: i32 = 80;
 
 /// The eval-breaker check after a call, its stub asked for in advance
@@ -284,7 +284,7 @@ impl Emitter {
     /// that routine with `r13` = the thread state and `rsi` = a fresh frame it pushed
     /// (`is_entry` 0) and checked everything `pg_frame_enter` checks for, it shares the caller's
     /// cframe as ceval's
-    /// inline calls do: `rbp` stays the caller's, so `[rbp - CFRAME]` is the cframe in use
+    /// inline calls do: `rbp` stays the caller's, so `[BYTE rbp + const { d8(- CFRAME) }]` is the cframe in use
     /// (the nearest frame's with an own cframe), and only the frame is linked and counted. The
     /// machine stack below `rbp` is laid out as the regular entry's, so both leave through the
     /// same epilogue; leaving (`leave_frame`, `frame::leave`) tells them apart by `is_entry`.
@@ -310,33 +310,33 @@ impl Emitter {
             // Only a fresh frame: `prev_instr` one unit before the code.
             x64!(self.ops
                 ; mov rax, QWORD (self.first_instr - 2) as i64
-                ; cmp [r12 + F_PREV_INSTR], rax
+                ; cmp [BYTE r12 + const { d8(F_PREV_INSTR) }], rax
                 ; jne =>slow
             );
         }
         let enter_fn = frame::pg_frame_enter as *const () as usize;
         x64!(self.ops
-            ; cmp DWORD [r13 + TSTATE_RECURSION_REMAINING], 0
+            ; cmp DWORD [BYTE r13 + const { d8(TSTATE_RECURSION_REMAINING) }], 0
             ; jle =>slow
-            ; mov rcx, [r13 + TSTATE_CFRAME]
-            ; movzx eax, BYTE [rcx + CFRAME_USE_TRACING]
-            ; mov BYTE [rbp - CFRAME + CFRAME_USE_TRACING], al
-            ; mov [rbp - CFRAME + CFRAME_PREVIOUS], rcx
-            ; lea rdx, [rbp - CFRAME]
-            ; mov [r13 + TSTATE_CFRAME], rdx
-            ; mov BYTE [r12 + F_IS_ENTRY], 1
-            ; mov rax, [rcx + CFRAME_CURRENT_FRAME]
-            ; mov [r12 + F_PREVIOUS], rax
-            ; mov [rbp - CFRAME + CFRAME_CURRENT_FRAME], r12
-            ; sub DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
-            ; movsxd rax, DWORD [r12 + F_STACKTOP]
+            ; mov rcx, [BYTE r13 + const { d8(TSTATE_CFRAME) }]
+            ; movzx eax, BYTE [BYTE rcx + const { d8(CFRAME_USE_TRACING) }]
+            ; mov BYTE [BYTE rbp + const { d8(- CFRAME + CFRAME_USE_TRACING) }], al
+            ; mov [BYTE rbp + const { d8(- CFRAME + CFRAME_PREVIOUS) }], rcx
+            ; lea rdx, [BYTE rbp + const { d8(- CFRAME) }]
+            ; mov [BYTE r13 + const { d8(TSTATE_CFRAME) }], rdx
+            ; mov BYTE [BYTE r12 + const { d8(F_IS_ENTRY) }], 1
+            ; mov rax, [BYTE rcx + const { d8(CFRAME_CURRENT_FRAME) }]
+            ; mov [BYTE r12 + const { d8(F_PREVIOUS) }], rax
+            ; mov [BYTE rbp + const { d8(- CFRAME + CFRAME_CURRENT_FRAME) }], r12
+            ; sub DWORD [BYTE r13 + const { d8(TSTATE_RECURSION_REMAINING) }], 1
+            ; movsxd rax, DWORD [BYTE r12 + const { d8(F_STACKTOP) }]
             ; lea r14, [r12 + rax * 8 + F_LOCALSPLUS]
-            ; mov DWORD [r12 + F_STACKTOP], -1   // as ceval: the GC must not read the stack
+            ; mov DWORD [BYTE r12 + const { d8(F_STACKTOP) }], -1   // as ceval: the GC must not read the stack
             ; jmp =>entered
             ; =>slow
             ; mov rdi, r13
             ; mov rsi, r12
-            ; lea rdx, [rbp - CFRAME]
+            ; lea rdx, [BYTE rbp + const { d8(- CFRAME) }]
         );
         self.call_fn(enter_fn);
         x64!(self.ops
@@ -356,14 +356,14 @@ impl Emitter {
             ; sub rsp, 40
             ; mov r12, rsi
             ; mov r15, QWORD self.warmth.warm_latch as i64
-            ; mov rcx, [r13 + TSTATE_CFRAME]
-            ; mov rax, [rcx + CFRAME_CURRENT_FRAME]
-            ; mov [r12 + F_PREVIOUS], rax
-            ; mov [rcx + CFRAME_CURRENT_FRAME], r12
-            ; sub DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
-            ; movsxd rax, DWORD [r12 + F_STACKTOP]
+            ; mov rcx, [BYTE r13 + const { d8(TSTATE_CFRAME) }]
+            ; mov rax, [BYTE rcx + const { d8(CFRAME_CURRENT_FRAME) }]
+            ; mov [BYTE r12 + const { d8(F_PREVIOUS) }], rax
+            ; mov [BYTE rcx + const { d8(CFRAME_CURRENT_FRAME) }], r12
+            ; sub DWORD [BYTE r13 + const { d8(TSTATE_RECURSION_REMAINING) }], 1
+            ; movsxd rax, DWORD [BYTE r12 + const { d8(F_STACKTOP) }]
             ; lea r14, [r12 + rax * 8 + F_LOCALSPLUS]
-            ; mov DWORD [r12 + F_STACKTOP], -1
+            ; mov DWORD [BYTE r12 + const { d8(F_STACKTOP) }], -1
             ; =>entered
         );
         direct
@@ -379,18 +379,18 @@ impl Emitter {
             ; sub rax, r12
             ; sub rax, F_LOCALSPLUS
             ; sar rax, 3
-            ; mov DWORD [r12 + F_STACKTOP], eax
-            ; add DWORD [r13 + TSTATE_RECURSION_REMAINING], 1
-            ; cmp BYTE [r12 + F_IS_ENTRY], 0
+            ; mov DWORD [BYTE r12 + const { d8(F_STACKTOP) }], eax
+            ; add DWORD [BYTE r13 + const { d8(TSTATE_RECURSION_REMAINING) }], 1
+            ; cmp BYTE [BYTE r12 + const { d8(F_IS_ENTRY) }], 0
             ; je >shared
-            ; mov rcx, [rbp - CFRAME + CFRAME_PREVIOUS]
-            ; mov [r13 + TSTATE_CFRAME], rcx
-            ; movzx eax, BYTE [rbp - CFRAME + CFRAME_USE_TRACING]
-            ; mov BYTE [rcx + CFRAME_USE_TRACING], al
+            ; mov rcx, [BYTE rbp + const { d8(- CFRAME + CFRAME_PREVIOUS) }]
+            ; mov [BYTE r13 + const { d8(TSTATE_CFRAME) }], rcx
+            ; movzx eax, BYTE [BYTE rbp + const { d8(- CFRAME + CFRAME_USE_TRACING) }]
+            ; mov BYTE [BYTE rcx + const { d8(CFRAME_USE_TRACING) }], al
             ; jmp >left
             ; shared:
-            ; mov rax, [r12 + F_PREVIOUS]
-            ; mov [rbp - CFRAME + CFRAME_CURRENT_FRAME], rax
+            ; mov rax, [BYTE r12 + const { d8(F_PREVIOUS) }]
+            ; mov [BYTE rbp + const { d8(- CFRAME + CFRAME_CURRENT_FRAME) }], rax
             ; left:
         );
     }
@@ -403,7 +403,7 @@ impl Emitter {
         if prelude.check_tracing {
             let tracing = self.handoff_before(start, ExitReason::Tracing);
             x64!(self.ops
-                ; cmp BYTE [rbp - CFRAME], 0
+                ; cmp BYTE [BYTE rbp + const { d8(- CFRAME) }], 0
                 ; jne =>tracing
             );
         }
@@ -418,11 +418,11 @@ impl Emitter {
         if self.units_share_high_half {
             // Only compiled code writes `prev_instr` while the frame runs here, always with one of
             // these values (the interpreter takes the frame over for good at a hand-off).
-            x64!(self.ops ; mov DWORD [r12 + F_PREV_INSTR], addr as u32 as i32);
+            x64!(self.ops ; mov DWORD [BYTE r12 + const { d8(F_PREV_INSTR) }], addr as u32 as i32);
         } else {
             x64!(self.ops
                 ; mov rax, QWORD addr as i64
-                ; mov [r12 + F_PREV_INSTR], rax
+                ; mov [BYTE r12 + const { d8(F_PREV_INSTR) }], rax
             );
         }
     }
@@ -446,7 +446,7 @@ impl Emitter {
                 ; jz >own
                 ; mov rax, QWORD first_half as i64
                 ; own:
-                ; mov [r12 + F_PREV_INSTR], rax
+                ; mov [BYTE r12 + const { d8(F_PREV_INSTR) }], rax
             ),
         }
     }
@@ -496,8 +496,8 @@ impl Emitter {
         let handoff = self.handoff_before(start, ExitReason::EvalBreaker);
         self.stubs.push(Stub::EvalBreaker { label: stub, resume, handoff });
         x64!(self.ops
-            ; mov rax, [r13 + TSTATE_INTERP]
-            ; mov eax, DWORD [rax + EVAL_BREAKER]
+            ; mov rax, [BYTE r13 + const { d8(TSTATE_INTERP) }]
+            ; mov eax, DWORD [BYTE rax + const { d8(EVAL_BREAKER) }]
             ; test eax, eax
             ; jnz =>stub
             ; =>resume
@@ -580,8 +580,8 @@ impl Emitter {
     /// The check of a stub made by [`Emitter::pending_after_call`]; emit it once.
     pub fn emit_pending_check(&mut self, pending: PendingCheck) {
         x64!(self.ops
-            ; mov rax, [r13 + TSTATE_INTERP]
-            ; mov eax, DWORD [rax + EVAL_BREAKER]
+            ; mov rax, [BYTE r13 + const { d8(TSTATE_INTERP) }]
+            ; mov eax, DWORD [BYTE rax + const { d8(EVAL_BREAKER) }]
             ; test eax, eax
             ; jnz =>pending.label
             ; =>pending.resume
@@ -846,8 +846,12 @@ impl Emitter {
 
     fn load_local_or(&mut self, index: u32, unbound: DynamicLabel) {
         let disp = F_LOCALSPLUS + 8 * index as i32;
+        // The first few locals are within a byte's displacement of the frame (3 bytes less).
+        match i8::try_from(disp) {
+            Ok(d) => x64!(self.ops ; mov rax, [BYTE r12 + d]),
+            Err(_) => x64!(self.ops ; mov rax, [r12 + disp]),
+        }
         x64!(self.ops
-            ; mov rax, [r12 + disp]
             ; test rax, rax
             ; jz =>unbound
         );
@@ -879,7 +883,7 @@ impl Emitter {
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
-            ; lea rcx, [rbp - CFRAME]
+            ; lea rcx, [BYTE rbp + const { d8(- CFRAME) }]
         );
         self.call_fn(make_gen_fn);
         x64!(self.ops
@@ -894,7 +898,7 @@ impl Emitter {
     /// `YIELD_VALUE`: pops the value, marks the generator suspended and returns the value; the
     /// frame keeps `prev_instr` at this instruction, where the next send resumes it.
     pub fn yield_top(&mut self) {
-        x64!(self.ops ; mov BYTE [r12 + GEN_FRAME_STATE], frame_state::SUSPENDED);
+        x64!(self.ops ; mov BYTE [BYTE r12 + const { d8(GEN_FRAME_STATE) }], frame_state::SUSPENDED);
         self.return_top();
     }
 
@@ -906,7 +910,7 @@ impl Emitter {
         let unknown = self.label();
         let handoff = self.handoff;
         x64!(self.ops
-            ; mov rax, [r12 + F_PREV_INSTR]
+            ; mov rax, [BYTE r12 + const { d8(F_PREV_INSTR) }]
             ; mov rcx, QWORD self.first_instr as i64
             ; sub rax, rcx
             ; cmp rax, -2
@@ -920,7 +924,7 @@ impl Emitter {
         }
         x64!(self.ops
             ; =>unknown
-            ; mov r8, [r12 + F_PREV_INSTR]
+            ; mov r8, [BYTE r12 + const { d8(F_PREV_INSTR) }]
             ; mov r9d, ExitReason::ResumedFrame as u32 as i32
             ; jmp =>handoff
         );
@@ -943,7 +947,7 @@ impl Emitter {
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
-            ; lea rcx, [rbp - CFRAME]
+            ; lea rcx, [BYTE rbp + const { d8(- CFRAME) }]
         );
         self.call_fn(handoff_fn);
         x64!(self.ops
@@ -952,7 +956,7 @@ impl Emitter {
             ; mov rdi, r13
             ; mov rsi, r12
             ; mov rdx, r14
-            ; lea rcx, [rbp - CFRAME]
+            ; lea rcx, [BYTE rbp + const { d8(- CFRAME) }]
         );
         self.call_fn(handoff_traced_fn);
         x64!(self.ops
@@ -1015,7 +1019,7 @@ impl Emitter {
                         }
                         if let Some(tracing) = tracing {
                             x64!(self.ops
-                                ; cmp BYTE [rbp - CFRAME], 0
+                                ; cmp BYTE [BYTE rbp + const { d8(- CFRAME) }], 0
                                 ; jne =>tracing
                             );
                         }

@@ -39,7 +39,7 @@ fn guard_type_version(e: &mut Emitter, site: *const Site, owner_depth: i32, slow
     x64!(e.ops
         ; mov rcx, QWORD cache_addr(site)
         ; mov rdi, [r14 - 8 * owner_depth]
-        ; mov rax, [rdi + OB_TYPE]
+        ; mov rax, [BYTE rdi + const { d8(OB_TYPE) }]
         ; mov edx, DWORD [rax + TP_VERSION]
         ; cmp rdx, [rcx + ic::KEY]
         ; jne =>slow
@@ -285,8 +285,8 @@ fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabe
         ; mov rcx, QWORD cache_addr(site)
         ; mov rdi, [r14 - 16]
         ; mov rsi, [r14 - 8]
-        ; mov rax, [rdi + OB_TYPE]
-        ; mov r8, [rsi + OB_TYPE]
+        ; mov rax, [BYTE rdi + const { d8(OB_TYPE) }]
+        ; mov r8, [BYTE rsi + const { d8(OB_TYPE) }]
         ; cmp rax, r8
         ; jne =>mixed
     );
@@ -296,8 +296,8 @@ fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabe
             ; mov rdx, QWORD float_type
             ; cmp rax, rdx
             ; jne >not_float
-            ; movsd xmm0, QWORD [rdi + FLOAT_VALUE]
-            ; movsd xmm1, QWORD [rsi + FLOAT_VALUE]
+            ; movsd xmm0, QWORD [BYTE rdi + const { d8(FLOAT_VALUE) }]
+            ; movsd xmm1, QWORD [BYTE rsi + const { d8(FLOAT_VALUE) }]
         );
         float_operation(e, op, slow, boxed, site);
         x64!(e.ops ; not_float:);
@@ -312,17 +312,17 @@ fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabe
             ; cmp rax, rdx
             ; jne =>slow
             // At most one digit each: Py_SIZE in -1..=1, the value size * digit.
-            ; mov rax, [rdi + OB_SIZE]
+            ; mov rax, [BYTE rdi + const { d8(OB_SIZE) }]
             ; lea rdx, [rax + 1]
             ; cmp rdx, 2
             ; ja =>slow
-            ; mov rdx, [rsi + OB_SIZE]
+            ; mov rdx, [BYTE rsi + const { d8(OB_SIZE) }]
             ; lea r8, [rdx + 1]
             ; cmp r8, 2
             ; ja =>slow
-            ; mov r8d, DWORD [rdi + DIGIT]
+            ; mov r8d, DWORD [BYTE rdi + const { d8(DIGIT) }]
             ; imul rax, r8
-            ; mov r8d, DWORD [rsi + DIGIT]
+            ; mov r8d, DWORD [BYTE rsi + const { d8(DIGIT) }]
             ; imul rdx, r8
         );
         // 30-bit operands: no result below overflows 64 bits.
@@ -439,25 +439,25 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
         ; movzx eax, BYTE [rcx + FORM_OFFSET]
         ; mov rdi, [r14 - 16]
         ; mov rsi, [r14 - 8]
-        ; mov r8, [rdi + OB_TYPE]
-        ; cmp r8, [rsi + OB_TYPE]
+        ; mov r8, [BYTE rdi + const { d8(OB_TYPE) }]
+        ; cmp r8, [BYTE rsi + const { d8(OB_TYPE) }]
         ; jne =>slow
         ; cmp eax, COMPARE_INT as i32
         ; jne >float
         ; mov rdx, QWORD addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type))
         ; cmp r8, rdx
         ; jne =>slow
-        ; mov rax, [rdi + OB_SIZE]
+        ; mov rax, [BYTE rdi + const { d8(OB_SIZE) }]
         ; lea rdx, [rax + 1]
         ; cmp rdx, 2
         ; ja =>slow
-        ; mov rdx, [rsi + OB_SIZE]
+        ; mov rdx, [BYTE rsi + const { d8(OB_SIZE) }]
         ; lea r9, [rdx + 1]
         ; cmp r9, 2
         ; ja =>slow
-        ; mov r9d, DWORD [rdi + DIGIT]
+        ; mov r9d, DWORD [BYTE rdi + const { d8(DIGIT) }]
         ; imul rax, r9
-        ; mov r9d, DWORD [rsi + DIGIT]
+        ; mov r9d, DWORD [BYTE rsi + const { d8(DIGIT) }]
         ; imul rdx, r9
         ; cmp rax, rdx
     );
@@ -470,8 +470,8 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
         ; mov rdx, QWORD addr_of_type(std::ptr::addr_of_mut!(ffi::PyFloat_Type))
         ; cmp r8, rdx
         ; jne =>slow
-        ; movsd xmm0, QWORD [rdi + FLOAT_VALUE]
-        ; ucomisd xmm0, QWORD [rsi + FLOAT_VALUE]
+        ; movsd xmm0, QWORD [BYTE rdi + const { d8(FLOAT_VALUE) }]
+        ; ucomisd xmm0, QWORD [BYTE rsi + const { d8(FLOAT_VALUE) }]
         ; jp =>slow                          // a NaN: the form's guard fails
     );
     set_bl(e, cond, false);
@@ -584,12 +584,12 @@ fn small_index(e: &mut Emitter, slow: DynamicLabel) {
     let long_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type));
     x64!(e.ops
         ; mov rdx, QWORD long_type
-        ; cmp [rsi + OB_TYPE], rdx
+        ; cmp [BYTE rsi + const { d8(OB_TYPE) }], rdx
         ; jne =>slow
-        ; mov rdx, [rsi + OB_SIZE]
+        ; mov rdx, [BYTE rsi + const { d8(OB_SIZE) }]
         ; cmp rdx, 1
         ; ja =>slow                          // negative, or more than one digit
-        ; mov eax, DWORD [rsi + DIGIT]
+        ; mov eax, DWORD [BYTE rsi + const { d8(DIGIT) }]
         ; imul rax, rdx                      // zero has size 0
     );
 }
@@ -615,20 +615,20 @@ pub fn binary_subscr(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; cmp r9d, SUBSCR_LIST_INT as i32
         ; jne >tuple
         ; mov rdx, QWORD list_type
-        ; cmp [rdi + OB_TYPE], rdx
+        ; cmp [BYTE rdi + const { d8(OB_TYPE) }], rdx
         ; jne =>slow
-        ; cmp rax, [rdi + OB_SIZE]
+        ; cmp rax, [BYTE rdi + const { d8(OB_SIZE) }]
         ; jae =>slow
-        ; mov rdx, [rdi + LIST_ITEMS]
+        ; mov rdx, [BYTE rdi + const { d8(LIST_ITEMS) }]
         ; mov rax, [rdx + rax * 8]
         ; jmp =>got
         ; tuple:
         ; cmp r9d, SUBSCR_TUPLE_INT as i32
         ; jne =>slow
         ; mov rdx, QWORD tuple_type
-        ; cmp [rdi + OB_TYPE], rdx
+        ; cmp [BYTE rdi + const { d8(OB_TYPE) }], rdx
         ; jne =>slow
-        ; cmp rax, [rdi + OB_SIZE]
+        ; cmp rax, [BYTE rdi + const { d8(OB_SIZE) }]
         ; jae =>slow
         ; mov rax, [rdi + rax * 8 + TUPLE_ITEMS]
         ; =>got
@@ -663,11 +663,11 @@ pub fn store_subscr(e: &mut Emitter, ins: &Instr) {
     small_index(e, slow);
     x64!(e.ops
         ; mov rdx, QWORD list_type
-        ; cmp [rdi + OB_TYPE], rdx
+        ; cmp [BYTE rdi + const { d8(OB_TYPE) }], rdx
         ; jne =>slow
-        ; cmp rax, [rdi + OB_SIZE]
+        ; cmp rax, [BYTE rdi + const { d8(OB_SIZE) }]
         ; jae =>slow
-        ; mov rdx, [rdi + LIST_ITEMS]
+        ; mov rdx, [BYTE rdi + const { d8(LIST_ITEMS) }]
         ; lea rdx, [rdx + rax * 8]
         ; mov rcx, [r14 - 24]
         ; mov rax, [rdx]                     // the old item
@@ -714,21 +714,21 @@ pub fn unpack_sequence(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; cmp eax, UNPACK_TUPLE as i32
         ; jne >list
         ; mov rdx, QWORD tuple_type
-        ; cmp [rdi + OB_TYPE], rdx
+        ; cmp [BYTE rdi + const { d8(OB_TYPE) }], rdx
         ; jne =>slow
-        ; cmp QWORD [rdi + OB_SIZE], n as i32
+        ; cmp QWORD [BYTE rdi + const { d8(OB_SIZE) }], n as i32
         ; jne =>slow
-        ; lea rsi, [rdi + TUPLE_ITEMS]
+        ; lea rsi, [BYTE rdi + const { d8(TUPLE_ITEMS) }]
         ; jmp =>copy
         ; list:
         ; cmp eax, UNPACK_LIST as i32
         ; jne =>slow
         ; mov rdx, QWORD list_type
-        ; cmp [rdi + OB_TYPE], rdx
+        ; cmp [BYTE rdi + const { d8(OB_TYPE) }], rdx
         ; jne =>slow
-        ; cmp QWORD [rdi + OB_SIZE], n as i32
+        ; cmp QWORD [BYTE rdi + const { d8(OB_SIZE) }], n as i32
         ; jne =>slow
-        ; mov rsi, [rdi + LIST_ITEMS]
+        ; mov rsi, [BYTE rdi + const { d8(LIST_ITEMS) }]
         ; =>copy
         ; add QWORD [rcx + CACHE_OFFSET + ic::HITS], 1
     );
@@ -786,18 +786,18 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
         let callee = ffi::PyLong_FromLong as *const () as usize;
         x64!(e.ops
             ; mov rdi, [r14 - 8]
-            ; mov rax, [rdi + OB_TYPE]
+            ; mov rax, [BYTE rdi + const { d8(OB_TYPE) }]
             ; mov rdx, QWORD range_iter
             ; cmp rax, rdx
             ; jne >not_range
-            ; mov rcx, [rdi + R_INDEX]
-            ; cmp rcx, [rdi + R_LEN]
+            ; mov rcx, [BYTE rdi + const { d8(R_INDEX) }]
+            ; cmp rcx, [BYTE rdi + const { d8(R_LEN) }]
             ; jge =>slow                       // exhausted
             ; mov rax, rcx
-            ; imul rax, [rdi + R_STEP]         // as unsigned: wraps, as rangeiter_next's cast
-            ; add rax, [rdi + R_START]
+            ; imul rax, [BYTE rdi + const { d8(R_STEP) }]         // as unsigned: wraps, as rangeiter_next's cast
+            ; add rax, [BYTE rdi + const { d8(R_START) }]
             ; add rcx, 1
-            ; mov [rdi + R_INDEX], rcx
+            ; mov [BYTE rdi + const { d8(R_INDEX) }], rcx
             ; mov rdi, rax
         );
         e.call_fn(callee);
@@ -809,29 +809,29 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
             ; mov rdx, QWORD list_iter
             ; cmp rax, rdx
             ; jne >not_list
-            ; mov rsi, [rdi + IT_SEQ]
+            ; mov rsi, [BYTE rdi + const { d8(IT_SEQ) }]
             ; test rsi, rsi
             ; jz =>slow
-            ; mov rcx, [rdi + IT_INDEX]
-            ; cmp rcx, [rsi + OB_SIZE]
+            ; mov rcx, [BYTE rdi + const { d8(IT_INDEX) }]
+            ; cmp rcx, [BYTE rsi + const { d8(OB_SIZE) }]
             ; jge =>slow                       // the end (the helper drops the list)
-            ; mov rdx, [rsi + LIST_ITEMS]
+            ; mov rdx, [BYTE rsi + const { d8(LIST_ITEMS) }]
             ; mov rax, [rdx + rcx * 8]
             ; jmp =>push
             ; not_list:
             ; mov rdx, QWORD tuple_iter
             ; cmp rax, rdx
             ; jne =>slow
-            ; mov rsi, [rdi + IT_SEQ]
+            ; mov rsi, [BYTE rdi + const { d8(IT_SEQ) }]
             ; test rsi, rsi
             ; jz =>slow
-            ; mov rcx, [rdi + IT_INDEX]
-            ; cmp rcx, [rsi + OB_SIZE]
+            ; mov rcx, [BYTE rdi + const { d8(IT_INDEX) }]
+            ; cmp rcx, [BYTE rsi + const { d8(OB_SIZE) }]
             ; jge =>slow
             ; mov rax, [rsi + rcx * 8 + TUPLE_ITEMS]
             ; =>push
             ; add rcx, 1
-            ; mov [rdi + IT_INDEX], rcx
+            ; mov [BYTE rdi + const { d8(IT_INDEX) }], rcx
         );
         e.incref_rax();
         x64!(e.ops
@@ -878,7 +878,7 @@ pub fn truth_inline(e: &mut Emitter, on_true: DynamicLabel, on_false: DynamicLab
     x64!(e.ops
         ; jmp =>on_false
         ; not_none:
-        ; mov rax, [rdi + OB_TYPE]
+        ; mov rax, [BYTE rdi + const { d8(OB_TYPE) }]
     );
     for tp in [
         std::ptr::addr_of_mut!(ffi::PyLong_Type),
@@ -896,7 +896,7 @@ pub fn truth_inline(e: &mut Emitter, on_true: DynamicLabel, on_false: DynamicLab
     x64!(e.ops
         ; jmp =>generic
         ; sized:
-        ; cmp QWORD [rdi + OB_SIZE], 0
+        ; cmp QWORD [BYTE rdi + const { d8(OB_SIZE) }], 0
         ; setne bl
     );
     e.decref_rdi();
@@ -940,7 +940,7 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
         ; mov rax, [r14 - 8 * (oparg + 1)]
         ; callable:
         ; mov rdx, QWORD function_type
-        ; cmp [rax + OB_TYPE], rdx
+        ; cmp [BYTE rax + const { d8(OB_TYPE) }], rdx
         ; jne =>slow
         ; mov BYTE [rcx + RUNNING_OFFSET], PRECALL_PYFUNC as i8
         ; =>done

@@ -6,6 +6,15 @@ use peregrine_runtime::cpython::layout::{DictKeysObject, DictObject, ModuleObjec
 use peregrine_runtime::cpython::{ffi, CFrame, CellObject, CodeObject, FunctionObject, GenObject, InterpreterFrame, StackChunk, ThreadState};
 use std::mem::offset_of;
 
+/// A displacement as a byte, for `[BYTE reg + const { d8(FIELD) }]`: dynasm encodes a named
+/// displacement in 4 bytes unless told it fits in one (3 bytes saved per memory operand, on the
+/// `prev_instr` store and tracing check of every instruction among others). Evaluated at compile
+/// time, so a field that does not fit is a build error, not a wrong address.
+pub(crate) const fn d8(disp: i32) -> i8 {
+    assert!(disp >= i8::MIN as i32 && disp <= i8::MAX as i32, "displacement does not fit in a byte");
+    disp as i8
+}
+
 pub(crate) const OB_TYPE: i32 = offset_of!(ffi::PyObject, ob_type) as i32;
 
 pub(crate) const TSTATE_INTERP: i32 = offset_of!(ThreadState, interp) as i32;

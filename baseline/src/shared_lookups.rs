@@ -63,7 +63,7 @@ fn emit() -> std::io::Result<Lookups> {
 macro_rules! guard_type_version {
     ($ops:expr) => {
         x64!($ops
-            ; mov rax, [rdi + OB_TYPE]
+            ; mov rax, [BYTE rdi + const { d8(OB_TYPE) }]
             ; mov edx, DWORD [rax + TP_VERSION]
             ; cmp rdx, [rcx + ic::KEY]
             ; jne >miss
@@ -75,10 +75,10 @@ macro_rules! guard_type_version {
 macro_rules! guard_module_version {
     ($ops:expr) => {
         x64!($ops
-            ; mov rax, [rdi + MD_DICT]
+            ; mov rax, [BYTE rdi + const { d8(MD_DICT) }]
             ; test rax, rax
             ; jz >miss                           // cleared by the GC (tp_clear) while still alive
-            ; mov rax, [rax + MA_VERSION]
+            ; mov rax, [BYTE rax + const { d8(MA_VERSION) }]
             ; cmp rax, [rcx + ic::KEY2]
             ; jne >miss
         )
@@ -95,8 +95,8 @@ macro_rules! dict_lookup_at {
             ; mov rax, [rdi + $dict_disp]
             ; test rax, rax
             ; jz >miss
-            ; mov rdx, [rax + MA_KEYS]
-            ; cmp BYTE [rdx + DK_KIND], DICT_KEYS_GENERAL as i8
+            ; mov rdx, [BYTE rax + const { d8(MA_KEYS) }]
+            ; cmp BYTE [BYTE rdx + const { d8(DK_KIND) }], DICT_KEYS_GENERAL as i8
             ; je >miss
             ; push rcx
             ; mov rbx, rdi
@@ -115,22 +115,22 @@ macro_rules! dict_lookup_at {
 fn emit_load_global(ops: &mut Assembler) {
     let dict_type = std::ptr::addr_of_mut!(ffi::PyDict_Type) as i64;
     x64!(ops
-        ; mov r8, [r12 + F_GLOBALS]
+        ; mov r8, [BYTE r12 + const { d8(F_GLOBALS) }]
         // A dict subclass is looked up with its own __getitem__: the generic path.
         ; mov rdx, QWORD dict_type
-        ; cmp [r8 + OB_TYPE], rdx
+        ; cmp [BYTE r8 + const { d8(OB_TYPE) }], rdx
         ; jne >miss
         ; cmp DWORD [rcx + ic::KIND], kind::GLOBAL_MODULE as i32
         ; jne >builtin
-        ; mov rax, [r8 + MA_KEYS]
-        ; cmp BYTE [rax + DK_KIND], DICT_KEYS_GENERAL as i8
+        ; mov rax, [BYTE r8 + const { d8(MA_KEYS) }]
+        ; cmp BYTE [BYTE rax + const { d8(DK_KIND) }], DICT_KEYS_GENERAL as i8
         ; je >miss                           // entries of another layout
         ; mov rdx, [rcx + ic::VALUE]
-        ; cmp rdx, [rax + DK_NENTRIES]
+        ; cmp rdx, [BYTE rax + const { d8(DK_NENTRIES) }]
         ; jae >miss
         // The entry: after the index table, 1 << dk_log2_index_bytes bytes.
         ; mov r9, rcx
-        ; movzx ecx, BYTE [rax + DK_LOG2_INDEX_BYTES]
+        ; movzx ecx, BYTE [BYTE rax + const { d8(DK_LOG2_INDEX_BYTES) }]
         ; mov r10d, 1
         ; shl r10, cl
         ; add r10, rax
@@ -138,23 +138,23 @@ fn emit_load_global(ops: &mut Assembler) {
         ; add r10, rdx
         ; mov rcx, r9
         ; mov rax, [rcx + ic::NAME]
-        ; cmp [r10 + DK_INDICES], rax
+        ; cmp [BYTE r10 + const { d8(DK_INDICES) }], rax
         ; jne >miss                          // another key (or a deleted one) there now
-        ; mov rax, [r10 + DK_INDICES + 8]
+        ; mov rax, [BYTE r10 + const { d8(DK_INDICES + 8) }]
         ; test rax, rax
         ; jz >miss
         ; add QWORD [rcx + ic::HITS], 1
         ; ret
         ; builtin:
-        ; mov rax, [r8 + MA_VERSION]
+        ; mov rax, [BYTE r8 + const { d8(MA_VERSION) }]
         ; cmp rax, [rcx + ic::KEY]
         ; je >globals_unchanged
         ; cmp DWORD [rcx + ic::KIND], kind::GLOBAL_BUILTIN as i32
         ; jne >miss
         // The globals changed: still without the name? (str keys: the lookup runs no Python
         // code and cannot fail.) Then remember their new version.
-        ; mov rax, [r8 + MA_KEYS]
-        ; cmp BYTE [rax + DK_KIND], DICT_KEYS_GENERAL as i8
+        ; mov rax, [BYTE r8 + const { d8(MA_KEYS) }]
+        ; cmp BYTE [BYTE rax + const { d8(DK_KIND) }], DICT_KEYS_GENERAL as i8
         ; je >miss
         ; push rcx                           // also aligns rsp for the call
         ; mov rdi, r8
@@ -164,15 +164,15 @@ fn emit_load_global(ops: &mut Assembler) {
         ; pop rcx
         ; test rax, rax
         ; jnz >miss
-        ; mov r8, [r12 + F_GLOBALS]
-        ; mov rax, [r8 + MA_VERSION]
+        ; mov r8, [BYTE r12 + const { d8(F_GLOBALS) }]
+        ; mov rax, [BYTE r8 + const { d8(MA_VERSION) }]
         ; mov [rcx + ic::KEY], rax
         ; globals_unchanged:
-        ; mov rax, [r12 + F_BUILTINS]        // any mapping: check it is a dict before reading
+        ; mov rax, [BYTE r12 + const { d8(F_BUILTINS) }]        // any mapping: check it is a dict before reading
         ; mov rdx, QWORD dict_type
-        ; cmp [rax + OB_TYPE], rdx
+        ; cmp [BYTE rax + const { d8(OB_TYPE) }], rdx
         ; jne >miss
-        ; mov rax, [rax + MA_VERSION]
+        ; mov rax, [BYTE rax + const { d8(MA_VERSION) }]
         ; cmp rax, [rcx + ic::KEY2]
         ; jne >miss
         ; mov rax, [rcx + ic::VALUE]
@@ -265,10 +265,10 @@ fn emit_load_method(ops: &mut Assembler) {
         ; cmp QWORD [rdi + ic::DICT_DISP], 0
         ; jne >with_dict                     // the instance has a dict, which may shadow it
         ; mov rax, [rcx + ic::KEY2]
-        ; mov rdx, [rdi + OB_TYPE]
+        ; mov rdx, [BYTE rdi + const { d8(OB_TYPE) }]
         ; cmp rax, [rdx + HT_CACHED_KEYS]
         ; jne >miss
-        ; mov rax, [rax + DK_NENTRIES]
+        ; mov rax, [BYTE rax + const { d8(DK_NENTRIES) }]
         ; cmp rax, [rcx + ic::KEY3]
         ; jne >miss                          // names were added to the shared keys
         ; jmp >method

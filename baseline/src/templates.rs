@@ -359,9 +359,11 @@ pub fn gen_instr(
             x64!(e.ops
                 ; sub r14, 8
                 ; mov rax, [r14]
-                ; mov rdi, [r12 + local]
-                ; mov [r12 + local], rax
             );
+            match i8::try_from(local) {
+                Ok(d) => x64!(e.ops ; mov rdi, [BYTE r12 + d] ; mov [BYTE r12 + d], rax),
+                Err(_) => x64!(e.ops ; mov rdi, [r12 + local] ; mov [r12 + local], rax),
+            }
             e.xdecref_rdi_quiet(unit, after_cold);
         }
         LOAD_CONST => {
@@ -375,7 +377,7 @@ pub fn gen_instr(
             let (error, unbound) = (e.error_exit(), e.label());
             x64!(e.ops
                 ; mov rax, [r12 + local]
-                ; mov rax, [rax + CELL_REF]
+                ; mov rax, [BYTE rax + const { d8(CELL_REF) }]
                 ; test rax, rax
                 ; jz =>unbound
             );
@@ -401,8 +403,8 @@ pub fn gen_instr(
                 ; sub r14, 8
                 ; mov rax, [r14]
                 ; mov rcx, [r12 + local]
-                ; mov rdi, [rcx + CELL_REF]
-                ; mov [rcx + CELL_REF], rax
+                ; mov rdi, [BYTE rcx + const { d8(CELL_REF) }]
+                ; mov [BYTE rcx + const { d8(CELL_REF) }], rax
             );
             e.xdecref_rdi();
         }
@@ -418,8 +420,8 @@ pub fn gen_instr(
             if oparg == nfreevars && before + oparg == nlocalsplus && oparg <= 16 {
                 let first = F_LOCALSPLUS + 8 * (nlocalsplus - oparg) as i32;
                 x64!(e.ops
-                    ; mov rax, [r12 + F_FUNC]
-                    ; mov rax, [rax + FUNC_CLOSURE]
+                    ; mov rax, [BYTE r12 + const { d8(F_FUNC) }]
+                    ; mov rax, [BYTE rax + const { d8(FUNC_CLOSURE) }]
                 );
                 for i in 0..oparg as i32 {
                     x64!(e.ops
@@ -646,7 +648,7 @@ pub fn gen_instr(
                         ; mov rax, [r14 + callable]
                         ; callable:
                         ; mov rcx, QWORD function_type
-                        ; cmp [rax + OB_TYPE], rcx
+                        ; cmp [BYTE rax + const { d8(OB_TYPE) }], rcx
                         ; jne =>generic_call
                         // The routine's own convention: compiled code's registers, and these.
                         ; mov ecx, oparg as i32
