@@ -151,6 +151,9 @@ pub struct Emitter {
     units_share_high_half: bool,
     /// The code state's counts of entries and backward jumps (`u32`s).
     warmth: WarmthCounters,
+    /// The code was warm when compiled, so it is warm whenever this code runs: only the warm
+    /// forms are emitted, with no latch tests, warm-up counting or cold copies.
+    pub warm_at_compile: bool,
     /// Subroutine (`call`ed, no C frame) that computes whether the code is warm into `ebx` and
     /// sets the latch when it is; only called while the latch is 0.
     warm_check: DynamicLabel,
@@ -169,7 +172,7 @@ pub struct Emitter {
 impl Emitter {
     /// `capacity`: the bytes of machine code expected, allocated up front (growing the buffer
     /// as code is emitted copies it over and over).
-    pub fn new(first_instr: usize, n_units: usize, warmth: WarmthCounters, capacity: usize) -> Self {
+    pub fn new(first_instr: usize, n_units: usize, warmth: WarmthCounters, warm_at_compile: bool, capacity: usize) -> Self {
         let mut ops = Ops::new(0);
         ops.reserve_ops(capacity);
         let epilogue = ops.new_dynamic_label();
@@ -195,6 +198,7 @@ impl Emitter {
             // From `_PyCode_CODE(co) - 1`, where a frame starts, to the last unit.
             units_share_high_half: (first_instr - 2) >> 32 == (first_instr + 2 * n_units) >> 32,
             warmth,
+            warm_at_compile,
             warm_check,
             pending_tracing: Vec::new(),
             trampolines: Vec::new(),
@@ -261,6 +265,7 @@ impl Emitter {
     /// Goes to `label` unless the warm latch is set (see `set_bl_if_warm`); falls through, the
     /// hot path, once the code is warm.
     pub fn branch_if_not_warm(&mut self, label: DynamicLabel) {
+        debug_assert!(!self.warm_at_compile, "code warm at compile time has no cold copies");
         x64!(self.ops
             ; cmp BYTE [r15], 0
             ; je =>label
@@ -507,6 +512,9 @@ impl Emitter {
     /// As JUMP_BACKWARD's `_PyCode_Warmup`: counts the backward jump towards the code's
     /// warm-up, stopping at `WARMUP_DELAY`.
     pub fn count_backward_jump(&mut self) {
+        if self.warm_at_compile {
+            return; // nothing reads the count once the code is warm
+        }
         let skip = self.label();
         x64!(self.ops
             ; mov rax, QWORD self.warmth.backward_jumps as i64
@@ -523,6 +531,10 @@ impl Emitter {
     pub fn set_bl_if_warm(&mut self) {
         // Once warm, always warm: one byte decides, the whole condition is computed out of line
         // until it holds.
+        if self.warm_at_compile {
+            x64!(self.ops ; mov ebx, 1);
+            return;
+        }
         let warm_check = self.warm_check;
         x64!(self.ops
             ; mov ebx, 1
@@ -979,7 +991,9 @@ impl Emitter {
             ; pop rbp
             ; ret
         );
-        self.emit_warm_check();
+        if !self.warm_at_compile {
+            self.emit_warm_check();
+        }
         // A cold path's tracing check with no instruction after it (never emitted: the last
         // instruction leaves the frame) would have nowhere to go.
         for label in std::mem::take(&mut self.pending_tracing) {

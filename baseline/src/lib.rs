@@ -26,7 +26,7 @@ use peregrine_runtime::bytecode::{self, op, Instr};
 use peregrine_runtime::opcodes::Operand;
 use peregrine_runtime::code_arena;
 use peregrine_runtime::code_state::{CompiledCode, WarmthCounters};
-use peregrine_runtime::jit::specialize::{Site, Warmth};
+use peregrine_runtime::jit::specialize::{self, Site, Warmth};
 use peregrine_runtime::cpython::{self, co_flags, ffi, CodeObject};
 use peregrine_runtime::CompileError;
 use templates::{gen_instr, template, NOT_COMPILED};
@@ -46,7 +46,9 @@ pub unsafe fn compile(code: *mut ffi::PyObject, warmth: WarmthCounters) -> Resul
     let view = unsafe { CodeView::new(co) };
     let handlers = bytecode::handlers_of(&bytecode::exception_entries(&view.exception_table)?, &instrs);
     check(&instrs, &handlers, &view)?;
-    emit(&instrs, &handlers, &view, bytes.len() / 2, view.resumable, warmth)
+    // SAFETY: as above; the counters are the code state's (caller).
+    let warm = unsafe { specialize::is_warm_now(co, &warmth) };
+    emit(&instrs, &handlers, &view, bytes.len() / 2, view.resumable, warmth, warm)
 }
 
 /// What the compiler reads from the code object, copied out once.
@@ -227,10 +229,11 @@ fn emit(
     n_units: usize,
     resumable: bool,
     warmth: WarmthCounters,
+    warm: bool,
 ) -> Result<Box<dyn CompiledCode>, CompileError> {
     // About 180 bytes per instruction in the median, 315 at the 95th percentile (session 9).
     let capacity = 4096 + 256 * instrs.len();
-    let mut e = Emitter::new(view.first_instr, n_units, warmth, capacity);
+    let mut e = Emitter::new(view.first_instr, n_units, warmth, warm, capacity);
     let mut starts = vec![None; n_units + 1];
     for ins in instrs {
         starts[ins.start] = Some(e.label());
@@ -340,7 +343,8 @@ fn emit(
         let check_tracing = is_entered || !nothing_ran;
         let pairing = match warm_run[k] {
             Some((first, last)) => {
-                if k == first {
+                // Code warm when compiled runs this copy alone (no test, no cold copy).
+                if k == first && !e.warm_at_compile {
                     // Warm here, warm for the whole run: the copy with fixed roles.
                     let cold = e.label();
                     e.branch_if_not_warm(cold);

@@ -74,6 +74,28 @@ pub struct Warmth {
     pub counters: WarmthCounters,
 }
 
+/// Whether `code` is warm: ceval quickened it, or the JIT counted [`WARMUP_DELAY`] RESUMEs and
+/// backward jumps (ceval's `_PyCode_Warmup`). Sets the latch when it is; warmth never goes back,
+/// so once this returns true it always will.
+///
+/// # Safety
+/// GIL held; `code` is live and `counters` are its code state's.
+pub unsafe fn is_warm_now(code: *const CodeObject, counters: &WarmthCounters) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if *counters.warm_latch != 0 {
+            return true;
+        }
+        let warm = (*code).co_warmup == 0
+            || (*counters.entries).saturating_sub(*counters.generator_creations) as u64 + (*counters.backward_jumps) as u64
+                >= WARMUP_DELAY as u64;
+        if warm {
+            *counters.warm_latch = 1;
+        }
+        warm
+    }
+}
+
 impl Site {
     /// A site at code unit `unit` of the code object `warmth` describes, which must outlive it.
     pub fn new(warmth: *const Warmth, unit: *mut u16, bytecode_offset: u32, opcode: u8) -> Site {
@@ -108,17 +130,8 @@ impl Site {
         // code object and its code state (pooled, never freed) alive; the GIL is held by the
         // code running.
         unsafe {
-            let Warmth { code, counters: c } = &*self.warmth;
-            if *c.warm_latch != 0 {
-                return true;
-            }
-            let warm = (**code).co_warmup == 0
-                || (*c.entries).saturating_sub(*c.generator_creations) as u64 + (*c.backward_jumps) as u64
-                    >= WARMUP_DELAY as u64;
-            if warm {
-                *c.warm_latch = 1;
-            }
-            warm
+            let Warmth { code, counters } = &*self.warmth;
+            is_warm_now(*code, counters)
         }
     }
 
