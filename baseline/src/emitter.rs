@@ -164,6 +164,8 @@ pub struct Emitter {
     /// instead of `mov rax, imm64; call rax`, 12), with the trampolines' labels: those a call
     /// from the code arena cannot reach directly.
     trampolines: Vec<(usize, DynamicLabel)>,
+    /// The shared tail of the hand-off stubs for each reason (see [`Emitter::emit_handoff`]).
+    handoff_tails: Vec<(ExitReason, DynamicLabel)>,
     /// The direct `call rel32`s to functions outside this code, patched when the code is
     /// installed in the arena (see [`Emitter::call_fn`]).
     pub calls: Vec<RelCall>,
@@ -203,6 +205,7 @@ impl Emitter {
             pending_tracing: Vec::new(),
             trampolines: Vec::new(),
             calls: Vec::new(),
+            handoff_tails: Vec::new(),
         }
     }
 
@@ -445,6 +448,14 @@ impl Emitter {
     fn store_cold_unit(&mut self, unit: ColdUnit) {
         match unit {
             ColdUnit::Own(own) => self.store_prev_instr(own),
+            ColdUnit::ByEntry { own, first_half } if self.units_share_high_half => x64!(self.ops
+                ; mov eax, own as u32 as i32
+                ; test bh, bh
+                ; jz >own
+                ; mov eax, first_half as u32 as i32
+                ; own:
+                ; mov DWORD [BYTE r12 + const { d8(F_PREV_INSTR) }], eax
+            ),
             ColdUnit::ByEntry { own, first_half } => x64!(self.ops
                 ; mov rax, QWORD own as i64
                 ; test bh, bh
@@ -1083,6 +1094,7 @@ impl Emitter {
         // now would get the last instruction's handler).
         self.finished = true;
         self.emit_error_exits();
+        self.emit_handoff_tails();
         // The trampolines, last: `rax` holds no argument of any function called (none is
         // variadic), so it can carry the address.
         for (addr, label) in std::mem::take(&mut self.trampolines) {
@@ -1134,10 +1146,46 @@ impl Emitter {
             ExitReason::Tracing | ExitReason::InterpreterOnlyInstruction => self.handoff_traced,
             _ => self.handoff,
         };
+        if self.units_share_high_half {
+            // 10 bytes a site instead of 21 (there is one per tracing check): the lower half in
+            // `eax` (zero-extended), the rest in a tail per reason.
+            let tail = match self.handoff_tails.iter().find(|(r, _)| *r == reason) {
+                Some(&(_, tail)) => tail,
+                None => {
+                    let tail = self.label();
+                    self.handoff_tails.push((reason, tail));
+                    tail
+                }
+            };
+            x64!(self.ops
+                ; mov eax, prev_instr as u32 as i32
+                ; jmp =>tail
+            );
+            return;
+        }
         x64!(self.ops
             ; mov r8, QWORD prev_instr as i64
             ; mov r9d, reason as u32 as i32
             ; jmp =>handoff
         );
+    }
+
+    /// The tails of the hand-off stubs ([`Emitter::emit_handoff`]): the upper half of
+    /// `prev_instr`, which all its values share, joined to the lower half in `rax`.
+    fn emit_handoff_tails(&mut self) {
+        let high = (self.first_instr & !0xffff_ffff) as i64;
+        for (reason, tail) in std::mem::take(&mut self.handoff_tails) {
+            let handoff = match reason {
+                ExitReason::Tracing | ExitReason::InterpreterOnlyInstruction => self.handoff_traced,
+                _ => self.handoff,
+            };
+            x64!(self.ops
+                ; =>tail
+                ; mov r8, QWORD high
+                ; or r8, rax
+                ; mov r9d, reason as u32 as i32
+                ; jmp =>handoff
+            );
+        }
     }
 }
