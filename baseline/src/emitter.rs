@@ -164,6 +164,10 @@ pub struct Emitter {
     /// instead of `mov rax, imm64; call rax`, 12), with the trampolines' labels: those a call
     /// from the code arena cannot reach directly.
     trampolines: Vec<(usize, DynamicLabel)>,
+    /// Set by PRECALL when its PRECALL_PYFUNC fast path goes straight into its CALL's direct
+    /// call: (CALL's full entry, in the cold section, where PRECALL's slow path goes on; the
+    /// point its fast path reaches, after CALL's checks). Taken by the CALL.
+    pub fused_call: Option<(DynamicLabel, DynamicLabel)>,
     /// The shared tail of the hand-off stubs for each reason (see [`Emitter::emit_handoff`]).
     handoff_tails: Vec<(ExitReason, DynamicLabel)>,
     /// The direct `call rel32`s to functions outside this code, patched when the code is
@@ -206,6 +210,7 @@ impl Emitter {
             trampolines: Vec::new(),
             calls: Vec::new(),
             handoff_tails: Vec::new(),
+            fused_call: None,
         }
     }
 

@@ -929,6 +929,20 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
             (label, error, e.pending_after_call(error))
         });
     let function_type = addr_of_type(std::ptr::addr_of_mut!(ffi::PyFunction_Type));
+    // Where the CALL makes a direct call, the fast path below has made its checks: it goes
+    // straight to the call, and the rest of CALL's entry (tracing check, the callable's type)
+    // is in the cold section, for the slow path (`templates::gen_fused_call`).
+    let fused = next.is_some_and(|call| call.opcode == op::CALL)
+        && kwnames.is_null()
+        && !site.is_null()
+        && crate::direct_entry::call_stub().is_some();
+    let resume = if fused {
+        let (entry, checked) = (e.label(), e.label());
+        e.fused_call = Some((entry, checked));
+        entry
+    } else {
+        done
+    };
     x64!(e.ops
         ; mov rcx, QWORD site as i64
         ; cmp BYTE [rcx + FORM_OFFSET], PRECALL_PYFUNC as i8
@@ -943,8 +957,10 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
         ; cmp [BYTE rax + const { d8(OB_TYPE) }], rdx
         ; jne =>slow
         ; mov BYTE [rcx + RUNNING_OFFSET], PRECALL_PYFUNC as i8
-        ; =>done
     );
+    if !fused {
+        e.bind(done);
+    }
     let opcode = ins.opcode;
     e.cold(slow, move |e| {
         if let Some((after_call, error, pending)) = after_call {
@@ -985,6 +1001,6 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
         );
         e.call_fn(callee);
         e.check_helper_moved(opcode, oparg as u32);
-        x64!(e.ops ; mov r14, rax ; jmp =>done);
+        x64!(e.ops ; mov r14, rax ; jmp =>resume);
     });
 }

@@ -282,6 +282,12 @@ pub fn gen_instr(
         x64!(e.ops ; jmp =>label);
         return;
     }
+    if ins.opcode == op::CALL {
+        if let Some((entry, checked)) = e.fused_call.take() {
+            gen_fused_call(e, ins, resume_at, site, entry, checked);
+            return;
+        }
+    }
     let own = e.unit_addr(ins.index as isize);
     let (unit, after_cold) = match pairing.warm_role {
         Some(role) => {
@@ -689,6 +695,70 @@ pub fn gen_instr(
         // Only LOAD_FAST, STORE_FAST and LOAD_CONST head pairs; their code keeps `rbx`.
         x64!(e.ops ; test bl, bl ; jnz =>next_second);
     }
+}
+
+/// CALL after a PRECALL whose PRECALL_PYFUNC fast path checked the callable
+/// (`fast_paths::precall`): that path reaches `checked`, where CALL stores its unit and tries
+/// the direct call. Nothing ran since PRECALL's tracing check there, and the callable is an
+/// exact function. PRECALL's slow path goes to `entry`, in the cold section: CALL's tracing
+/// check and the callable's type check, as an unfused CALL makes them, then `checked`.
+/// What the direct call leaves goes to `pg_call`, as unfused.
+fn gen_fused_call(e: &mut Emitter, ins: &Instr, resume_at: usize, site: *const Site, entry: DynamicLabel, checked: DynamicLabel) {
+    let stub = crate::direct_entry::call_stub().expect("PRECALL fuses only with a direct-call stub");
+    let (oparg, index) = (ins.oparg, ins.index);
+    let error = e.error_exit();
+    let (generic_call, joined) = (e.label(), e.label());
+    let function_type = std::ptr::addr_of!(ffi::PyFunction_Type) as i64;
+    let last_unit = e.unit_addr(ins.last_unit() as isize) as i64;
+    let callable = -8 * (oparg as i32 + 1);
+    e.bind_pending_tracing(ins.start);
+    e.bind(checked);
+    e.instr_prelude(resume_at, index, Prelude { check_tracing: false, store_prev_instr: true });
+    x64!(e.ops
+        // The routine's own convention: compiled code's registers, and these.
+        ; mov ecx, oparg as i32
+        ; mov r8, QWORD last_unit
+        ; mov r9, QWORD site as i64
+    );
+    e.call_fn(stub);
+    x64!(e.ops
+        ; test rax, rax
+        ; jz =>generic_call
+        ; =>joined
+    );
+    e.cold(entry, move |e| {
+        e.instr_prelude(resume_at, index, Prelude { check_tracing: true, store_prev_instr: true });
+        x64!(e.ops
+            ; mov rax, [r14 + callable - 8]
+            ; test rax, rax
+            ; jnz >callable
+            ; mov rax, [r14 + callable]
+            ; callable:
+            ; mov rcx, QWORD function_type
+            ; cmp [BYTE rax + const { d8(OB_TYPE) }], rcx
+            ; jne =>generic_call
+            ; jmp =>checked
+        );
+    });
+    e.cold(generic_call, move |e| {
+        x64!(e.ops
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; mov ecx, oparg as i32
+            ; xor r8d, r8d // no keywords
+            ; mov r9, QWORD site as i64
+        );
+        e.call_fn(h::pg_call as *const () as usize);
+        x64!(e.ops ; jmp =>joined);
+    });
+    e.check_helper_moved(ins.opcode, oparg);
+    x64!(e.ops
+        ; mov r14, rax
+        ; test al, 1
+        ; jnz =>error
+    );
+    e.check_pending_after_call(error);
 }
 
 /// The prelude and entries of an instruction under the dynamic pairing (see [`Pairing`]):
