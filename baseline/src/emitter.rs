@@ -164,6 +164,9 @@ pub struct Emitter {
     /// instead of `mov rax, imm64; call rax`, 12), with the trampolines' labels: those a call
     /// from the code arena cannot reach directly.
     trampolines: Vec<(usize, DynamicLabel)>,
+    /// By code unit, whether the instruction there is a LOAD_FAST of a local bound on every path
+    /// to it (`bound_locals`): no unbound test.
+    pub bound_loads: Vec<bool>,
     /// Set by PRECALL when its PRECALL_PYFUNC fast path goes straight into its CALL's direct
     /// call: (CALL's full entry, in the cold section, where PRECALL's slow path goes on; the
     /// point its fast path reaches, after CALL's checks). Taken by the CALL.
@@ -211,6 +214,7 @@ impl Emitter {
             calls: Vec::new(),
             handoff_tails: Vec::new(),
             fused_call: None,
+            bound_loads: Vec::new(),
         }
     }
 
@@ -870,6 +874,15 @@ impl Emitter {
         let unbound = self.label();
         self.stubs.push(Stub::UnboundLocal { label: unbound, oparg: index, error, unit });
         self.load_local_or(index, unbound);
+    }
+
+    /// `rax` = local `index`, known to be bound (`bound_locals`).
+    pub fn load_local_bound(&mut self, index: u32) {
+        let disp = F_LOCALSPLUS + 8 * index as i32;
+        match i8::try_from(disp) {
+            Ok(d) => x64!(self.ops ; mov rax, [BYTE r12 + d]),
+            Err(_) => x64!(self.ops ; mov rax, [r12 + disp]),
+        }
     }
 
     fn load_local_or(&mut self, index: u32, unbound: DynamicLabel) {

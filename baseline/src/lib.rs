@@ -8,6 +8,7 @@
 //! coroutine frames resume where they were suspended. Exceptions are unwound in compiled code to
 //! the handler the exception table names for the raising instruction, found at compile time.
 
+mod bound_locals;
 mod direct_entry;
 mod compiled;
 mod disasm;
@@ -60,6 +61,8 @@ pub(crate) struct CodeView {
     pub local_kinds: Vec<u8>,
     pub n_freevars: usize,
     pub stacksize: usize,
+    /// Parameters, the first local slots: positional, keyword-only, `*args`, `**kwargs`.
+    pub n_args: usize,
     pub resumable: bool,
     pub first_instr: usize,
     /// `co_exceptiontable`.
@@ -85,6 +88,12 @@ impl CodeView {
                 },
                 n_freevars: (*co).co_nfreevars as usize,
                 stacksize: (*co).co_stacksize.max(0) as usize,
+                n_args: {
+                    let flags = (*co).co_flags;
+                    ((*co).co_argcount + (*co).co_kwonlyargcount) as usize
+                        + (flags & co_flags::CO_VARARGS != 0) as usize
+                        + (flags & co_flags::CO_VARKEYWORDS != 0) as usize
+                },
                 resumable: (*co).co_flags & co_flags::RESUMABLE != 0,
                 first_instr: std::ptr::addr_of_mut!((*co).co_code_adaptive) as usize,
                 exception_table: {
@@ -240,6 +249,11 @@ fn emit(
     }
     e.set_starts(starts.clone());
     let labels = |i: usize| starts[i].expect("jump targets were checked to be instruction starts");
+    let bound = bound_locals::bound_loads(instrs, handlers, view.n_args, view.n_localsplus, resumable);
+    e.bound_loads = vec![false; n_units + 1];
+    for (ins, bound) in instrs.iter().zip(bound) {
+        e.bound_loads[ins.index] = bound;
+    }
     let direct_entry = e.prologue(resumable);
     if resumable {
         // A suspended frame resumes after its RETURN_GENERATOR (first send) or a YIELD_VALUE.

@@ -355,6 +355,11 @@ pub fn gen_instr(
                 e.check_eval_breaker(ins.start);
             }
         }
+        LOAD_FAST if e.bound_loads.get(ins.index) == Some(&true) => {
+            e.load_local_bound(oparg);
+            e.incref_rax();
+            e.push_rax();
+        }
         LOAD_FAST | LOAD_CLOSURE => {
             let error = e.error_exit();
             e.load_local_checked(oparg, error, unit);

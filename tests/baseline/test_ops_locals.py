@@ -53,6 +53,65 @@ def delete_then_load():
     return a
 
 
+# Where the baseline drops LOAD_FAST's unbound test (baseline/src/bound_locals.rs: bound on
+# every path to it), and where it must keep it: exception edges, loops, deleted parameters.
+@case(0)
+@case(1)
+def bound_in_try_unbound_in_handler(n):
+    try:
+        1 / n
+        r = 1
+    except ZeroDivisionError:
+        return r  # noqa: F821 (unbound: the handler is reached before the store)
+    return r
+
+
+@case(0)
+@case(1)
+def bound_unless_the_try_raised(n):
+    try:
+        r = 1 / n
+    except ZeroDivisionError:
+        pass
+    return r  # unbound after the handler
+
+
+@case(3)
+def deleted_at_the_end_of_each_iteration(n):
+    out = []
+    for i in range(n):
+        if i == 2:
+            return out, x  # noqa: F821 (deleted by the previous iteration)
+        x = i
+        out.append(x)
+        del x
+    return out
+
+
+@case(5)
+def deleted_parameter(a):
+    b = a
+    del a
+    return b, a  # noqa: F821
+
+
+@case(True)
+@case(False)
+def bound_after_loop_maybe_empty(flag):
+    for i in range(1 if flag else 0):
+        pass
+    return i  # unbound when the loop ran no iteration
+
+
+@case(2)
+def bound_on_both_branches(n):
+    if n > 1:
+        v = "big"
+    else:
+        v = "small"
+    return v, n
+
+
 @case()
 def consts_of_all_kinds():
     return (None, True, False, 1, -1, 2**70, 1.5, 1j, "s", b"b", (1, (2, "x")), frozenset({1}), ...)
