@@ -861,43 +861,21 @@ const _: () = {
 };
 
 /// For a conditional jump's value in `rdi` (already popped) that is not True or False: the
-/// truth of None and of exact ints, lists, tuples, dicts and strs inline (None is false; the
-/// others are true when the size, length or count at offset 16 is not zero, as their
-/// `nb_bool`/`mp_length` say), releasing the value, then on to `on_true` or `on_false`. Other
-/// values fall through to the caller's generic path with `rdi` unchanged.
+/// truth of None and of exact ints, lists, tuples, dicts and strs by the shared routine
+/// (`shared_lookups`, one copy for all sites: None is false; the others are true when the
+/// size, length or count at offset 16 is not zero, as their `nb_bool`/`mp_length` say),
+/// releasing the value, then on to `on_true` or `on_false`. Other values fall through to the
+/// caller's generic path with `rdi` unchanged.
 pub fn truth_inline(e: &mut Emitter, on_true: DynamicLabel, on_false: DynamicLabel) {
-    // SAFETY-free: static objects' addresses.
-    let none = unsafe { ffi::Py_None() } as i64;
+    let Some(lookups) = shared_lookups::lookups() else {
+        return; // the generic path follows
+    };
     let generic = e.label();
+    e.call_fn(lookups.truth);
     x64!(e.ops
-        ; mov rax, QWORD none
-        ; cmp rdi, rax
-        ; jne >not_none
-    );
-    e.decref_immortal_rdi(); // None is never deallocated
-    x64!(e.ops
-        ; jmp =>on_false
-        ; not_none:
-        ; mov rax, [BYTE rdi + const { d8(OB_TYPE) }]
-    );
-    for tp in [
-        std::ptr::addr_of_mut!(ffi::PyLong_Type),
-        std::ptr::addr_of_mut!(ffi::PyList_Type),
-        std::ptr::addr_of_mut!(ffi::PyTuple_Type),
-        std::ptr::addr_of_mut!(ffi::PyDict_Type),
-        std::ptr::addr_of_mut!(ffi::PyUnicode_Type),
-    ] {
-        x64!(e.ops
-            ; mov rdx, QWORD addr_of_type(tp)
-            ; cmp rax, rdx
-            ; je >sized
-        );
-    }
-    x64!(e.ops
-        ; jmp =>generic
-        ; sized:
-        ; cmp QWORD [BYTE rdi + const { d8(OB_SIZE) }], 0
-        ; setne bl
+        ; test eax, eax
+        ; js =>generic
+        ; mov ebx, eax
     );
     e.decref_rdi();
     x64!(e.ops

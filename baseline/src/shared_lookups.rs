@@ -10,6 +10,9 @@
 //! rate. One copy of each lookup stays in the cache for all sites; the call and return cost a
 //! few cycles and are predicted.
 //!
+//! The truth tests' cold path (a value other than True and False) shares a routine for the
+//! same reason: [`Lookups::truth`] classifies None and the sized builtins.
+//!
 //! Convention (the compiled code's registers, `emitter`): `r12` frame, `r13` thread state,
 //! `r14` stack, left alone. In: `rcx` = the site's cache, `rdi` = the owner (LOAD_ATTR,
 //! LOAD_METHOD). Out on a hit: `rax` = the cached value, borrowed and not null, the cache's hit
@@ -36,6 +39,11 @@ pub struct Lookups {
     pub load_global: usize,
     pub load_attr: usize,
     pub load_method: usize,
+    /// In: `rdi` = a value that is neither True nor False. Out: `eax` = 0 if it is None or an
+    /// exact int, list, tuple, dict or str of size 0, 1 if one of those of another size, -1 for
+    /// anything else (whose truth only the generic path may ask: it can run code). Clobbers
+    /// `rax` and `rdx` only; references untouched.
+    pub truth: usize,
 }
 
 static LOOKUPS: OnceLock<Option<Lookups>> = OnceLock::new();
@@ -54,9 +62,50 @@ fn emit() -> std::io::Result<Lookups> {
     emit_load_attr(&mut ops);
     let load_method = ops.offset();
     emit_load_method(&mut ops);
+    let truth = ops.offset();
+    emit_truth(&mut ops);
     let buffer = ops.finalize().map_err(|_| std::io::Error::other("could not make the cache lookups executable"))?;
     let at = |o: dynasmrt::AssemblyOffset| buffer.ptr(o) as usize;
-    Ok(Lookups { load_global: at(load_global), load_attr: at(load_attr), load_method: at(load_method), _buffer: buffer })
+    Ok(Lookups { load_global: at(load_global), load_attr: at(load_attr), load_method: at(load_method), truth: at(truth), _buffer: buffer })
+}
+
+/// [`Lookups::truth`]: ceval's `PyObject_IsTrue` for None and the exact sized builtins, whose
+/// truth is their size (`ob_size`, and `ma_used` and the str's length at the same offset), which
+/// asks no Python code.
+fn emit_truth(ops: &mut Assembler) {
+    // SAFETY-free: static objects' addresses, compared by identity.
+    let none = unsafe { ffi::Py_None() } as i64;
+    x64!(ops
+        ; mov rax, QWORD none
+        ; cmp rdi, rax
+        ; je >falsy
+        ; mov rax, [BYTE rdi + const { d8(OB_TYPE) }]
+    );
+    for tp in [
+        std::ptr::addr_of_mut!(ffi::PyLong_Type),
+        std::ptr::addr_of_mut!(ffi::PyList_Type),
+        std::ptr::addr_of_mut!(ffi::PyTuple_Type),
+        std::ptr::addr_of_mut!(ffi::PyDict_Type),
+        std::ptr::addr_of_mut!(ffi::PyUnicode_Type),
+    ] {
+        x64!(ops
+            ; mov rdx, QWORD tp as i64
+            ; cmp rax, rdx
+            ; je >sized
+        );
+    }
+    x64!(ops
+        ; mov eax, -1
+        ; ret
+        ; sized:
+        ; xor eax, eax
+        ; cmp QWORD [BYTE rdi + const { d8(OB_SIZE) }], 0
+        ; setne al
+        ; ret
+        ; falsy:
+        ; xor eax, eax
+        ; ret
+    );
 }
 
 /// The owner's type's version against the cache's key (`rdi` owner, `rcx` cache), else `miss`.

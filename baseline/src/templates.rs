@@ -706,16 +706,14 @@ pub fn gen_instr(
 /// (`fast_paths::precall`): that path reaches `checked`, where CALL stores its unit and tries
 /// the direct call. Nothing ran since PRECALL's tracing check there, and the callable is an
 /// exact function. PRECALL's slow path goes to `entry`, in the cold section: CALL's tracing
-/// check and the callable's type check, as an unfused CALL makes them, then `checked`.
-/// What the direct call leaves goes to `pg_call`, as unfused.
+/// check, then `checked` (the direct-call routine checks the callable's type itself). What the
+/// direct call leaves goes to `pg_call`, as unfused.
 fn gen_fused_call(e: &mut Emitter, ins: &Instr, resume_at: usize, site: *const Site, entry: DynamicLabel, checked: DynamicLabel) {
     let stub = crate::direct_entry::call_stub().expect("PRECALL fuses only with a direct-call stub");
     let (oparg, index) = (ins.oparg, ins.index);
     let error = e.error_exit();
     let (generic_call, joined) = (e.label(), e.label());
-    let function_type = std::ptr::addr_of!(ffi::PyFunction_Type) as i64;
     let last_unit = e.unit_addr(ins.last_unit() as isize) as i64;
-    let callable = -8 * (oparg as i32 + 1);
     e.bind_pending_tracing(ins.start);
     e.bind(checked);
     e.instr_prelude(resume_at, index, Prelude { check_tracing: false, store_prev_instr: true });
@@ -732,18 +730,10 @@ fn gen_fused_call(e: &mut Emitter, ins: &Instr, resume_at: usize, site: *const S
         ; =>joined
     );
     e.cold(entry, move |e| {
-        e.instr_prelude(resume_at, index, Prelude { check_tracing: true, store_prev_instr: true });
-        x64!(e.ops
-            ; mov rax, [r14 + callable - 8]
-            ; test rax, rax
-            ; jnz >callable
-            ; mov rax, [r14 + callable]
-            ; callable:
-            ; mov rcx, QWORD function_type
-            ; cmp [BYTE rax + const { d8(OB_TYPE) }], rcx
-            ; jne =>generic_call
-            ; jmp =>checked
-        );
+        // No type check: the direct-call routine makes its own and declines anything but an
+        // exact function, which then goes to pg_call.
+        e.instr_prelude(resume_at, index, Prelude { check_tracing: true, store_prev_instr: false });
+        x64!(e.ops ; jmp =>checked);
     });
     e.cold(generic_call, move |e| {
         x64!(e.ops
