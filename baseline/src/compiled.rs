@@ -10,10 +10,20 @@ use peregrine_runtime::Tier;
 #[derive(Clone, Copy, Debug)]
 pub struct InstrOffset {
     /// Offset in bytes in `co_code` (as `dis` shows it).
-    pub bytecode: usize,
-    pub opcode: u8,
+    pub bytecode: u32,
     pub oparg: u32,
-    pub native: usize,
+    /// Offset of the template in the machine code (kept for as long as the code: 12 bytes
+    /// an instruction, its cold copy included).
+    pub native: u32,
+    pub opcode: u8,
+}
+
+impl InstrOffset {
+    pub(crate) fn new(ins: &peregrine_runtime::bytecode::Instr, native: usize) -> Self {
+        // Code objects are below 2^31 code units (the decoder's offsets are i32 in CPython)
+        // and their machine code below 4 GiB (the arena is 1 GiB).
+        InstrOffset { bytecode: 2 * ins.index as u32, oparg: ins.oparg, native: native as u32, opcode: ins.opcode }
+    }
 }
 
 /// The executable code of one code object plus what debugging tools need to read it.

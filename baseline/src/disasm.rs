@@ -84,7 +84,7 @@ pub fn disassemble(code: &BaselineCode) -> String {
     let mut headers: HashMap<usize, String> = HashMap::new();
     for i in code.instr_offsets() {
         let name = bytecode::name(i.opcode).unwrap_or("?");
-        headers.insert(i.native, format!("; {:>5} {} {}", i.bytecode, name, i.oparg));
+        headers.insert(i.native as usize, format!("; {:>5} {} {}", i.bytecode, name, i.oparg));
     }
     let mut out = String::new();
     let _ = writeln!(out, "; baseline code at {:#x}, {} bytes (prologue, then one template per instruction)", base, bytes.len());

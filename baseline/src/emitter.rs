@@ -399,12 +399,12 @@ impl Emitter {
             ; mov DWORD [BYTE r12 + const { d8(F_STACKTOP) }], eax
             ; add DWORD [BYTE r13 + const { d8(TSTATE_RECURSION_REMAINING) }], 1
             ; cmp BYTE [BYTE r12 + const { d8(F_IS_ENTRY) }], 0
-            ; je >shared
+            ; je BYTE >shared
             ; mov rcx, [BYTE rbp + const { d8(- CFRAME + CFRAME_PREVIOUS) }]
             ; mov [BYTE r13 + const { d8(TSTATE_CFRAME) }], rcx
             ; movzx eax, BYTE [BYTE rbp + const { d8(- CFRAME + CFRAME_USE_TRACING) }]
             ; mov BYTE [BYTE rcx + const { d8(CFRAME_USE_TRACING) }], al
-            ; jmp >left
+            ; jmp BYTE >left
             ; shared:
             ; mov rax, [BYTE r12 + const { d8(F_PREVIOUS) }]
             ; mov [BYTE rbp + const { d8(- CFRAME + CFRAME_CURRENT_FRAME) }], rax
@@ -460,7 +460,7 @@ impl Emitter {
             ColdUnit::ByEntry { own, first_half } if self.units_share_high_half => x64!(self.ops
                 ; mov eax, own as u32 as i32
                 ; test bh, bh
-                ; jz >own
+                ; jz BYTE >own
                 ; mov eax, first_half as u32 as i32
                 ; own:
                 ; mov DWORD [BYTE r12 + const { d8(F_PREV_INSTR) }], eax
@@ -468,7 +468,7 @@ impl Emitter {
             ColdUnit::ByEntry { own, first_half } => x64!(self.ops
                 ; mov rax, QWORD own as i64
                 ; test bh, bh
-                ; jz >own
+                ; jz BYTE >own
                 ; mov rax, QWORD first_half as i64
                 ; own:
                 ; mov [BYTE r12 + const { d8(F_PREV_INSTR) }], rax
@@ -559,7 +559,7 @@ impl Emitter {
         x64!(self.ops
             ; mov ebx, 1
             ; cmp BYTE [r15], 0
-            ; jne >warm
+            ; jne BYTE >warm
             ; call =>warm_check
             ; warm:
         );
@@ -576,7 +576,7 @@ impl Emitter {
             ; mov ebx, 1
             ; mov rax, QWORD code as i64
             ; cmp WORD [rax + co_warmup], 0
-            ; je >warm
+            ; je BYTE >warm
             ; mov rax, QWORD self.warmth.entries as i64
             ; mov eax, DWORD [rax]      // zero-extends: the sum below cannot wrap
             ; mov rcx, QWORD self.warmth.generator_creations as i64
@@ -585,7 +585,7 @@ impl Emitter {
             ; mov ecx, DWORD [rcx]
             ; add rax, rcx
             ; cmp rax, WARMUP_DELAY as i32
-            ; jae >warm
+            ; jae BYTE >warm
             ; xor ebx, ebx
             ; ret
             ; warm:
@@ -720,11 +720,11 @@ impl Emitter {
         self.check_moved_by(opcode, 0, &[u.effect, taken]);
         x64!(self.ops
             ; test al, 1
-            ; jnz >failed
+            ; jnz BYTE >failed
             ; cmp rax, r14
             ; mov r14, rax
             ; jb =>target
-            ; jmp >next
+            ; jmp BYTE >next
             ; failed:
             ; mov r14, rax
             ; jmp =>error
@@ -831,7 +831,7 @@ impl Emitter {
     pub fn xdecref_rdi_quiet(&mut self, unit: ColdUnit, after: AfterCold) {
         x64!(self.ops
             ; test rdi, rdi
-            ; jz >null
+            ; jz BYTE >null
         );
         self.decref_rdi_quiet(unit, after);
         x64!(self.ops ; null:);
@@ -854,7 +854,7 @@ impl Emitter {
     pub fn xdecref_rdi(&mut self) {
         x64!(self.ops
             ; test rdi, rdi
-            ; jz >null
+            ; jz BYTE >null
         );
         self.decref_rdi();
         x64!(self.ops ; null:);

@@ -107,15 +107,15 @@ pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; cmp edx, kind::INSTANCE_DICT as i32
         ; je =>with_dict
         ; cmp edx, kind::INSTANCE_VALUE as i32
-        ; jne >slot
+        ; jne BYTE >slot
         ; mov r9, [rdi + ic::VALUES_DISP]
         ; test r9, r9
         ; jz =>with_dict
         ; mov rdx, [rcx + ic::VALUE]
         ; lea rax, [r9 + rdx * 8]
         ; cmp QWORD [rax], 0
-        ; je >new_attribute
-        ; jmp >store
+        ; je BYTE >new_attribute
+        ; jmp BYTE >store
         ; slot:                             // kind::SLOT
         ; mov rdx, [rcx + ic::VALUE]
         ; lea rax, [rdi + rdx]
@@ -190,7 +190,7 @@ pub fn load_method(e: &mut Emitter, ins: &Instr, site: *const Site) {
     e.incref_rax();
     x64!(e.ops
         ; test edx, edx
-        ; jz >module
+        ; jz BYTE >module
         ; mov [r14 - 8], rax
         ; mov [r14], rdi                    // self keeps the stack's reference
         ; add r14, 8
@@ -295,7 +295,7 @@ fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabe
         x64!(e.ops
             ; mov rdx, QWORD float_type
             ; cmp rax, rdx
-            ; jne >not_float
+            ; jne BYTE >not_float
             ; movsd xmm0, QWORD [BYTE rdi + const { d8(FLOAT_VALUE) }]
             ; movsd xmm1, QWORD [BYTE rsi + const { d8(FLOAT_VALUE) }]
         );
@@ -344,10 +344,10 @@ fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabe
                     ; cqo
                     ; idiv r8
                     ; test rdx, rdx
-                    ; jz >exact
+                    ; jz BYTE >exact
                     ; mov r9, rdx
                     ; xor r9, r8
-                    ; jns >exact
+                    ; jns BYTE >exact
                 );
                 if op == nb::FLOOR_DIVIDE {
                     x64!(e.ops ; sub rax, 1 ; exact:);
@@ -385,9 +385,9 @@ fn binary_op_fast(e: &mut Emitter, site: *const Site, op: u32, slow: DynamicLabe
             x64!(e.ops
                 ; mov r9, QWORD float_type
                 ; cmp Rq(tp), r9
-                ; jne >not_float
+                ; jne BYTE >not_float
                 ; movsd Rx(xmm), QWORD [Rq(obj) + FLOAT_VALUE]
-                ; jmp >loaded
+                ; jmp BYTE >loaded
                 ; not_float:
                 ; mov r9, QWORD long_type
                 ; cmp Rq(tp), r9
@@ -443,7 +443,7 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
         ; cmp r8, [BYTE rsi + const { d8(OB_TYPE) }]
         ; jne =>slow
         ; cmp eax, COMPARE_INT as i32
-        ; jne >float
+        ; jne BYTE >float
         ; mov rdx, QWORD addr_of_type(std::ptr::addr_of_mut!(ffi::PyLong_Type))
         ; cmp r8, rdx
         ; jne =>slow
@@ -463,10 +463,10 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
     );
     set_bl(e, cond, true);
     x64!(e.ops
-        ; jmp >decided
+        ; jmp BYTE >decided
         ; float:
         ; cmp eax, COMPARE_FLOAT as i32
-        ; jne >string
+        ; jne BYTE >string
         ; mov rdx, QWORD addr_of_type(std::ptr::addr_of_mut!(ffi::PyFloat_Type))
         ; cmp r8, rdx
         ; jne =>slow
@@ -475,7 +475,7 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
         ; jp =>slow                          // a NaN: the form's guard fails
     );
     set_bl(e, cond, false);
-    x64!(e.ops ; jmp >decided ; string:);
+    x64!(e.ops ; jmp BYTE >decided ; string:);
     if matches!(cond, Cond::Eq | Cond::Ne) {
         // COMPARE_OP_STR_JUMP: `_PyUnicode_Equal` (a C function; same object, equal).
         let callee = cpython::_PyUnicode_Equal as *const () as usize;
@@ -487,7 +487,7 @@ pub fn compare_jump(e: &mut Emitter, ins: &Instr, site: *const Site, fused: Opti
             ; jne =>slow
             ; mov bl, 1
             ; cmp rdi, rsi
-            ; je >same
+            ; je BYTE >same
         );
         e.call_fn(callee);
         x64!(e.ops
@@ -613,7 +613,7 @@ pub fn binary_subscr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     small_index(e, slow);
     x64!(e.ops
         ; cmp r9d, SUBSCR_LIST_INT as i32
-        ; jne >tuple
+        ; jne BYTE >tuple
         ; mov rdx, QWORD list_type
         ; cmp [BYTE rdi + const { d8(OB_TYPE) }], rdx
         ; jne =>slow
@@ -712,7 +712,7 @@ pub fn unpack_sequence(e: &mut Emitter, ins: &Instr, site: *const Site) {
         ; movzx eax, BYTE [rcx + FORM_OFFSET]
         ; mov rdi, [r14 - 8]
         ; cmp eax, UNPACK_TUPLE as i32
-        ; jne >list
+        ; jne BYTE >list
         ; mov rdx, QWORD tuple_type
         ; cmp [BYTE rdi + const { d8(OB_TYPE) }], rdx
         ; jne =>slow
@@ -789,7 +789,7 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
             ; mov rax, [BYTE rdi + const { d8(OB_TYPE) }]
             ; mov rdx, QWORD range_iter
             ; cmp rax, rdx
-            ; jne >not_range
+            ; jne BYTE >not_range
             ; mov rcx, [BYTE rdi + const { d8(R_INDEX) }]
             ; cmp rcx, [BYTE rdi + const { d8(R_LEN) }]
             ; jge =>slow                       // exhausted
@@ -804,11 +804,11 @@ pub fn for_iter(e: &mut Emitter, ins: &Instr, target: DynamicLabel) {
         x64!(e.ops
             ; test rax, rax
             ; jz =>error                        // MemoryError: the iterator stays, as in ceval
-            ; jmp >pushed
+            ; jmp BYTE >pushed
             ; not_range:
             ; mov rdx, QWORD list_iter
             ; cmp rax, rdx
-            ; jne >not_list
+            ; jne BYTE >not_list
             ; mov rsi, [BYTE rdi + const { d8(IT_SEQ) }]
             ; test rsi, rsi
             ; jz =>slow
@@ -928,7 +928,7 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
         // The callable: the method slot if it is set (a method call), else the one above it.
         ; mov rax, [r14 - 8 * (oparg + 2)]
         ; test rax, rax
-        ; jnz >callable
+        ; jnz BYTE >callable
         ; mov rax, [r14 - 8 * (oparg + 1)]
         ; callable:
         ; mov rdx, QWORD function_type

@@ -328,12 +328,7 @@ fn emit(
     for (k, ins) in instrs.iter().enumerate() {
         let label = labels(ins.start);
         e.bind(label);
-        instr_offsets.push(InstrOffset {
-            bytecode: 2 * ins.index,
-            opcode: ins.opcode,
-            oparg: ins.oparg,
-            native: e.offset(),
-        });
+        instr_offsets.push(InstrOffset::new(ins, e.offset()));
         if ins.opcode == op::KW_NAMES {
             kwnames = view.consts[ins.oparg as usize];
             call_group_start = ins.start;
@@ -408,7 +403,7 @@ fn emit(
         let mut nothing_ran = !check_first;
         for k in first..=last {
             let ins = &instrs[k];
-            instr_offsets.push(InstrOffset { bytecode: 2 * ins.index, opcode: ins.opcode, oparg: ins.oparg, native: e.offset() });
+            instr_offsets.push(InstrOffset::new(ins, e.offset()));
             let pairing = templates::Pairing {
                 warm_role: None,
                 second_entry: entries[k - first],
@@ -436,5 +431,6 @@ fn emit(
     let calls = std::mem::take(&mut e.calls);
     let bytes = e.ops.finalize().map_err(|err| CompileError::NotSupported(format!("assembling: {err}")))?;
     let block = code_arena::install(&bytes, &calls).map_err(|err| CompileError::NotSupported(err.to_string()))?;
+    instr_offsets.shrink_to_fit();
     Ok(Box::new(BaselineCode { block, instr_offsets, cold_start, _sites: sites, direct_entry }))
 }

@@ -498,10 +498,10 @@ pub fn gen_instr(
                 ; mov rdi, [r14]
                 ; mov rax, QWORD py_true
                 ; cmp rdi, rax
-                ; je >is_true
+                ; je BYTE >is_true
                 ; mov rax, QWORD py_false
                 ; cmp rdi, rax
-                ; je >is_false
+                ; je BYTE >is_false
             );
             // Other values in the cold section: after a compare or `is`, True and False are
             // what the jump sees, and the hot path stays short.
@@ -655,7 +655,7 @@ pub fn gen_instr(
                     x64!(e.ops
                         ; mov rax, [r14 + callable - 8]
                         ; test rax, rax
-                        ; jnz >callable
+                        ; jnz BYTE >callable
                         ; mov rax, [r14 + callable]
                         ; callable:
                         ; mov rcx, QWORD function_type
