@@ -18,106 +18,81 @@
 use peregrine_runtime::bytecode::{op, Handler, Instr};
 use peregrine_runtime::opcodes::Flow;
 
-/// A set of local slots.
-#[derive(Clone, PartialEq, Eq)]
-struct Locals(Vec<u64>);
-
-impl Locals {
-    fn none(n: usize) -> Self {
-        Locals(vec![0; n.div_ceil(64).max(1)])
+/// For each of `instrs`, whether it is a LOAD_FAST of a local bound on every path to it.
+/// `n_args`: the parameters (positional, keyword-only, `*args`, `**kwargs`), the first slots.
+///
+/// The sets are bit rows of one flat table, updated in place by forward passes over the code
+/// until none changes (loops and handlers above their code take a second pass; compile time
+/// is a budget here, about 1 us per instruction for everything).
+pub fn bound_loads(instrs: &[Instr], handlers: &[Option<Handler>], n_args: usize, n_locals: usize, resumable: bool) -> Vec<bool> {
+    let n = instrs.len();
+    let mut result = vec![false; n];
+    if resumable || n == 0 || instrs.iter().any(|i| i.opcode == op::IMPORT_STAR) {
+        return result;
     }
-
-    fn first(n: usize, bound: usize) -> Self {
-        let mut s = Locals::none(n);
-        for i in 0..bound.min(n) {
-            s.set(i, true);
+    let w = n_locals.div_ceil(64).max(1);
+    let n_units = instrs.last().map_or(0, |i| i.next);
+    let mut at_unit = vec![u32::MAX; n_units + 1];
+    for (k, ins) in instrs.iter().enumerate() {
+        at_unit[ins.start] = k as u32;
+    }
+    let index_of = |unit: usize| at_unit.get(unit).copied().filter(|&k| k != u32::MAX).map(|k| k as usize);
+    // Per instruction, the locals bound before it (valid once `reached`).
+    let mut table = vec![0u64; n * w];
+    let mut reached = vec![false; n];
+    for i in 0..n_args.min(n_locals) {
+        table[i / 64] |= 1 << (i % 64);
+    }
+    reached[0] = true;
+    let mut row = vec![0u64; w];
+    // `table[t]` = `table[t]` ∩ `row` (or `row`, first reached); whether it changed.
+    let meet = |table: &mut [u64], reached: &mut [bool], t: usize, row: &[u64]| -> bool {
+        let dst = &mut table[t * w..(t + 1) * w];
+        if !reached[t] {
+            reached[t] = true;
+            dst.copy_from_slice(row);
+            return true;
         }
-        s
-    }
-
-    fn get(&self, i: usize) -> bool {
-        self.0.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
-    }
-
-    fn set(&mut self, i: usize, bound: bool) {
-        if let Some(w) = self.0.get_mut(i / 64) {
-            if bound {
-                *w |= 1 << (i % 64);
-            } else {
-                *w &= !(1 << (i % 64));
-            }
-        }
-    }
-
-    /// `self` = `self` ∩ `other`; whether it changed.
-    fn meet(&mut self, other: &Locals) -> bool {
         let mut changed = false;
-        for (a, b) in self.0.iter_mut().zip(&other.0) {
+        for (a, b) in dst.iter_mut().zip(row) {
             let m = *a & b;
             changed |= m != *a;
             *a = m;
         }
         changed
-    }
-}
-
-/// For each of `instrs`, whether it is a LOAD_FAST of a local bound on every path to it.
-/// `n_args`: the parameters (positional, keyword-only, `*args`, `**kwargs`), the first slots.
-pub fn bound_loads(instrs: &[Instr], handlers: &[Option<Handler>], n_args: usize, n_locals: usize, resumable: bool) -> Vec<bool> {
-    let mut result = vec![false; instrs.len()];
-    if resumable || instrs.is_empty() || instrs.iter().any(|i| i.opcode == op::IMPORT_STAR) {
-        return result;
-    }
-    let n_units = instrs.last().map_or(0, |i| i.next);
-    let mut at_unit = vec![usize::MAX; n_units + 1];
-    for (k, ins) in instrs.iter().enumerate() {
-        at_unit[ins.start] = k;
-    }
-    let index_of = |unit: usize| at_unit.get(unit).copied().filter(|&k| k != usize::MAX);
-    let mut states: Vec<Option<Locals>> = vec![None; instrs.len()];
-    states[0] = Some(Locals::first(n_locals, n_args));
-    let mut work = vec![0usize];
-    let mut queued = vec![false; instrs.len()];
-    queued[0] = true;
-    while let Some(k) = work.pop() {
-        queued[k] = false;
-        let ins = &instrs[k];
-        let before = states[k].clone().expect("queued instructions have a state");
-        let mut after = before.clone();
-        match ins.opcode {
-            op::STORE_FAST => after.set(ins.oparg as usize, true),
-            op::DELETE_FAST => after.set(ins.oparg as usize, false),
-            _ => {}
-        }
-        let mut edges: Vec<(usize, &Locals)> = Vec::with_capacity(3);
-        if ins.info().flow != Flow::Ends && k + 1 < instrs.len() {
-            edges.push((k + 1, &after));
-        }
-        if let Some(t) = ins.jump_target().and_then(index_of) {
-            edges.push((t, &after));
-        }
-        if let Some(t) = handlers[k].and_then(|h| index_of(h.target)) {
-            edges.push((t, &before));
-        }
-        for (t, state) in edges {
-            let changed = match &mut states[t] {
-                Some(s) => s.meet(state),
-                none => {
-                    *none = Some(state.clone());
-                    true
-                }
-            };
-            if changed && !queued[t] {
-                queued[t] = true;
-                work.push(t);
+    };
+    loop {
+        let mut changed = false;
+        for (k, ins) in instrs.iter().enumerate() {
+            if !reached[k] {
+                continue;
+            }
+            row.copy_from_slice(&table[k * w..(k + 1) * w]);
+            // An exception leaves with the locals as they were before the instruction.
+            if let Some(t) = handlers[k].and_then(|h| index_of(h.target)) {
+                changed |= meet(&mut table, &mut reached, t, &row);
+            }
+            let slot = ins.oparg as usize;
+            match ins.opcode {
+                op::STORE_FAST if slot < n_locals => row[slot / 64] |= 1 << (slot % 64),
+                op::DELETE_FAST if slot < n_locals => row[slot / 64] &= !(1 << (slot % 64)),
+                _ => {}
+            }
+            if ins.info().flow != Flow::Ends && k + 1 < n {
+                changed |= meet(&mut table, &mut reached, k + 1, &row);
+            }
+            if let Some(t) = ins.jump_target().and_then(index_of) {
+                changed |= meet(&mut table, &mut reached, t, &row);
             }
         }
+        if !changed {
+            break;
+        }
     }
     for (k, ins) in instrs.iter().enumerate() {
-        if ins.opcode == op::LOAD_FAST {
-            // Unreached code (no state) keeps its test.
-            result[k] = states[k].as_ref().is_some_and(|s| s.get(ins.oparg as usize));
-        }
+        let slot = ins.oparg as usize;
+        // Unreached code keeps its test.
+        result[k] = ins.opcode == op::LOAD_FAST && reached[k] && slot < n_locals && table[k * w + slot / 64] >> (slot % 64) & 1 == 1;
     }
     result
 }
