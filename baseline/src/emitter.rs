@@ -182,8 +182,9 @@ impl Emitter {
     /// `capacity`: the bytes of machine code expected, allocated up front (growing the buffer
     /// as code is emitted copies it over and over).
     pub fn new(first_instr: usize, n_units: usize, warmth: WarmthCounters, warm_at_compile: bool, capacity: usize) -> Self {
-        let mut ops = Ops::new(0);
-        ops.reserve_ops(capacity);
+        // Labels and references by the count the templates make in the median (a few of each
+        // per code unit): growing dynasm's tables as they fill was a tenth of compile time.
+        let mut ops = Ops::new_with_capacity(0, capacity, 0, 0, 3 * n_units + 16, n_units + 16, 4 * n_units + 16);
         let epilogue = ops.new_dynamic_label();
         let delegate = ops.new_dynamic_label();
         let handoff = ops.new_dynamic_label();
