@@ -270,6 +270,15 @@ impl Emitter {
         }
     }
 
+    /// `r8` = `value`, in 3 bytes when it is 0 (a call without keywords), else 10.
+    pub fn load_r8(&mut self, value: u64) {
+        if value == 0 {
+            x64!(self.ops ; xor r8d, r8d);
+        } else {
+            x64!(self.ops ; mov r8, QWORD value as i64);
+        }
+    }
+
     /// Jumps to `label`.
     pub fn jump_to(&mut self, label: DynamicLabel) {
         x64!(self.ops ; jmp =>label);

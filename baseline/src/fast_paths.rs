@@ -974,9 +974,9 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
             ; mov rsi, r12
             ; mov rdx, r14
             ; mov ecx, oparg
-            ; mov r8, QWORD kwnames as i64
             ; mov r9, QWORD site as i64
         );
+        e.load_r8(kwnames as u64);
         e.call_fn(callee);
         e.check_helper_moved(opcode, oparg as u32);
         x64!(e.ops ; mov r14, rax ; jmp =>resume);

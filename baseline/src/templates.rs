@@ -638,9 +638,9 @@ pub fn gen_instr(
                     ; mov rsi, r12
                     ; mov rdx, r14
                     ; mov ecx, oparg as i32
-                    ; mov r8, QWORD kwnames as i64
                     ; mov r9, QWORD site as i64
                 );
+                e.load_r8(kwnames as u64);
                 e.call_fn(callee);
             };
             match crate::direct_entry::call_stub().filter(|_| kwnames.is_null() && !site.is_null()) {
