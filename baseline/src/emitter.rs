@@ -164,8 +164,8 @@ pub struct Emitter {
     /// instead of `mov rax, imm64; call rax`, 12), with the trampolines' labels: those a call
     /// from the code arena cannot reach directly.
     trampolines: Vec<(usize, DynamicLabel)>,
-    /// By code unit, whether the instruction there is a LOAD_FAST of a local bound on every path
-    /// to it (`bound_locals`): no unbound test.
+    /// By code unit, whether the instruction there is a LOAD_FAST or STORE_FAST of a local bound
+    /// on every path to it (`bound_locals`): no unbound test, no NULL test of the old value.
     pub bound_loads: Vec<bool>,
     /// Set by PRECALL when its PRECALL_PYFUNC fast path goes straight into its CALL's direct
     /// call: (CALL's full entry, in the cold section, where PRECALL's slow path goes on; the

@@ -375,7 +375,11 @@ pub fn gen_instr(
                 Ok(d) => x64!(e.ops ; mov rdi, [BYTE r12 + d] ; mov [BYTE r12 + d], rax),
                 Err(_) => x64!(e.ops ; mov rdi, [r12 + local] ; mov [r12 + local], rax),
             }
-            e.xdecref_rdi_quiet(unit, after_cold);
+            if e.bound_loads.get(ins.index) == Some(&true) {
+                e.decref_rdi_quiet(unit, after_cold); // the old value is there (bound_locals)
+            } else {
+                e.xdecref_rdi_quiet(unit, after_cold);
+            }
         }
         LOAD_CONST => {
             x64!(e.ops ; mov rax, QWORD consts[oparg as usize] as i64);
