@@ -886,9 +886,10 @@ impl Emitter {
         self.load_local_or(index, unbound);
     }
 
-    /// `rax` = local `index`, known to be bound (`bound_locals`).
+    /// `rax` = local `index`, known to be bound (`bound_locals`), or tested by the caller.
     pub fn load_local_bound(&mut self, index: u32) {
         let disp = F_LOCALSPLUS + 8 * index as i32;
+        // The first few locals are within a byte's displacement of the frame (3 bytes less).
         match i8::try_from(disp) {
             Ok(d) => x64!(self.ops ; mov rax, [BYTE r12 + d]),
             Err(_) => x64!(self.ops ; mov rax, [r12 + disp]),
@@ -896,12 +897,7 @@ impl Emitter {
     }
 
     fn load_local_or(&mut self, index: u32, unbound: DynamicLabel) {
-        let disp = F_LOCALSPLUS + 8 * index as i32;
-        // The first few locals are within a byte's displacement of the frame (3 bytes less).
-        match i8::try_from(disp) {
-            Ok(d) => x64!(self.ops ; mov rax, [BYTE r12 + d]),
-            Err(_) => x64!(self.ops ; mov rax, [r12 + disp]),
-        }
+        self.load_local_bound(index);
         x64!(self.ops
             ; test rax, rax
             ; jz =>unbound
@@ -1168,12 +1164,6 @@ impl Emitter {
     /// `pg_frame_handoff(tstate, frame, r14, cframe, prev_instr, reason)` through the shared
     /// tail, which returns the frame's result.
     fn emit_handoff(&mut self, prev_instr: usize, reason: ExitReason) {
-        // Tracing went on, or an instruction only the interpreter runs (tracing may be on): the
-        // interpreter checks for a 'line' event first, which must be stock's.
-        let handoff = match reason {
-            ExitReason::Tracing | ExitReason::InterpreterOnlyInstruction => self.handoff_traced,
-            _ => self.handoff,
-        };
         if self.units_share_high_half {
             // 10 bytes a site instead of 21 (there is one per tracing check): the lower half in
             // `eax` (zero-extended), the rest in a tail per reason.
@@ -1191,6 +1181,7 @@ impl Emitter {
             );
             return;
         }
+        let handoff = self.handoff_tail_for(reason);
         x64!(self.ops
             ; mov r8, QWORD prev_instr as i64
             ; mov r9d, reason as u32 as i32
@@ -1198,15 +1189,22 @@ impl Emitter {
         );
     }
 
+    /// The shared tail a hand-off for `reason` ends in. Tracing went on, or an instruction only
+    /// the interpreter runs (tracing may be on): the interpreter checks for a 'line' event
+    /// first, which must be stock's.
+    fn handoff_tail_for(&self, reason: ExitReason) -> DynamicLabel {
+        match reason {
+            ExitReason::Tracing | ExitReason::InterpreterOnlyInstruction => self.handoff_traced,
+            _ => self.handoff,
+        }
+    }
+
     /// The tails of the hand-off stubs ([`Emitter::emit_handoff`]): the upper half of
     /// `prev_instr`, which all its values share, joined to the lower half in `rax`.
     fn emit_handoff_tails(&mut self) {
         let high = (self.first_instr & !0xffff_ffff) as i64;
         for (reason, tail) in std::mem::take(&mut self.handoff_tails) {
-            let handoff = match reason {
-                ExitReason::Tracing | ExitReason::InterpreterOnlyInstruction => self.handoff_traced,
-                _ => self.handoff,
-            };
+            let handoff = self.handoff_tail_for(reason);
             x64!(self.ops
                 ; =>tail
                 ; mov r8, QWORD high

@@ -635,27 +635,13 @@ pub fn gen_instr(
         LOAD_METHOD => crate::fast_paths::load_method(e, ins, site),
         CALL => {
             let error = e.error_exit();
-            let generic = move |e: &mut Emitter| {
-                let callee = h::pg_call as *const () as usize;
-                x64!(e.ops
-                    ; mov rdi, r13
-                    ; mov rsi, r12
-                    ; mov rdx, r14
-                    ; mov ecx, oparg as i32
-                    ; mov r9, QWORD site as i64
-                );
-                e.load_r8(kwnames as u64);
-                e.call_fn(callee);
-            };
             match crate::direct_entry::call_stub().filter(|_| kwnames.is_null() && !site.is_null()) {
                 // A call without keywords to an exact Python function tries the machine-code
                 // direct call first (`direct_entry`); anything it leaves goes to pg_call.
                 Some(stub) => {
-                    let (generic_call, joined) = (e.label(), e.label());
+                    let generic_call = e.label();
                     let function_type = std::ptr::addr_of!(ffi::PyFunction_Type) as i64;
-                    let last_unit = e.unit_addr(ins.last_unit() as isize) as i64;
                     let callable = -8 * (oparg as i32 + 1);
-                    let stub_fn = stub;
                     x64!(e.ops
                         ; mov rax, [r14 + callable - 8]
                         ; test rax, rax
@@ -665,31 +651,12 @@ pub fn gen_instr(
                         ; mov rcx, QWORD function_type
                         ; cmp [BYTE rax + const { d8(OB_TYPE) }], rcx
                         ; jne =>generic_call
-                        // The routine's own convention: compiled code's registers, and these.
-                        ; mov ecx, oparg as i32
-                        ; mov r8, QWORD last_unit
-                        ; mov r9, QWORD site as i64
                     );
-                    e.call_fn(stub_fn);
-                    x64!(e.ops
-                        ; test rax, rax
-                        ; jz =>generic_call
-                        ; =>joined
-                    );
-                    e.cold(generic_call, move |e| {
-                        generic(e);
-                        x64!(e.ops ; jmp =>joined);
-                    });
+                    direct_call_or_generic(e, ins, site, stub, generic_call);
                 }
-                None => generic(e),
+                None => emit_pg_call(e, oparg, kwnames, site),
             }
-            e.check_helper_moved(ins.opcode, oparg);
-            x64!(e.ops
-                ; mov r14, rax
-                ; test al, 1
-                ; jnz =>error
-            );
-            e.check_pending_after_call(error);
+            call_result(e, ins, error);
         }
         RETURN_GENERATOR => e.return_generator(ins.start),
         YIELD_VALUE => e.yield_top(),
@@ -714,13 +681,41 @@ pub fn gen_instr(
 /// direct call leaves goes to `pg_call`, as unfused.
 fn gen_fused_call(e: &mut Emitter, ins: &Instr, resume_at: usize, site: *const Site, entry: DynamicLabel, checked: DynamicLabel) {
     let stub = crate::direct_entry::call_stub().expect("PRECALL fuses only with a direct-call stub");
-    let (oparg, index) = (ins.oparg, ins.index);
+    let index = ins.index;
     let error = e.error_exit();
-    let (generic_call, joined) = (e.label(), e.label());
-    let last_unit = e.unit_addr(ins.last_unit() as isize) as i64;
+    let generic_call = e.label();
     e.bind_pending_tracing(ins.start);
     e.bind(checked);
     e.instr_prelude(resume_at, index, Prelude { check_tracing: false, store_prev_instr: true });
+    direct_call_or_generic(e, ins, site, stub, generic_call);
+    e.cold(entry, move |e| {
+        // No type check: the direct-call routine makes its own and declines anything but an
+        // exact function, which then goes to pg_call.
+        e.instr_prelude(resume_at, index, Prelude { check_tracing: true, store_prev_instr: false });
+        x64!(e.ops ; jmp =>checked);
+    });
+    call_result(e, ins, error);
+}
+
+/// `rax` = `pg_call(tstate, frame, sp, oparg, kwnames, site)`: CALL's generic path.
+fn emit_pg_call(e: &mut Emitter, oparg: u32, kwnames: *mut ffi::PyObject, site: *const Site) {
+    x64!(e.ops
+        ; mov rdi, r13
+        ; mov rsi, r12
+        ; mov rdx, r14
+        ; mov ecx, oparg as i32
+        ; mov r9, QWORD site as i64
+    );
+    e.load_r8(kwnames as u64);
+    e.call_fn(h::pg_call as *const () as usize);
+}
+
+/// CALL without keywords through the direct-call routine `stub`; what it declines, and what
+/// jumps to `generic_call`, goes to `pg_call` in the cold section. Leaves the result in `rax`.
+fn direct_call_or_generic(e: &mut Emitter, ins: &Instr, site: *const Site, stub: usize, generic_call: DynamicLabel) {
+    let oparg = ins.oparg;
+    let joined = e.label();
+    let last_unit = e.unit_addr(ins.last_unit() as isize) as i64;
     x64!(e.ops
         // The routine's own convention: compiled code's registers, and these.
         ; mov ecx, oparg as i32
@@ -733,25 +728,16 @@ fn gen_fused_call(e: &mut Emitter, ins: &Instr, resume_at: usize, site: *const S
         ; jz =>generic_call
         ; =>joined
     );
-    e.cold(entry, move |e| {
-        // No type check: the direct-call routine makes its own and declines anything but an
-        // exact function, which then goes to pg_call.
-        e.instr_prelude(resume_at, index, Prelude { check_tracing: true, store_prev_instr: false });
-        x64!(e.ops ; jmp =>checked);
-    });
     e.cold(generic_call, move |e| {
-        x64!(e.ops
-            ; mov rdi, r13
-            ; mov rsi, r12
-            ; mov rdx, r14
-            ; mov ecx, oparg as i32
-            ; xor r8d, r8d // no keywords
-            ; mov r9, QWORD site as i64
-        );
-        e.call_fn(h::pg_call as *const () as usize);
+        emit_pg_call(e, oparg, std::ptr::null_mut(), site);
         x64!(e.ops ; jmp =>joined);
     });
-    e.check_helper_moved(ins.opcode, oparg);
+}
+
+/// CALL's end: the new stack pointer from `rax`, the error exit when it is tagged, and the
+/// eval-breaker check after the call.
+fn call_result(e: &mut Emitter, ins: &Instr, error: DynamicLabel) {
+    e.check_helper_moved(ins.opcode, ins.oparg);
     x64!(e.ops
         ; mov r14, rax
         ; test al, 1
