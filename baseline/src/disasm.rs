@@ -29,7 +29,6 @@ fn known_functions() -> HashMap<u64, String> {
         (cpython::_PyEval_EvalFrameDefault as *const () as usize, "_PyEval_EvalFrameDefault"),
         (peregrine_runtime::jit::ops::pg_call as *const () as usize, "pg_call"),
         (peregrine_runtime::jit::ops::pg_precall as *const () as usize, "pg_precall"),
-        (peregrine_runtime::jit::ops::pg_call_c_form as *const () as usize, "pg_call_c_form"),
         (peregrine_runtime::jit::ops::pg_binary_subscr as *const () as usize, "pg_binary_subscr"),
         (peregrine_runtime::jit::exceptions::pg_unwind as *const () as usize, "pg_unwind"),
         (frame::pg_frame_handoff_traced as *const () as usize, "pg_frame_handoff_traced"),

@@ -889,12 +889,14 @@ pub fn truth_inline(e: &mut Emitter, on_true: DynamicLabel, on_false: DynamicLab
 /// PRECALL: where the site runs PRECALL_PYFUNC (a Python function was called here once warm),
 /// its guard, the callable's exact type, inline: the form runs for the CALL (`Site::running`)
 /// and nothing else happens, as `Site::execute` does when a form's guard passes. Everything
-/// else is in the cold section: first, for a call without keywords, `pg_call_c_form`, which runs
-/// a form that calls a C function together with the CALL it skips (as ceval's forms do), then
-/// jumps past the CALL (`next` is the CALL); then, for the rest (cold code, other forms, a
-/// guard that fails), `pg_precall`. Raises only from the C function's call.
+/// else is in the cold section: first, for a call without keywords, the handler of the site's
+/// form (`precall_forms::C_FORM_HANDLERS`, by the form's number), which runs a form that calls a
+/// C function together with the CALL it skips (as ceval's forms do) and then jumps past the
+/// CALL (`next` is the CALL), or misses; then, for the rest (cold code, other forms, a guard
+/// that fails), `pg_precall`. Raises only from the C function's call.
 pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const Site, kwnames: *mut ffi::PyObject) {
-    use peregrine_runtime::jit::ops::{pg_call_c_form, pg_precall, PRECALL_PYFUNC};
+    use peregrine_runtime::jit::ops::pg_precall;
+    use peregrine_runtime::jit::precall_forms::{C_FORM_HANDLERS, PRECALL_PYFUNC};
     let (slow, done) = (e.label(), e.label());
     let oparg = ins.oparg as i32;
     // Where a C form's call goes on: the instruction after the CALL, with the error exit and
@@ -943,16 +945,17 @@ pub fn precall(e: &mut Emitter, ins: &Instr, next: Option<&Instr>, site: *const 
     e.cold(slow, move |e| {
         if let Some((after_call, error, pending)) = after_call {
             let generic = e.label();
-            let callee = pg_call_c_form as *const () as usize;
+            let handlers = C_FORM_HANDLERS.as_ptr() as i64;
+            // rcx still holds the site: both jumps here follow its load and leave it.
             x64!(e.ops
+                ; movzx eax, BYTE [rcx + FORM_OFFSET]
+                ; mov r8, rcx
                 ; mov rdi, r13
                 ; mov rsi, r12
                 ; mov rdx, r14
                 ; mov ecx, oparg
-                ; mov r8, QWORD site as i64
-            );
-            e.call_fn(callee);
-            x64!(e.ops
+                ; mov r9, QWORD handlers
+                ; call QWORD [r9 + rax * 8]
                 ; test rax, rax
                 ; jz =>generic
             );

@@ -26,7 +26,7 @@ fn startup_warnings() -> Vec<String> {
 fn _peregrine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     peregrine_runtime::code_state::init_code_extra_index()
         .map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
-    peregrine_runtime::jit::ops::init_callable_cache().map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
+    peregrine_runtime::jit::precall_forms::init_callable_cache().map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
     let py = m.py();
     m.add("_startup_warnings", PyList::new(py, startup_warnings())?)?;
     m.add("CompileError", py.get_type::<api::CompileError>())?;

@@ -58,7 +58,7 @@ pub struct TierStats {
     /// or SEND, without `gen_send_ex2` and the hook).
     pub direct_resumes: Counter,
     /// Calls of C functions that compiled code made in one step, PRECALL and CALL together, where
-    /// the site's specialized PRECALL form calls the function itself (`ops::pg_call_c_form`).
+    /// the site's specialized PRECALL form calls the function itself (`precall_forms::C_FORM_HANDLERS`).
     pub direct_c_calls: Counter,
     /// Wall time spent compiling, in nanoseconds.
     pub compile_ns: Counter,

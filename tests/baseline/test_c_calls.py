@@ -1,12 +1,13 @@
-"""C functions called in one step (`ops::pg_call_c_form`): at a warm PRECALL site (without
-keywords) whose specialized form calls a C function itself, compiled code runs PRECALL and CALL
-as one helper call and goes on after the CALL, as ceval's forms skip it. Differential against
-the interpreter, with what such a call shows: results of every form, exceptions raised by the C
-function (their `tb_lasti`: PRECALL's offset once warm, CALL's before), the caller's `f_lasti`
-seen by Python code the C function calls back, recursion counted for METH_O functions, signal
-handlers run right after the call (the eval breaker), a form whose guard stops passing. Each
-test also asserts that the calls were made in one step (`stats()["baseline"]["direct_c_calls"]`)
-and that the frames never left compiled code."""
+"""C functions called in one step (`jit::precall_forms`): at a warm PRECALL site (without
+keywords) whose specialized form calls a C function itself, compiled code calls the form's
+handler, which runs PRECALL and CALL together and goes on after the CALL, as ceval's forms skip
+it. Differential against the interpreter, with what such a call shows: results of every form,
+exceptions raised by the C function (their `tb_lasti`: PRECALL's offset once warm, CALL's
+before), the caller's `f_lasti` seen by Python code the C function calls back, recursion counted
+for METH_O functions and not for `list.append`, the order in which a form releases its operands,
+signal handlers run right after the call (the eval breaker), a form whose guard stops passing.
+Each test also asserts that the calls were made in one step
+(`stats()["baseline"]["direct_c_calls"]`) and that the frames never left compiled code."""
 
 import _thread
 import signal
@@ -199,3 +200,99 @@ def guard_stops_passing(n):
 
 def test_guard_that_stops_passing():
     assert_compiles(guard_stops_passing, 200)
+
+
+class Tracked:
+    """Logs its release, so the order in which a form releases its operands shows."""
+
+    def __init__(self, log, name):
+        self.log, self.name = log, name
+
+    def __del__(self):
+        self.log.append(self.name)
+
+    def __eq__(self, other):
+        return False
+
+    __hash__ = object.__hash__
+
+
+def isinstance_raising(n):
+    log = []
+    for i in range(n):
+        try:
+            # TypeError (arg 2 is no type): ceval's ISINSTANCE has popped and released `cls`
+            # when it jumps to its error label; unwinding then releases `inst`.
+            isinstance(Tracked(log, "inst"), Tracked(log, "cls"))
+        except TypeError:
+            log.append("caught")
+    return log
+
+
+def test_isinstance_raising_releases_cls_first():
+    out = assert_compiles(isinstance_raising, N)
+    # The generic CALL releases the arguments in order while cold; the form, once warm, `cls`
+    # first.
+    assert out.value[:3] == ["inst", "cls", "caught"]
+    assert out.value[-3:] == ["cls", "inst", "caught"]
+    assert _c_calls(isinstance_raising, N) >= N - 10
+
+
+def method_descriptor_fast_releases(n):
+    log = []
+    for i in range(n):
+        # dict.get (METHOD_DESCRIPTOR_FAST): the arguments after self, then self (the dict and
+        # what it holds), then the callable.
+        {0: Tracked(log, "self")}.get(Tracked(log, "key"))
+        log.append(i)
+    return log
+
+
+def test_method_descriptor_fast_releases_self_last():
+    out = assert_compiles(method_descriptor_fast_releases, N)
+    assert out.value[-3:] == ["key", "self", N - 1]
+    assert _c_calls(method_descriptor_fast_releases, N) >= N - 10
+
+
+def len_raising(n):
+    log = []
+    for i in range(n):
+        try:
+            len(Tracked(log, "arg"))          # LEN: the stack left whole for the unwinding
+        except TypeError as e:
+            log.append(e.__traceback__.tb_lasti)
+    return log
+
+
+def test_len_raising():
+    assert_compiles(len_raising, N)
+    assert _c_calls(len_raising, N) >= N - 10
+
+
+def append_at_the_limit(out, depth):
+    out.append(depth)                         # LIST_APPEND: counts no recursion level
+    append_at_the_limit(out, depth + 1)
+
+
+def deepest_append(n):
+    reached = []
+    for i in range(n):
+        out = []
+        try:
+            append_at_the_limit(out, 0)
+        except RecursionError:
+            reached.append(out[-1])
+    return reached
+
+
+def test_list_append_counts_no_recursion_level():
+    # In the deepest frame no recursion level is left: a C call that counted one would raise
+    # there, before the append.
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(300)
+    try:
+        peregrine.compile(append_at_the_limit, tier="baseline")
+        out = assert_compiles(deepest_append, 12)
+        assert len(set(out.value[-4:])) == 1
+    finally:
+        sys.setrecursionlimit(old)

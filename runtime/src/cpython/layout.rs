@@ -175,6 +175,19 @@ pub struct MethodObject {
     pub im_self: *mut PyObject,
 }
 
+/// `PyCFunctionObject` (Include/cpython/methodobject.h), up to `m_self`: a builtin function
+/// such as `len` or a bound method of a C type such as `[].append`.
+#[repr(C)]
+pub struct CFunctionObject {
+    pub ob_refcnt: Py_ssize_t,
+    pub ob_type: *mut c_void,
+    /// The method definition: the C function and its `METH_*` flags.
+    pub m_ml: *mut ffi::PyMethodDef,
+    /// What the C function gets as its first argument (`PyCFunction_GET_SELF` without
+    /// METH_STATIC, which no form admits).
+    pub m_self: *mut PyObject,
+}
+
 /// `PyMethodDescrObject` (Include/cpython/descrobject.h), up to `d_method`: a method of a
 /// builtin type such as `list.append`, as `LOAD_METHOD` finds it.
 #[repr(C)]
@@ -388,6 +401,7 @@ pub const FIELDS: &[FieldCheck] = fields! {
     "PyCellObject", CellObject => [ob_ref];
     "PyMethodObject", MethodObject => [im_func, im_self];
     "PyMethodDescrObject", MethodDescrObject => [d_method];
+    "PyCFunctionObject", CFunctionObject => [m_ml, m_self];
     "PyFunctionObject", FunctionObject => [func_globals, func_builtins, func_name, func_qualname,
         func_code, func_defaults, func_kwdefaults, func_closure, func_doc, func_dict,
         func_weakreflist, func_module, func_annotations, vectorcall, func_version];

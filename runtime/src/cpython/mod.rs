@@ -13,7 +13,7 @@ pub use pyo3_ffi as ffi;
 use std::os::raw::c_int;
 
 pub use layout::{
-    CFrame, CellObject, CevalState, CodeObject, FrameObject, FunctionObject, GenObject, InterpreterFrame,
+    CFrame, CFunctionObject, CellObject, CevalState, CodeObject, FrameObject, FunctionObject, GenObject, InterpreterFrame,
     MethodDescrObject, MethodObject, StackChunk, ThreadState,
 };
 
@@ -46,6 +46,9 @@ extern "C" {
         index: ffi::Py_ssize_t,
         extra: *mut *mut std::ffi::c_void,
     ) -> c_int;
+    /// `_Py_EnterRecursiveCallTstate`'s slow path, once `recursion_remaining` ran out: raises
+    /// RecursionError (and restores the count) unless the interpreter's limit was raised since.
+    pub fn _Py_CheckRecursiveCall(tstate: *mut ThreadState, where_: *const std::os::raw::c_char) -> c_int;
     /// Deallocates an object whose reference count reached zero (what `Py_DECREF` calls).
     pub fn _Py_Dealloc(op: *mut ffi::PyObject);
     /// The canonical bytecode (`co.co_code`): a new reference to a bytes object.

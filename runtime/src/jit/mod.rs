@@ -13,6 +13,7 @@ pub mod gen;
 pub mod inline_cache;
 pub mod names;
 pub mod ops;
+pub mod precall_forms;
 pub mod specialize;
 mod support;
 pub mod trace;

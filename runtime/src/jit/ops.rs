@@ -8,18 +8,17 @@
 //! name and local indices in range), so helpers index without further checks.
 
 use super::direct_call::{try_direct_call, DirectCall};
+use super::precall_forms::{precall_guard, precall_specialize, run_c_form, CallShape, PrecallForm};
 use super::support::{code, local_name, local_slot, name_at, new_bool, peek, put};
 use super::specialize::{Site, ADAPTIVE};
 use super::{error_at, Sp};
 use crate::semantics;
-use crate::stats::STATS;
 use crate::opcodes::{cache_entries, op};
 use crate::cpython::{
-    self, ffi, CellObject, FunctionObject, InterpreterFrame, MethodDescrObject, MethodObject, ThreadState,
+    self, ffi, CellObject, FunctionObject, InterpreterFrame, MethodObject, ThreadState,
 };
 use ffi::PyObject;
 use std::os::raw::{c_char, c_int};
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// The uniform helper signature: `(tstate, frame, sp, oparg) -> sp` (tagged on error).
 pub type OpHelper = unsafe extern "C" fn(*mut ThreadState, *mut InterpreterFrame, Sp, u32) -> Sp;
@@ -610,44 +609,6 @@ unsafe fn unpack_bound_method(sp: Sp, nargs: usize) -> bool {
     }
 }
 
-/// The builtins `len` and `isinstance` and the method descriptor `list.append` as the
-/// interpreter found them at start-up: ceval's `callable_cache`, which its PRECALL
-/// specializations compare callables against.
-static CALLABLE_LEN: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
-static CALLABLE_ISINSTANCE: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
-static CALLABLE_LIST_APPEND: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
-
-/// Fills the callable cache from the `builtins` module and the `list` type; the references are
-/// kept for the life of the process, as the interpreter keeps its own.
-pub fn init_callable_cache() -> Result<(), String> {
-    // SAFETY: called with the GIL held (module initialization).
-    unsafe {
-        let builtins = ffi::PyImport_ImportModule(b"builtins\0".as_ptr() as *const c_char);
-        if builtins.is_null() {
-            ffi::PyErr_Clear();
-            return Err("cannot import builtins".into());
-        }
-        let list = std::ptr::addr_of_mut!(ffi::PyList_Type) as *mut PyObject;
-        for (slot, owner, name) in [
-            (&CALLABLE_LEN, builtins, &b"len\0"[..]),
-            (&CALLABLE_ISINSTANCE, builtins, &b"isinstance\0"[..]),
-            (&CALLABLE_LIST_APPEND, list, &b"append\0"[..]),
-        ] {
-            let obj = ffi::PyObject_GetAttrString(owner, name.as_ptr() as *const c_char);
-            if obj.is_null() {
-                ffi::PyErr_Clear(); // never matched: those calls take the generic path
-            } else if slot.compare_exchange(std::ptr::null_mut(), obj, Ordering::Relaxed, Ordering::Relaxed).is_err() {
-                ffi::Py_DECREF(obj); // initialized before (the module imported again)
-            }
-        }
-        ffi::Py_DECREF(builtins);
-        Ok(())
-    }
-}
-
-const CALL_KINDS: c_int =
-    ffi::METH_VARARGS | ffi::METH_FASTCALL | ffi::METH_NOARGS | ffi::METH_O | ffi::METH_KEYWORDS | ffi::METH_METHOD;
-
 /// Inline cache entries of CALL (`INLINE_CACHE_ENTRIES_CALL`).
 const CALL_CACHES: usize = cache_entries(op::CALL);
 /// Inline cache entries of BINARY_SUBSCR (`INLINE_CACHE_ENTRIES_BINARY_SUBSCR`).
@@ -655,241 +616,6 @@ const BINARY_SUBSCR_CACHES: usize = cache_entries(op::BINARY_SUBSCR);
 /// Code units from PRECALL to the instruction after its CALL (neither with EXTENDED_ARG):
 /// PRECALL, its caches, CALL and CALL's caches.
 const PRECALL_TO_NEXT: usize = 1 + cache_entries(op::PRECALL) + 1 + CALL_CACHES;
-
-/// PRECALL_PYFUNC's form number: compiled code runs it inline (its guard is the callable's type).
-pub const PRECALL_PYFUNC: u8 = PrecallForm::PyFunc as u8;
-
-/// The forms PRECALL_ADAPTIVE specializes to (`_Py_Specialize_Precall`), numbered for a
-/// [`Site`]. All but the last two call the C function themselves and skip CALL (`SKIP_CALL`):
-/// while they run, the frame's `prev_instr` stays on PRECALL.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[repr(u8)]
-enum PrecallForm {
-    Len = 1,
-    IsInstance,
-    Str1,
-    Type1,
-    Tuple1,
-    BuiltinClass,
-    BuiltinO,
-    BuiltinFast,
-    BuiltinFastWithKeywords,
-    MethodDescriptorNoArgs,
-    MethodDescriptorO,
-    MethodDescriptorFast,
-    MethodDescriptorFastWithKeywords,
-    ListAppend,
-    PyFunc,
-    BoundMethod,
-}
-
-impl PrecallForm {
-    const ALL: [PrecallForm; 16] = {
-        use PrecallForm::*;
-        [
-            Len, IsInstance, Str1, Type1, Tuple1, BuiltinClass, BuiltinO, BuiltinFast, BuiltinFastWithKeywords,
-            MethodDescriptorNoArgs, MethodDescriptorO, MethodDescriptorFast, MethodDescriptorFastWithKeywords,
-            ListAppend, PyFunc, BoundMethod,
-        ]
-    };
-
-    /// From a [`Site`]'s form number (never [`ADAPTIVE`]).
-    fn from_u8(form: u8) -> PrecallForm {
-        Self::ALL[form as usize - 1]
-    }
-
-    fn skips_call(self) -> bool {
-        !matches!(self, PrecallForm::PyFunc | PrecallForm::BoundMethod)
-    }
-}
-
-/// `_Py_Specialize_Precall` (Python/specialize.c): the form PRECALL_ADAPTIVE picks for this
-/// call, `None` where it fails. `callable` is what the stack holds before PRECALL unpacks a bound
-/// method; `total` counts `self` for a method call; `pops_result` says whether POP_TOP follows the
-/// CALL (`list.append` is only specialized then).
-///
-/// # Safety
-/// GIL held; `callable` is a live object.
-unsafe fn precall_specialize(
-    callable: *mut PyObject,
-    total: usize,
-    kwnames: *mut PyObject,
-    oparg: usize,
-    pops_result: impl FnOnce() -> bool,
-) -> Option<PrecallForm> {
-    // SAFETY: per the contract; types and method definitions are read from live objects.
-    unsafe {
-        use PrecallForm::*;
-        let ty = ffi::Py_TYPE(callable);
-        let no_kw = kwnames.is_null();
-        if ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
-            ffi::PyCFunction_GetFunction(callable)?;
-            return match ffi::PyCFunction_GetFlags(callable) & CALL_KINDS {
-                ffi::METH_O if no_kw && total == 1 => {
-                    Some(if callable == CALLABLE_LEN.load(Ordering::Relaxed) { Len } else { BuiltinO })
-                }
-                ffi::METH_FASTCALL if no_kw => Some(
-                    if total == 2 && callable == CALLABLE_ISINSTANCE.load(Ordering::Relaxed) { IsInstance } else { BuiltinFast },
-                ),
-                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => Some(BuiltinFastWithKeywords),
-                _ => None,
-            };
-        }
-        if ty == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
-            return Some(PyFunc);
-        }
-        if ffi::PyType_Check(callable) != 0 {
-            let tp = callable as *mut ffi::PyTypeObject;
-            // Both slots are read from type objects, so their addresses compare meaningfully.
-            let object_new = (*std::ptr::addr_of!(ffi::PyBaseObject_Type)).tp_new.map(|f| f as usize);
-            if (*tp).tp_new.map(|f| f as usize) == object_new || (*tp).tp_flags & ffi::Py_TPFLAGS_IMMUTABLETYPE == 0 {
-                return None;
-            }
-            if total == 1 && no_kw && oparg == 1 {
-                if tp == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
-                    return Some(Str1);
-                } else if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) {
-                    return Some(Type1);
-                } else if tp == std::ptr::addr_of_mut!(ffi::PyTuple_Type) {
-                    return Some(Tuple1);
-                }
-            }
-            return (*tp).tp_vectorcall.is_some().then_some(BuiltinClass);
-        }
-        if ty == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) {
-            if !no_kw {
-                return None;
-            }
-            let descr = callable as *mut MethodDescrObject;
-            return match (*(*descr).d_method).ml_flags & CALL_KINDS {
-                ffi::METH_NOARGS => (total == 1).then_some(MethodDescriptorNoArgs),
-                ffi::METH_O if total == 2 => Some(
-                    if callable == CALLABLE_LIST_APPEND.load(Ordering::Relaxed) && oparg == 1 && pops_result() {
-                        ListAppend
-                    } else {
-                        MethodDescriptorO
-                    },
-                ),
-                ffi::METH_FASTCALL => Some(MethodDescriptorFast),
-                k if k == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => Some(MethodDescriptorFastWithKeywords),
-                _ => None,
-            };
-        }
-        (ty == std::ptr::addr_of_mut!(cpython::PyMethod_Type)).then_some(BoundMethod)
-    }
-}
-
-/// The DEOPT_IF guards of the specialized form `form` (Python/ceval.c): whether it runs for
-/// this call, or misses and leaves it to the generic PRECALL and CALL.
-///
-/// # Safety
-/// GIL held; `callable` and the `total` arguments at `args` are live objects; `is_meth` says
-/// whether LOAD_METHOD put `self` first.
-unsafe fn precall_guard(
-    form: PrecallForm,
-    callable: *mut PyObject,
-    args: *mut *mut PyObject,
-    total: usize,
-    is_meth: bool,
-) -> bool {
-    // SAFETY: per the contract.
-    unsafe {
-        use PrecallForm::*;
-        let ty = ffi::Py_TYPE(callable);
-        let cfunction_flags = || {
-            (ty == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)).then(|| ffi::PyCFunction_GetFlags(callable))
-        };
-        // A method descriptor's flags, when `self` (the first argument) is of its exact type.
-        let descr_flags = || {
-            if ty != std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) || total == 0 {
-                return None;
-            }
-            let descr = callable as *mut MethodDescrObject;
-            (ffi::Py_TYPE(*args) == (*descr).d_type).then(|| (*(*descr).d_method).ml_flags)
-        };
-        match form {
-            Len => total == 1 && callable == CALLABLE_LEN.load(Ordering::Relaxed),
-            IsInstance => total == 2 && callable == CALLABLE_ISINSTANCE.load(Ordering::Relaxed),
-            Str1 => !is_meth && callable == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut PyObject,
-            Type1 => !is_meth && callable == std::ptr::addr_of_mut!(ffi::PyType_Type) as *mut PyObject,
-            Tuple1 => !is_meth && callable == std::ptr::addr_of_mut!(ffi::PyTuple_Type) as *mut PyObject,
-            BuiltinClass => {
-                ffi::PyType_Check(callable) != 0 && (*(callable as *mut ffi::PyTypeObject)).tp_vectorcall.is_some()
-            }
-            BuiltinO => total == 1 && cfunction_flags() == Some(ffi::METH_O),
-            BuiltinFast => cfunction_flags() == Some(ffi::METH_FASTCALL),
-            BuiltinFastWithKeywords => cfunction_flags() == Some(ffi::METH_FASTCALL | ffi::METH_KEYWORDS),
-            MethodDescriptorNoArgs => total == 1 && descr_flags() == Some(ffi::METH_NOARGS),
-            MethodDescriptorO => total == 2 && descr_flags() == Some(ffi::METH_O),
-            MethodDescriptorFast => descr_flags() == Some(ffi::METH_FASTCALL),
-            MethodDescriptorFastWithKeywords => descr_flags() == Some(ffi::METH_FASTCALL | ffi::METH_KEYWORDS),
-            ListAppend => {
-                callable == CALLABLE_LIST_APPEND.load(Ordering::Relaxed) && total == 2 && ffi::PyList_Check(*args) != 0
-            }
-            PyFunc => ty == std::ptr::addr_of_mut!(ffi::PyFunction_Type),
-            BoundMethod => !is_meth && ty == std::ptr::addr_of_mut!(cpython::PyMethod_Type),
-        }
-    }
-}
-
-/// Calls the C function the way the specialized PRECALL form `form` does, for the forms whose
-/// direct call is observable; `None` for the others, which the caller runs through the generic
-/// vectorcall path (the same calls, and the same recursion counting, as the form makes).
-///
-/// This is exactness, not only speed: these forms call the C function directly, so they count no
-/// recursion level for the C call where the generic path counts one, and code that measures its
-/// depth sees it (test_support.test_recursion needs warm code's depth,
-/// test_exceptions.test_recursion_normalizing_exception cold code's). `args` holds `total`
-/// arguments, the last `nkw` of them keyword values named by `kwnames`.
-#[inline(always)]
-unsafe fn call_directly(
-    form: PrecallForm,
-    function: *mut PyObject,
-    args: *mut *mut PyObject,
-    total: usize,
-    nkw: usize,
-    kwnames: *mut PyObject,
-) -> Option<*mut PyObject> {
-    // SAFETY: GIL held; the form's guards checked that each C function has the signature its
-    // METH_* flags declare and the argument counts the form needs.
-    unsafe {
-        Some(match form {
-            PrecallForm::Len => {
-                let n = ffi::PyObject_Length(*args);
-                if n < 0 { std::ptr::null_mut() } else { ffi::PyLong_FromSsize_t(n) }
-            }
-            PrecallForm::IsInstance => {
-                let r = ffi::PyObject_IsInstance(*args, *args.add(1));
-                if r < 0 { std::ptr::null_mut() } else { new_bool(r != 0) }
-            }
-            PrecallForm::BuiltinFast => {
-                let meth = ffi::PyCFunction_GetFunction(function)?;
-                let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFast>(meth);
-                fast(ffi::PyCFunction_GetSelf(function), args, total as ffi::Py_ssize_t)
-            }
-            PrecallForm::BuiltinFastWithKeywords => {
-                let meth = ffi::PyCFunction_GetFunction(function)?;
-                let fast = std::mem::transmute::<ffi::PyCFunction, ffi::PyCFunctionFastWithKeywords>(meth);
-                fast(ffi::PyCFunction_GetSelf(function), args, (total - nkw) as ffi::Py_ssize_t, kwnames)
-            }
-            PrecallForm::MethodDescriptorFast => {
-                let def = (*(function as *mut MethodDescrObject)).d_method;
-                ((*def).ml_meth.PyCFunctionFast)(*args, args.add(1), (total - 1) as ffi::Py_ssize_t)
-            }
-            PrecallForm::MethodDescriptorFastWithKeywords => {
-                let def = (*(function as *mut MethodDescrObject)).d_method;
-                ((*def).ml_meth.PyCFunctionFastWithKeywords)(
-                    *args,
-                    args.add(1),
-                    (total - 1) as ffi::Py_ssize_t,
-                    std::ptr::null_mut(),
-                )
-            }
-            PrecallForm::Str1 => ffi::PyObject_Str(*args),
-            _ => return None,
-        })
-    }
-}
 
 /// CALL with `kwnames` (the tuple of the preceding KW_NAMES, or null); `site` is the pair's
 /// PRECALL's, whose `running` form says how warm code calls. Stack: (NULL or method, callable or
@@ -911,115 +637,34 @@ pub unsafe extern "C" fn pg_call(
     // this CALL's unit; `site` is the PRECALL's, owned by the compiled code.
     unsafe {
         let oparg = oparg as usize;
-        let is_meth = unpack_bound_method(sp, oparg) as usize;
-        let total = oparg + is_meth;
-        let function = peek(sp, total + 1);
-        let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
-        let args = sp.sub(total);
+        unpack_bound_method(sp, oparg);
+        let s = CallShape::at(sp, oparg);
         let running = (*site).running.replace(ADAPTIVE);
-        let form = (running != ADAPTIVE).then(|| PrecallForm::from_u8(running)).filter(|f| f.skips_call());
+        if running != ADAPTIVE {
+            let form = PrecallForm::from_u8(running);
+            if form.skips_call() {
+                (*frame).prev_instr = (*site).unit;
+                return run_c_form(t, form, &s, kwnames);
+            }
+        }
+        let function = s.callable;
         let mut inlined = None;
-        if let Some(_) = form {
-            (*frame).prev_instr = (*site).unit;
-        } else if ffi::Py_TYPE(function) == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+        if ffi::Py_TYPE(function) == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
             let last_unit = (*frame).prev_instr.add(CALL_CACHES);
-            if let DirectCall::Done(res) = try_direct_call(t, frame, function, args, total, kwnames, last_unit) {
+            if let DirectCall::Done(res) = try_direct_call(t, frame, function, s.args, s.total, kwnames, last_unit) {
                 // The callee's frame took the callable and the arguments.
-                let base = sp.sub(total + 2 - is_meth);
-                *base = res;
-                return if res.is_null() { error_at(base.add(1)) } else { base.add(1) };
+                return s.push_result(res);
             }
             inlined = Some(super::frame::expect_inlined_frame(frame, function, CALL_CACHES));
         }
-        let res = call_as_form(form, function, args, total, nkw, kwnames);
+        let nkw = if kwnames.is_null() { 0 } else { ffi::PyTuple_GET_SIZE(kwnames) as usize };
+        let nargsf = (s.total - nkw) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET;
+        let res = ffi::PyObject_Vectorcall(function, s.args, nargsf, kwnames);
         drop(inlined);
-        // Drop the args, the callable and (for a non-method call) the NULL; push the result.
-        release_call(sp.sub(total + 2 - is_meth), function, args, total, res)
-    }
-}
-
-/// The call a C form makes ([`call_directly`]), or the generic vectorcall for `form` `None` and
-/// the forms whose direct call is not observable.
-///
-/// # Safety
-/// As for [`call_directly`].
-#[inline(always)]
-unsafe fn call_as_form(
-    form: Option<PrecallForm>,
-    function: *mut PyObject,
-    args: *mut *mut PyObject,
-    total: usize,
-    nkw: usize,
-    kwnames: *mut PyObject,
-) -> *mut PyObject {
-    // SAFETY: forwarded.
-    unsafe {
-        match form.and_then(|f| call_directly(f, function, args, total, nkw, kwnames)) {
-            Some(res) => res,
-            None => ffi::PyObject_Vectorcall(function, args, (total - nkw) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames),
-        }
-    }
-}
-
-/// CALL's end: the callable and the `total` arguments at `args` released, `res` stored at
-/// `base` (the callable pair's first slot); the new stack pointer, tagged when `res` is null.
-///
-/// # Safety
-/// GIL held; the stack owns one reference to each released object.
-#[inline(always)]
-unsafe fn release_call(base: Sp, function: *mut PyObject, args: *mut *mut PyObject, total: usize, res: *mut PyObject) -> Sp {
-    // SAFETY: per the contract.
-    unsafe {
+        // As ceval's CALL: the callable, then the arguments in order.
         ffi::Py_DECREF(function);
-        for i in 0..total {
-            ffi::Py_DECREF(*args.add(i));
-        }
-        *base = res;
-        if res.is_null() { error_at(base.add(1)) } else { base.add(1) }
-    }
-}
-
-/// PRECALL and CALL in one call, for a site (without keywords) whose specialized PRECALL form
-/// calls a C function itself (every form but PRECALL_PYFUNC and PRECALL_BOUND_METHOD) and whose
-/// guard passes: what [`pg_precall`] and then [`pg_call`] do for that execution, without either's
-/// dispatch. A specialized form that hits changes nothing in the site (`Site::execute`), and
-/// these forms' guards admit no bound method, which PRECALL would unpack. Returns null, having
-/// changed nothing, for everything else (the site adaptive or running a Python form, the guard
-/// missing): PRECALL and CALL then run as usual and count the miss. Stack: as CALL leaves it (the
-/// result replaces the callable pair and the arguments), tagged when the call raised;
-/// `prev_instr` is PRECALL's unit, as ceval's while such a form calls the C function (it skips
-/// CALL).
-pub unsafe extern "C" fn pg_call_c_form(
-    _t: *mut ThreadState,
-    frame: *mut InterpreterFrame,
-    sp: Sp,
-    oparg: u32,
-    site: *const Site,
-) -> Sp {
-    // SAFETY: oparg + 2 slots on the stack; `site` is this PRECALL's, owned by the compiled code,
-    // which runs with the GIL held.
-    unsafe {
-        let site = &*site;
-        let form = site.form();
-        if form == ADAPTIVE {
-            return std::ptr::null_mut();
-        }
-        let form = PrecallForm::from_u8(form);
-        if !form.skips_call() {
-            return std::ptr::null_mut();
-        }
-        let oparg = oparg as usize;
-        let is_meth = !peek(sp, oparg + 2).is_null();
-        let total = oparg + is_meth as usize;
-        let function = peek(sp, total + 1);
-        let args = sp.sub(total);
-        if !precall_guard(form, function, args, total, is_meth) {
-            return std::ptr::null_mut();
-        }
-        (*frame).prev_instr = site.unit;
-        STATS.baseline.direct_c_calls.add_with_gil(1);
-        let res = call_as_form(Some(form), function, args, total, 0, std::ptr::null_mut());
-        release_call(sp.sub(oparg + 2), function, args, total, res)
+        s.release_args(0);
+        s.push_result(res)
     }
 }
 
