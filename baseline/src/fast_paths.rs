@@ -597,20 +597,35 @@ fn small_index(e: &mut Emitter, slow: DynamicLabel) {
 
 /// BINARY_SUBSCR of a list or tuple by a small int, where the site replays ceval's
 /// BINARY_SUBSCR_LIST_INT or _TUPLE_INT and that form's guard passes (no site state changes);
-/// everything else, dicts and `__getitem__` included, through the site helper.
+/// where it replays BINARY_SUBSCR_DICT, the guard (an exact dict) inline and the form's helper
+/// (`pg_binary_subscr_dict`) in the cold section; everything else, `__getitem__` included,
+/// through the site helper.
 pub fn binary_subscr(e: &mut Emitter, ins: &Instr, site: *const Site) {
-    use peregrine_runtime::jit::ops::{pg_binary_subscr, SUBSCR_LIST_INT, SUBSCR_TUPLE_INT};
-    let (slow, done, got) = (e.label(), e.label(), e.label());
-    let (list_type, tuple_type) = (
+    use peregrine_runtime::jit::ops::{pg_binary_subscr, pg_binary_subscr_dict, SUBSCR_DICT, SUBSCR_LIST_INT, SUBSCR_TUPLE_INT};
+    let (slow, done, got, dict) = (e.label(), e.label(), e.label(), e.label());
+    let (list_type, tuple_type, dict_type) = (
         addr_of_type(std::ptr::addr_of_mut!(ffi::PyList_Type)),
         addr_of_type(std::ptr::addr_of_mut!(ffi::PyTuple_Type)),
+        addr_of_type(std::ptr::addr_of_mut!(ffi::PyDict_Type)),
     );
     x64!(e.ops
         ; mov rcx, QWORD site as i64
         ; movzx r9d, BYTE [rcx + FORM_OFFSET]
         ; mov rdi, [r14 - 16]
         ; mov rsi, [r14 - 8]
+        ; cmp r9d, SUBSCR_DICT as i32
+        ; je =>dict
     );
+    let (oparg, error) = (ins.oparg, e.error_exit());
+    e.cold(dict, move |e| {
+        x64!(e.ops
+            ; mov rdx, QWORD dict_type
+            ; cmp [BYTE rdi + const { d8(OB_TYPE) }], rdx
+            ; jne =>slow
+        );
+        e.call_site_helper(op::BINARY_SUBSCR, pg_binary_subscr_dict, oparg, site, error);
+        x64!(e.ops ; jmp =>done);
+    });
     small_index(e, slow);
     x64!(e.ops
         ; cmp r9d, SUBSCR_LIST_INT as i32

@@ -544,6 +544,33 @@ def build_string_starts_no_collection():
     return started, s1 + s2 + s3
 
 
+class IntKey(int):
+    """An int key whose release is logged."""
+
+    def __new__(cls, value, log):
+        key = int.__new__(cls, value)
+        key.log = log
+        return key
+
+    def __del__(self):
+        self.log.append(("del", "key", int(self)))
+
+
+@case()
+def binary_subscr_dict_warm():
+    # Once warm, BINARY_SUBSCR_DICT releases the key, then the dict (and what it holds); cold,
+    # the generic instruction the dict first. A missing key raises KeyError(key) with the dict
+    # still on the stack, released by the unwinding (the key lives on in the exception).
+    log = []
+    for i in range(12):
+        try:
+            {0: "zero", 1: Item("dict", 1, log)}[IntKey(i % 2 * 5, log)]
+        except KeyError:
+            log.append("caught")
+        log.append(i)
+    return log
+
+
 @pytest.mark.parametrize("func, args, kwargs", case.params)
 def test_release_order(func, args, kwargs):
     out = run_both(func, *args, **kwargs)

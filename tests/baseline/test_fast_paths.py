@@ -234,6 +234,26 @@ def subscript_in_a_loop():
     return total, seq[-3:]
 
 
+class Missing(dict):
+    def __missing__(self, key):
+        return ("missing", key)
+
+
+@case(60)
+def dict_site_sees_a_subclass(n):
+    # A site specialized for exact dicts (BINARY_SUBSCR_DICT once warm) then sees a dict
+    # subclass: the form's guard misses, and the generic path calls __missing__.
+    out = []
+    plain, sub = {0: "a"}, Missing({0: "b"})
+    for i in range(n):
+        d = plain if i < n // 2 or i % 3 else sub
+        try:
+            out.append(d[i % 2])  # 1 is missing: KeyError from the dict, __missing__ from sub
+        except KeyError as e:
+            out.append(("KeyError", e.args))
+    return out
+
+
 class Str(str):
     pass
 

@@ -404,6 +404,39 @@ pub unsafe extern "C" fn pg_binary_subscr(
     }
 }
 
+/// BINARY_SUBSCR_DICT at `site`, whose guard (an exact dict under the key) compiled code checked:
+/// one lookup, as ceval's form (no site state changes). The key is released first, then the dict;
+/// a missing key raises KeyError with the dict left on the stack, as the form's error label
+/// leaves it.
+pub unsafe extern "C" fn pg_binary_subscr_dict(
+    _t: *mut ThreadState,
+    _f: *mut InterpreterFrame,
+    sp: Sp,
+    _oparg: u32,
+    site: *const Site,
+) -> Sp {
+    // SAFETY: two values on the stack, an exact dict under the key; `site` is this
+    // instruction's own, owned by the compiled code.
+    unsafe {
+        let (dict, sub) = (peek(sp, 2), peek(sp, 1));
+        let cache = &(*site).cache;
+        cache.hits.set(cache.hits.get() + 1);
+        let res = ffi::PyDict_GetItemWithError(dict, sub);
+        if res.is_null() {
+            if ffi::PyErr_Occurred().is_null() {
+                cpython::_PyErr_SetKeyError(sub);
+            }
+            ffi::Py_DECREF(sub);
+            return error_at(sp.sub(1));
+        }
+        ffi::Py_INCREF(res);
+        ffi::Py_DECREF(sub);
+        put(sp, 2, res);
+        ffi::Py_DECREF(dict);
+        sp.sub(1)
+    }
+}
+
 /// STORE_SUBSCR: `container[sub] = v` with stack (v, container, sub).
 pub unsafe extern "C" fn pg_store_subscr(_t: *mut ThreadState, _f: *mut InterpreterFrame, sp: Sp, _o: u32) -> Sp {
     // SAFETY: three values on the stack.
@@ -672,7 +705,7 @@ pub unsafe extern "C" fn pg_call(
 /// a [`Site`].
 pub const SUBSCR_LIST_INT: u8 = 1;
 pub const SUBSCR_TUPLE_INT: u8 = 2;
-const SUBSCR_DICT: u8 = 3;
+pub const SUBSCR_DICT: u8 = 3;
 /// BINARY_SUBSCR_GETITEM: a Python `__getitem__` called with its frame pushed inline.
 const SUBSCR_GETITEM: u8 = 4;
 
