@@ -15,8 +15,10 @@
 //!
 //! Convention (the compiled code's registers, `emitter`): `r12` frame, `r13` thread state,
 //! `r14` stack, left alone. In: `rcx` = the site's cache, `rdi` = the owner (LOAD_ATTR,
-//! LOAD_METHOD). Out on a hit: `rax` = the cached value, borrowed and not null, the cache's hit
-//! count incremented, `rcx` and `rdi` as they came in; LOAD_METHOD also leaves `edx` = 1 for a
+//! LOAD_METHOD). LOAD_ATTR and LOAD_METHOD try the cache's ways in turn (`inline_cache::Way`).
+//! Out on a hit: `rax` = the cached value, borrowed and not null, the hit count of the way that
+//! served it incremented, `rcx` that way (the cache itself for LOAD_GLOBAL), `rdi` as it came
+//! in; LOAD_METHOD also leaves `edx` = 1 for a
 //! method (push method, self) or 0 for a module attribute (push NULL, attribute). Out on a
 //! miss: `rax` = 0, nothing changed, the other registers undefined. The caller-saved registers
 //! and `rbx` are clobbered. The routines run no Python code and cannot raise: each step is
@@ -134,14 +136,21 @@ macro_rules! guard_module_version {
     };
 }
 
-/// Looks the cache's name up in the dict at `[rdi + dict_disp]` if it was made and its keys are
+/// Looks the way's name up in the dict at `[rdi + dict_disp]` if it was made and its keys are
 /// all strs (such a lookup runs no Python code and cannot fail), else `miss`. Leaves the value
 /// (borrowed) or null in `rax`; `rcx` and `rdi` kept. Entered with `rsp` 8 below a 16-byte
 /// boundary (just called), so one push aligns it for the C call.
 macro_rules! dict_lookup_at {
     ($ops:expr, $dict_disp:expr) => {
+        x64!($ops ; mov rax, [rdi + $dict_disp]);
+        dict_lookup_rax!($ops)
+    };
+}
+
+/// [`dict_lookup_at`] of the dict (or null) in `rax`.
+macro_rules! dict_lookup_rax {
+    ($ops:expr) => {
         x64!($ops
-            ; mov rax, [rdi + $dict_disp]
             ; test rax, rax
             ; jz >miss
             ; mov rdx, [BYTE rax + const { d8(MA_KEYS) }]
@@ -155,6 +164,21 @@ macro_rules! dict_lookup_at {
             ; call rax
             ; pop rcx
             ; mov rdi, rbx
+        )
+    };
+}
+
+/// The end of a lookup through the ways of a cache (`rcx`): a miss tries the next way, from
+/// `start`, until there is none (`rdi` is the owner again at every `miss`).
+macro_rules! next_way_or_miss {
+    ($ops:expr) => {
+        x64!($ops
+            ; miss:
+            ; mov rcx, [rcx + ic::NEXT_WAY]
+            ; test rcx, rcx
+            ; jnz <start
+            ; xor eax, eax
+            ; ret
         )
     };
 }
@@ -236,6 +260,7 @@ fn emit_load_global(ops: &mut Assembler) {
 /// LOAD_ATTR: an instance value (in the values array or the instance's dict, managed or at the
 /// type's dict offset), a slot, a class's attribute or a module attribute.
 fn emit_load_attr(ops: &mut Assembler) {
+    x64!(ops ; start:);
     guard_type_version!(ops);
     x64!(ops
         ; mov edx, DWORD [rcx + ic::KIND]
@@ -282,28 +307,25 @@ fn emit_load_attr(ops: &mut Assembler) {
     x64!(ops
         ; mov rax, [rcx + ic::VALUE]
         ; jmp >hit
-        ; dict_at:                           // the dict at the type's offset (cache VALUE)
-        ; add rdi, [rcx + ic::VALUE]
+        ; dict_at:                           // the dict at the type's offset (way VALUE)
+        ; mov rdx, [rcx + ic::VALUE]
+        ; mov rax, [rdi + rdx]
     );
-    // With rdi moved to the dict's slot, the lookup reads it at displacement 0; the owner is
-    // rdi again afterwards, moved back by the offset.
-    dict_lookup_at!(ops, 0);
+    dict_lookup_rax!(ops);
     x64!(ops
-        ; sub rdi, [rcx + ic::VALUE]
         ; test rax, rax
         ; jz >miss                           // not there: the class's value or AttributeError
         ; hit:
         ; add QWORD [rcx + ic::HITS], 1
         ; ret
-        ; miss:
-        ; xor eax, eax
-        ; ret
     );
+    next_way_or_miss!(ops);
 }
 
 /// LOAD_METHOD: a method of the type (instance without a dict, or whose values cannot shadow
 /// it; `edx` = 1) or a module attribute (`edx` = 0).
 fn emit_load_method(ops: &mut Assembler) {
+    x64!(ops ; start:);
     guard_type_version!(ops);
     x64!(ops
         ; mov edx, DWORD [rcx + ic::KIND]
@@ -340,8 +362,6 @@ fn emit_load_method(ops: &mut Assembler) {
         ; mov rax, [rcx + ic::VALUE]
         ; xor edx, edx
         ; ret
-        ; miss:
-        ; xor eax, eax
-        ; ret
     );
+    next_way_or_miss!(ops);
 }

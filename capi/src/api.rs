@@ -236,7 +236,8 @@ pub fn profile<'py>(func_or_code: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyL
                 d.set_item("offset", site.bytecode_offset)?;
                 d.set_item("opname", bytecode::name(site.opcode).unwrap_or("?"))?;
                 d.set_item("cache", kind_name(c.kind.get()))?;
-                d.set_item("hits", c.hits.get())?;
+                d.set_item("hits", c.total_hits())?;
+                d.set_item("ways", c.ways().filter(|w| w.kind.get() != 0).count())?;
                 d.set_item("misses", c.misses.get())?;
                 let p = c.profile.borrow();
                 let types: Vec<&str> = p.seen.iter().map(|(_, name)| name.as_str()).collect();

@@ -1376,3 +1376,121 @@ def test_slot_borrowed_from_an_unrelated_class():
 
     run_both(f)
 
+
+
+# --------------------------------------------------------------------------------------------
+# Several types at one site: the ways of a LOAD_ATTR or LOAD_METHOD cache
+
+
+def test_sites_that_see_several_types_hit_for_each():
+    def f(n):
+        class A:
+            def __init__(self):
+                self.x = 1
+
+            def area(self):
+                return 1
+
+        class B:
+            __slots__ = ("x",)
+
+            def __init__(self):
+                self.x = 2
+
+            def area(self):
+                return 2
+
+        class C(A):
+            def area(self):
+                return 3
+
+        import types
+        m = types.ModuleType("m")
+        m.x = 4
+        m.area = lambda: 4
+        shapes = [A(), B(), C(), m]
+        total = 0
+        for i in range(n):
+            s = shapes[i % 4]
+            total += s.x + s.area()        # four types (a module among them) at each site
+        return total
+
+    _, prof = run_both_profiled(f, 4 * N, exits={})
+    for op in ("LOAD_ATTR", "LOAD_METHOD"):
+        (site,) = [s for s in sites(prof, op) if s["hits"] + s["misses"] == 4 * N]
+        assert site["ways"] == 4 and site["misses"] == 4, site
+
+
+def test_several_types_modified_after_warmup():
+    # Each way keeps its own guard: a class modified (its version changes), a method replaced,
+    # an instance's __class__ assigned, an instance dict shadowing a method, all in the second
+    # and later ways.
+    def f(n):
+        class A:
+            def __init__(self):
+                self.x = "a"
+
+            def m(self):
+                return "A.m"
+
+        class B:
+            def __init__(self):
+                self.x = "b"
+
+            def m(self):
+                return "B.m"
+
+        class C:
+            __slots__ = ("x",)
+
+            def __init__(self):
+                self.x = "c"
+
+            def m(self):
+                return "C.m"
+
+        objs = [A(), B(), C()]
+        out = []
+        for i in range(n):
+            o = objs[i % 3]
+            out.append((o.x, o.m()))
+            if i == n // 4:
+                B.x = property(lambda self: "B.x property")   # a data descriptor now wins
+            if i == n // 3:
+                C.m = lambda self: "C.m replaced"
+            if i == n // 2:
+                objs[1].__class__ = A                         # a B becomes an A
+            if i == 2 * n // 3:
+                objs[0].m = lambda: "instance m"              # shadows A.m for one instance
+        return out
+
+    run_both(f, 6 * N)
+
+
+class _Shape:
+    def __init__(self, v):
+        self.v = v
+
+    def get(self):
+        return self.v
+
+
+def _shape_classes(k):
+    return [type(f"S{j}", (_Shape,), {}) for j in range(k)]
+
+
+def test_more_types_than_ways():
+    # Six types at one site: four ways stay armed, the rest take the slow path, and every result
+    # is the interpreter's.
+    def f(n):
+        objs = [cls(j) for j, cls in enumerate(_shape_classes(6))]
+        total = 0
+        for i in range(n):
+            o = objs[i % 6]
+            total += o.v + o.get()
+        return total
+
+    _, prof = run_both_profiled(f, 6 * N, exits={})
+    for op in ("LOAD_ATTR", "LOAD_METHOD"):
+        site = max(sites(prof, op), key=lambda s: s["hits"] + s["misses"])
+        assert site["ways"] == 4 and site["hits"] >= 3 * N, site

@@ -57,7 +57,8 @@ pub mod kind {
     /// offset of the slot in the instance.
     pub const SLOT: u32 = 3;
     /// LOAD_ATTR/LOAD_METHOD of a module attribute: `key` = the module type's version,
-    /// `key2` = the module dict's version tag, `value` = the object.
+    /// `key2` = the module dict's version tag, `key3` = the dict's address (which module's way
+    /// this is, for the slow path), `value` = the object.
     pub const MODULE: u32 = 4;
     /// LOAD_METHOD of a method on a type whose instances have no dict: `key` = type version,
     /// `value` = the function or method descriptor.
@@ -97,42 +98,123 @@ pub fn kind_name(k: u32) -> Option<&'static str> {
     })
 }
 
-/// The inline cache of one site. Machine code reads and writes it at the offsets below.
+/// One armed entry of an inline cache: `kind`, `key`, `key2`, `key3` and `value` as [`kind`]
+/// describes, `name` the attribute's name, `hits` the executions it served. The first way is
+/// the start of [`InlineCache`] and also keeps the site's other counters (`misses`, the
+/// re-arming state); LOAD_ATTR and LOAD_METHOD chain more ways (`next`, up to [`MAX_WAYS`] in
+/// all) for sites that see several types, which the shared lookups try in turn. Machine code
+/// reads every way at the offsets below.
 #[repr(C)]
-pub struct InlineCache {
+pub struct Way {
     pub key: Cell<u64>,
     pub key2: Cell<u64>,
     pub key3: Cell<u64>,
     pub value: Cell<u64>,
-    /// Executions that took the inline fast path.
+    /// Executions that took the inline fast path through this way.
     pub hits: Cell<u64>,
-    /// Executions that took the slow path.
+    /// Executions that took the slow path (the first way's only).
     pub misses: Cell<u64>,
     pub kind: Cell<u32>,
-    /// A type version the analysis failed for (0: none): misses of that type skip it.
+    /// A type version the analysis failed for (0: none): misses of that type skip it (the
+    /// first way's only).
     failed_version: Cell<u32>,
     /// Misses of another type to let pass before the cache is armed for it again, and the
-    /// exponent of the next wait: a site that sees several types keeps one armed, as ceval's
-    /// miss counter keeps a specialized form, instead of re-analysing at every miss.
+    /// exponent of the next wait: a site that sees more types than it has ways keeps them armed,
+    /// as ceval's miss counter keeps a specialized form, instead of re-analysing at every miss
+    /// (the first way's only).
     rearm_wait: Cell<u16>,
     rearm_shift: Cell<u16>,
     /// The attribute name, for the paths that look an instance dict up (borrowed from the code
     /// object's names, which the compiled code keeps alive).
     pub name: Cell<u64>,
+    /// The next way (owned, boxed), or null.
+    next: Cell<*mut Way>,
+}
+
+impl Default for Way {
+    fn default() -> Self {
+        Way {
+            key: Cell::new(NO_KEY),
+            key2: Cell::new(0),
+            key3: Cell::new(0),
+            value: Cell::new(0),
+            hits: Cell::new(0),
+            misses: Cell::new(0),
+            kind: Cell::new(kind::NONE),
+            failed_version: Cell::new(0),
+            rearm_wait: Cell::new(0),
+            rearm_shift: Cell::new(0),
+            name: Cell::new(0),
+            next: Cell::new(std::ptr::null_mut()),
+        }
+    }
+}
+
+impl Way {
+    fn arm(&self, (kind, key, key2, key3, value): Arming, name: *mut PyObject) {
+        self.kind.set(kind);
+        self.key.set(key);
+        self.key2.set(key2);
+        self.key3.set(key3);
+        self.value.set(value);
+        self.name.set(name as u64);
+    }
+
+    fn disarm(&self) {
+        self.kind.set(kind::NONE);
+        self.key.set(NO_KEY);
+    }
+
+    /// The next way, if any.
+    fn next_way(&self) -> Option<&Way> {
+        // SAFETY: `next` is null or a way this chain owns, freed only with the cache.
+        unsafe { self.next.get().as_ref() }
+    }
+}
+
+/// The most ways a LOAD_ATTR or LOAD_METHOD cache has, the first included: a site that sees
+/// this many types or fewer (a method called on each of a few shapes) hits for all of them.
+pub const MAX_WAYS: usize = 4;
+
+/// The inline cache of one site: its first way, then what only the slow path reads.
+#[repr(C)]
+pub struct InlineCache {
+    way: Way,
     /// The operand types of the last miss, so a repeated miss skips the profile.
     last_seen: Cell<(usize, usize)>,
     /// The profile: types the slow path saw (see [`Profile`]).
     pub profile: RefCell<Profile>,
 }
 
-pub const KEY: i32 = offset_of!(InlineCache, key) as i32;
-pub const KEY2: i32 = offset_of!(InlineCache, key2) as i32;
-pub const KEY3: i32 = offset_of!(InlineCache, key3) as i32;
-pub const VALUE: i32 = offset_of!(InlineCache, value) as i32;
-pub const HITS: i32 = offset_of!(InlineCache, hits) as i32;
-pub const MISSES: i32 = offset_of!(InlineCache, misses) as i32;
-pub const KIND: i32 = offset_of!(InlineCache, kind) as i32;
-pub const NAME: i32 = offset_of!(InlineCache, name) as i32;
+impl std::ops::Deref for InlineCache {
+    type Target = Way;
+
+    fn deref(&self) -> &Way {
+        &self.way
+    }
+}
+
+impl Drop for InlineCache {
+    fn drop(&mut self) {
+        let mut next = self.way.next.replace(std::ptr::null_mut());
+        while !next.is_null() {
+            // SAFETY: each way after the first was boxed by `refill` and is owned by the chain.
+            let way = unsafe { Box::from_raw(next) };
+            next = way.next.get();
+        }
+    }
+}
+
+const _: () = assert!(offset_of!(InlineCache, way) == 0, "machine code reads the first way at the cache's address");
+pub const KEY: i32 = offset_of!(Way, key) as i32;
+pub const KEY2: i32 = offset_of!(Way, key2) as i32;
+pub const KEY3: i32 = offset_of!(Way, key3) as i32;
+pub const VALUE: i32 = offset_of!(Way, value) as i32;
+pub const HITS: i32 = offset_of!(Way, hits) as i32;
+pub const MISSES: i32 = offset_of!(Way, misses) as i32;
+pub const KIND: i32 = offset_of!(Way, kind) as i32;
+pub const NAME: i32 = offset_of!(Way, name) as i32;
+pub const NEXT_WAY: i32 = offset_of!(Way, next) as i32;
 
 /// How many distinct operand types a site's profile names before it calls the site megamorphic.
 pub const PROFILE_TYPES: usize = 4;
@@ -148,36 +230,19 @@ pub struct Profile {
 
 impl Default for InlineCache {
     fn default() -> Self {
-        InlineCache {
-            key: Cell::new(NO_KEY),
-            key2: Cell::new(0),
-            key3: Cell::new(0),
-            value: Cell::new(0),
-            hits: Cell::new(0),
-            misses: Cell::new(0),
-            kind: Cell::new(kind::NONE),
-            failed_version: Cell::new(0),
-            rearm_wait: Cell::new(0),
-            rearm_shift: Cell::new(0),
-            name: Cell::new(0),
-            last_seen: Cell::new((0, 0)),
-            profile: RefCell::new(Profile::default()),
-        }
+        InlineCache { way: Way::default(), last_seen: Cell::new((0, 0)), profile: RefCell::new(Profile::default()) }
     }
 }
 
 impl InlineCache {
-    fn arm(&self, kind: u32, key: u64, key2: u64, key3: u64, value: u64) {
-        self.kind.set(kind);
-        self.key.set(key);
-        self.key2.set(key2);
-        self.key3.set(key3);
-        self.value.set(value);
+    /// The ways, first to last.
+    pub fn ways(&self) -> impl Iterator<Item = &Way> {
+        std::iter::successors(Some(&self.way), |w| w.next_way())
     }
 
-    fn disarm(&self) {
-        self.kind.set(kind::NONE);
-        self.key.set(NO_KEY);
+    /// Executions the fast path served, through any way.
+    pub fn total_hits(&self) -> u64 {
+        self.ways().map(|w| w.hits.get()).sum()
     }
 
     /// Counts a slow-path execution and records its operand types.
@@ -254,13 +319,13 @@ pub unsafe extern "C" fn pg_load_global_cached(
                 None
             };
             match index {
-                Some(index) => cache.arm(kind::GLOBAL_MODULE, 0, 0, 0, index as u64),
+                Some(index) => cache.arm((kind::GLOBAL_MODULE, 0, 0, 0, index as u64), name),
                 // A lookup in a dict of str keys runs no Python code: repeating it is unobservable.
                 None if (*keys).dk_kind != DICT_KEYS_GENERAL
                     && ffi::PyDict_GetItemWithError(globals, name).is_null()
                     && ffi::PyErr_Occurred().is_null() =>
                 {
-                    cache.arm(kind::GLOBAL_BUILTIN, dict_version(globals), dict_version(builtins), 0, v as u64)
+                    cache.arm((kind::GLOBAL_BUILTIN, dict_version(globals), dict_version(builtins), 0, v as u64), name)
                 }
                 None => {
                     ffi::PyErr_Clear();
@@ -309,7 +374,8 @@ unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method
                 ffi::PyErr_Clear();
                 return Err(Unarmed::Retry);
             }
-            return Ok((kind::MODULE, version, dict_version(dict), 0, v as u64));
+            // (`key3`, the dict's address, tells the slow path whose way this is.)
+            return Ok((kind::MODULE, version, dict_version(dict), dict as u64, v as u64));
         }
         if tp == std::ptr::addr_of_mut!(ffi::PyType_Type) && !store && !method {
             return class_attr(owner as *mut ffi::PyTypeObject, name);
@@ -356,55 +422,101 @@ unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method
 /// The longest wait between re-armings of a cache for another type is `2^6 - 1` misses.
 const MAX_REARM_SHIFT: u16 = 6;
 
-/// Arms `cache` for `owner.name` if it can be, else disarms it. The answer for a type depends
-/// on the type alone (module attributes aside), so a miss whose type still has the version the
-/// cache holds (the instance's state failed the guard) or the version the analysis last failed
-/// for skips the analysis; except where the type's shared keys changed without a new version:
-/// under [`kind::INSTANCE_DICT`] the name may have joined them (now [`kind::INSTANCE_VALUE`]),
-/// under [`kind::METHOD_WITH_VALUES`] other names did (the entry count the guard compares).
+/// Arms a way of `cache` for `owner.name` if it can be, else disarms it. The answer for a type
+/// depends on the type alone (module attributes aside), so a miss whose type still has the
+/// version a way holds (the instance's state failed the guard) or the version the analysis last
+/// failed for skips the analysis; except where the type's shared keys changed without a new
+/// version: under [`kind::INSTANCE_DICT`] the name may have joined them (now
+/// [`kind::INSTANCE_VALUE`]), under [`kind::METHOD_WITH_VALUES`] other names did (the entry
+/// count the guard compares).
+///
+/// Which way: the one armed for the type (or for the module), re-analysed; else an unarmed one
+/// (the first only, for a store); else, for a load (the shared lookups try every way; STORE_ATTR's inline path
+/// reads the first only), a new way while the cache has fewer than [`MAX_WAYS`]; else, after
+/// the wait, the last way (a way whose type changed since keeps its place until then: its guard
+/// never passes again).
 unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject, store: bool, method: bool) {
     // SAFETY: per the caller's contract.
     unsafe {
         let tp = ffi::Py_TYPE(owner);
-        let mut refresh = false;
-        if tp != std::ptr::addr_of_mut!(ffi::PyModule_Type) {
-            if let Some(version) = semantics::attrs::valid_version(tp) {
-                // (Every class shares `type`'s version: a class attribute cache re-arms for
-                // another class, or a changed one, as for another type.)
-                let armed_for_it = cache.key.get() == version as u64 && cache.kind.get() != kind::CLASS_ATTR;
-                refresh = armed_for_it
-                    && match cache.kind.get() {
-                        kind::INSTANCE_DICT => true,
-                        kind::METHOD_WITH_VALUES => shared_keys_changed(cache, tp),
-                        _ => false,
-                    };
-                if (armed_for_it && !refresh) || cache.failed_version.get() == version {
-                    return;
-                }
-            }
-        }
-        if !refresh {
-            // Armed for another type: re-arm at once the first two times (the site's type
-            // changed), then after 1, 3, 7, ... 63 such misses (it sees several). The same
-            // wait follows an analysis that found nothing to arm for now (`Unarmed::Retry`:
-            // an owner whose type has its own `__getattribute__`, such as a class object,
-            // would otherwise be analysed at every execution).
+        // Armed for other types: re-arm at once the first two times (the site's type changed),
+        // then after 1, 3, 7, ... 63 such misses (it sees more types than it has ways). The
+        // same wait follows an analysis that found nothing to arm for now (`Unarmed::Retry`: an
+        // owner whose type has its own `__getattribute__`, such as a class object, would
+        // otherwise be analysed at every execution), and comes before a module's way is armed
+        // anew (its dict changed: it may change at every execution).
+        let wait_over = || {
             let wait = cache.rearm_wait.get();
             if wait > 0 {
                 cache.rearm_wait.set(wait - 1);
+                return false;
+            }
+            back_off(cache);
+            true
+        };
+        let mut stale: Option<&Way> = None;
+        if tp == std::ptr::addr_of_mut!(ffi::PyModule_Type) {
+            let dict = (*(owner as *mut ModuleObject)).md_dict as u64;
+            if let Some(way) = cache.ways().find(|w| w.kind.get() == kind::MODULE && w.key3.get() == dict) {
+                if !wait_over() {
+                    return;
+                }
+                stale = Some(way);
+            }
+        } else if let Some(version) = semantics::attrs::valid_version(tp) {
+            if cache.failed_version.get() == version {
                 return;
             }
-            if cache.kind.get() != kind::NONE {
-                back_off(cache);
+            // (Every class shares `type`'s version: a class attribute way is armed anew for
+            // another class, or a changed one, as for another type.)
+            let armed_for_it = |w: &&Way| w.key.get() == version as u64 && w.kind.get() != kind::CLASS_ATTR;
+            if let Some(way) = cache.ways().find(armed_for_it) {
+                let refresh = match way.kind.get() {
+                    kind::INSTANCE_DICT => true,
+                    kind::METHOD_WITH_VALUES => shared_keys_changed(way, tp),
+                    _ => false,
+                };
+                if !refresh {
+                    return;
+                }
+                stale = Some(way);
             }
         }
-        match analyze(owner, name, store, method) {
-            Ok((k, key, key2, key3, value)) => {
-                cache.arm(k, key, key2, key3, value);
-                cache.name.set(name as u64);
+        let ways = cache.ways().count();
+        // An unarmed way (the first, or for a load any: one whose analysis failed).
+        let unarmed = if store {
+            (cache.kind.get() == kind::NONE).then_some(&cache.way)
+        } else {
+            cache.ways().find(|w| w.kind.get() == kind::NONE)
+        };
+        enum Target<'a> {
+            Way(&'a Way),
+            New,
+        }
+        let target = match (stale, unarmed) {
+            (Some(way), _) | (None, Some(way)) => Target::Way(way),
+            (None, None) if !store && ways < MAX_WAYS => Target::New,
+            (None, None) => {
+                if !wait_over() {
+                    return;
+                }
+                Target::Way(if store { &cache.way } else { cache.ways().last().unwrap_or(&cache.way) })
             }
+        };
+        match analyze(owner, name, store, method) {
+            Ok(arming) => match target {
+                Target::Way(way) => way.arm(arming, name),
+                Target::New => {
+                    let way = Box::new(Way::default());
+                    way.arm(arming, name);
+                    let last = cache.ways().last().unwrap_or(&cache.way);
+                    last.next.set(Box::into_raw(way));
+                }
+            },
             Err(why) => {
-                cache.disarm();
+                if let Target::Way(way) = target {
+                    way.disarm();
+                }
                 match why {
                     Unarmed::Never => cache.failed_version.set(semantics::attrs::valid_version(tp).unwrap_or(0)),
                     Unarmed::Retry => back_off(cache),
@@ -453,12 +565,12 @@ fn back_off(cache: &InlineCache) {
     cache.rearm_shift.set((shift + 1).min(MAX_REARM_SHIFT));
 }
 
-/// Whether the shared keys of `tp` (a type `cache` is armed for as [`kind::METHOD_WITH_VALUES`])
+/// Whether the shared keys of `tp` (a type way `cache` is armed for as [`kind::METHOD_WITH_VALUES`])
 /// are no longer the object and entry count the cache holds.
 ///
 /// # Safety
 /// GIL held; `tp` a live heap type.
-unsafe fn shared_keys_changed(cache: &InlineCache, tp: *mut ffi::PyTypeObject) -> bool {
+unsafe fn shared_keys_changed(cache: &Way, tp: *mut ffi::PyTypeObject) -> bool {
     // SAFETY: per the contract; the kind is only armed for types with shared keys.
     unsafe {
         let keys = (*(tp as *mut ffi::PyHeapTypeObject)).ht_cached_keys as *mut crate::cpython::layout::DictKeysObject;

@@ -232,5 +232,5 @@ mod size_tests {
         assert_eq!(std::mem::size_of::<super::Site>(), SITE_BYTES);
     }
 
-    const SITE_BYTES: usize = 176;
+    const SITE_BYTES: usize = 184;
 }
