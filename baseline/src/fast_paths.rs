@@ -33,16 +33,23 @@ fn addr_of_type(tp: *mut ffi::PyTypeObject) -> i64 {
     tp as i64
 }
 
-/// `rcx` = the cache, `rdi` = the top of the stack, and on to `slow` unless its type's version
-/// is the cache's key.
+/// `rdi` = the owner `owner_depth` slots down the stack, `rcx` = the way of the site's cache
+/// whose key is its type's version (the ways in turn, `inline_cache::Way`), and on to `slow`
+/// if none is.
 fn guard_type_version(e: &mut Emitter, site: *const Site, owner_depth: i32, slow: DynamicLabel) {
     x64!(e.ops
         ; mov rcx, QWORD cache_addr(site)
         ; mov rdi, [r14 - 8 * owner_depth]
         ; mov rax, [BYTE rdi + const { d8(OB_TYPE) }]
         ; mov edx, DWORD [rax + TP_VERSION]
+        ; way:
         ; cmp rdx, [rcx + ic::KEY]
-        ; jne =>slow
+        ; je BYTE >found
+        ; mov rcx, [rcx + ic::NEXT_WAY]
+        ; test rcx, rcx
+        ; jnz BYTE <way
+        ; jmp =>slow
+        ; found:
     );
 }
 
@@ -98,7 +105,8 @@ pub fn load_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
 }
 
 /// STORE_ATTR (stack: value, owner): an instance value (set or new), an attribute of an
-/// instance whose dict was made, or a writable slot.
+/// instance whose dict was made, or a writable slot, through the way of the cache armed for the
+/// owner's type.
 pub fn store_attr(e: &mut Emitter, ins: &Instr, site: *const Site) {
     let (slow, done, with_dict) = (e.label(), e.label(), e.label());
     guard_type_version(e, site, 1, slow);

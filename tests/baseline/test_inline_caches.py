@@ -1494,3 +1494,40 @@ def test_more_types_than_ways():
     for op in ("LOAD_ATTR", "LOAD_METHOD"):
         site = max(sites(prof, op), key=lambda s: s["hits"] + s["misses"])
         assert site["ways"] == 4 and site["hits"] >= 3 * N, site
+
+
+def test_stores_at_a_site_that_sees_several_types():
+    # STORE_ATTR's inline guard tries each way: instance values of two classes, a slot, an
+    # instance whose dict was made; then one class gains a data descriptor, another instance
+    # is given a new class.
+    def f(n):
+        class A:
+            def __init__(self):
+                self.x = 0
+
+        class B:
+            def __init__(self):
+                self.y, self.x = 0, 0
+
+        class S:
+            __slots__ = ("x",)
+
+        class D:
+            pass
+
+        d = D()
+        d.__dict__["other"] = 1               # a dict made before any attribute is set
+        objs = [A(), B(), S(), d]
+        log = []
+        for i in range(n):
+            o = objs[i % 4]
+            o.x = i                           # one site, four types
+            if i == n // 2:
+                B.x = property(lambda self: "B.x", lambda self, v: log.append(("set", v)))
+            if i == 3 * n // 4:
+                objs[0].__class__ = D
+        return [getattr(o, "x", None) for o in objs], log
+
+    _, prof = run_both_profiled(f, 8 * N, exits={})
+    site = max(sites(prof, "STORE_ATTR"), key=lambda s: s["hits"] + s["misses"])
+    assert site["ways"] >= 3 and site["hits"] >= 4 * N, site

@@ -101,8 +101,9 @@ pub fn kind_name(k: u32) -> Option<&'static str> {
 /// One armed entry of an inline cache: `kind`, `key`, `key2`, `key3` and `value` as [`kind`]
 /// describes, `name` the attribute's name, `hits` the executions it served. The first way is
 /// the start of [`InlineCache`] and also keeps the site's other counters (`misses`, the
-/// re-arming state); LOAD_ATTR and LOAD_METHOD chain more ways (`next`, up to [`MAX_WAYS`] in
-/// all) for sites that see several types, which the shared lookups try in turn. Machine code
+/// re-arming state); LOAD_ATTR, LOAD_METHOD and STORE_ATTR chain more ways (`next`, up to
+/// [`MAX_WAYS`] in all) for sites that see several types, which the shared lookups and
+/// STORE_ATTR's inline guard try in turn. Machine code
 /// reads every way at the offsets below.
 #[repr(C)]
 pub struct Way {
@@ -172,7 +173,7 @@ impl Way {
     }
 }
 
-/// The most ways a LOAD_ATTR or LOAD_METHOD cache has, the first included: a site that sees
+/// The most ways a LOAD_ATTR, LOAD_METHOD or STORE_ATTR cache has, the first included: a site that sees
 /// this many types or fewer (a method called on each of a few shapes) hits for all of them.
 pub const MAX_WAYS: usize = 4;
 
@@ -430,11 +431,11 @@ const MAX_REARM_SHIFT: u16 = 6;
 /// [`kind::INSTANCE_VALUE`]), under [`kind::METHOD_WITH_VALUES`] other names did (the entry
 /// count the guard compares).
 ///
-/// Which way: the one armed for the type (or for the module), re-analysed; else an unarmed one
-/// (the first only, for a store); else, for a load (the shared lookups try every way; STORE_ATTR's inline path
-/// reads the first only), a new way while the cache has fewer than [`MAX_WAYS`]; else, after
-/// the wait, the last way (a way whose type changed since keeps its place until then: its guard
-/// never passes again).
+/// Which way: the one armed for the type (or for the module), re-analysed; else an unarmed one;
+/// else a new way while the cache has fewer than [`MAX_WAYS`] (the shared lookups and
+/// STORE_ATTR's inline guard try every way); else, after the wait, the last way (a way whose
+/// type changed since keeps its place until then: its guard never passes again).
+
 unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject, store: bool, method: bool) {
     // SAFETY: per the caller's contract.
     unsafe {
@@ -483,24 +484,20 @@ unsafe fn refill(cache: &InlineCache, owner: *mut PyObject, name: *mut PyObject,
             }
         }
         let ways = cache.ways().count();
-        // An unarmed way (the first, or for a load any: one whose analysis failed).
-        let unarmed = if store {
-            (cache.kind.get() == kind::NONE).then_some(&cache.way)
-        } else {
-            cache.ways().find(|w| w.kind.get() == kind::NONE)
-        };
+        // An unarmed way (one whose analysis failed, or the first before any).
+        let unarmed = cache.ways().find(|w| w.kind.get() == kind::NONE);
         enum Target<'a> {
             Way(&'a Way),
             New,
         }
         let target = match (stale, unarmed) {
             (Some(way), _) | (None, Some(way)) => Target::Way(way),
-            (None, None) if !store && ways < MAX_WAYS => Target::New,
+            (None, None) if ways < MAX_WAYS => Target::New,
             (None, None) => {
                 if !wait_over() {
                     return;
                 }
-                Target::Way(if store { &cache.way } else { cache.ways().last().unwrap_or(&cache.way) })
+                Target::Way(cache.ways().last().unwrap_or(&cache.way))
             }
         };
         match analyze(owner, name, store, method) {
