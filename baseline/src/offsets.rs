@@ -82,6 +82,7 @@ pub(crate) const DK_INDICES: i32 = offset_of!(DictKeysObject, dk_indices) as i32
 
 pub(crate) const MA_VERSION: i32 = offset_of!(DictObject, ma_version_tag) as i32;
 pub(crate) const MA_KEYS: i32 = offset_of!(DictObject, ma_keys) as i32;
+pub(crate) const MA_VALUES: i32 = offset_of!(DictObject, ma_values) as i32;
 
 pub(crate) const MD_DICT: i32 = offset_of!(ModuleObject, md_dict) as i32;
 

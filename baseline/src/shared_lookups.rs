@@ -29,7 +29,7 @@ use crate::offsets::*;
 use crate::emitter::x64;
 use dynasmrt::x64::Assembler;
 use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, ExecutableBuffer};
-use peregrine_runtime::cpython::layout::DICT_KEYS_GENERAL;
+use peregrine_runtime::cpython::layout::{DICT_KEYS_GENERAL, DICT_KEYS_UNICODE};
 use peregrine_runtime::cpython::ffi;
 use peregrine_runtime::jit::inline_cache::{self as ic, kind};
 use std::sync::OnceLock;
@@ -269,16 +269,61 @@ fn emit_load_attr(ops: &mut Assembler) {
         ; cmp edx, kind::CLASS_ATTR as i32
         ; je >class_attr
         ; cmp edx, kind::INSTANCE_DICT as i32
-        ; je >with_dict
+        ; je >dict_hint
         ; cmp edx, kind::INSTANCE_VALUE as i32
         ; jne >not_values
         ; mov rax, [rdi + ic::VALUES_DISP]
         ; test rax, rax
-        ; jz >with_dict                      // the instance's dict was made: no values
+        ; jz >made                           // the instance's dict was made: no values
         ; mov rdx, [rcx + ic::VALUE]
         ; mov rax, [rax + rdx * 8]
         ; test rax, rax
         ; jz >miss                           // not set: the class's value or AttributeError
+        ; jmp >hit
+        // The dict made from the values: while split with the type's shared keys, its values
+        // array holds the name's value at the same index; once combined, the hint.
+        ; made:
+        ; mov rax, [rdi + ic::DICT_DISP]
+        ; test rax, rax
+        ; jz >miss
+        ; mov r8, [BYTE rax + const { d8(MA_VALUES) }]
+        ; test r8, r8
+        ; jz >dict_hint
+        ; mov rdx, [BYTE rdi + const { d8(OB_TYPE) }]
+        ; mov rdx, [rdx + HT_CACHED_KEYS]
+        ; cmp rdx, [BYTE rax + const { d8(MA_KEYS) }]
+        ; jne >with_dict
+        ; mov rdx, [rcx + ic::VALUE]
+        ; mov rax, [r8 + rdx * 8]
+        ; test rax, rax
+        ; jz >miss                           // not set: the class's value or AttributeError
+        ; jmp >hit
+        // kind::INSTANCE_DICT: the entry at the hint (KEY2) of a combined table of str keys
+        // holding this very name and a value is the lookup's answer; else the lookup.
+        ; dict_hint:
+        ; mov rax, [rdi + ic::DICT_DISP]
+        ; test rax, rax
+        ; jz >miss                           // no dict: the class's value or AttributeError
+        ; mov rdx, [BYTE rax + const { d8(MA_KEYS) }]
+        ; cmp BYTE [BYTE rdx + const { d8(DK_KIND) }], DICT_KEYS_UNICODE as i8
+        ; jne >with_dict
+        ; mov r8, [rcx + ic::KEY2]
+        ; cmp r8, [BYTE rdx + const { d8(DK_NENTRIES) }]
+        ; jae >with_dict
+        ; mov r9, rcx
+        ; movzx ecx, BYTE [BYTE rdx + const { d8(DK_LOG2_INDEX_BYTES) }]
+        ; mov r10d, 1
+        ; shl r10, cl
+        ; mov rcx, r9
+        ; add r10, rdx
+        ; shl r8, 4                          // 16 bytes per PyDictUnicodeEntry
+        ; add r10, r8
+        ; mov rax, [rcx + ic::NAME]
+        ; cmp [BYTE r10 + const { d8(DK_INDICES) }], rax
+        ; jne >with_dict
+        ; mov rax, [BYTE r10 + const { d8(DK_INDICES + 8) }]
+        ; test rax, rax
+        ; jz >with_dict
         ; jmp >hit
         ; with_dict:
     );

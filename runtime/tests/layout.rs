@@ -2,7 +2,7 @@
 //! `offsetof`/`sizeof` on the installed Python 3.11 headers. A mismatch means our structs would read
 //! the wrong memory, so this test must fail loudly rather than skip.
 
-use peregrine_runtime::cpython::layout::{FIELDS, OFFSETS, POINTER_OFFSETS, SIZES};
+use peregrine_runtime::cpython::layout::{CONSTANTS, FIELDS, OFFSETS, POINTER_OFFSETS, SIZES};
 use std::fmt::Write as _;
 use std::process::Command;
 
@@ -42,6 +42,10 @@ fn hand_written_layouts_match_the_c_compiler() {
     for (name, expr, off) in POINTER_OFFSETS {
         writeln!(probe, "  printf(\"%zd\\n\", {expr} - (char *)o);").unwrap();
         expected.push((name.to_string(), *off as usize));
+    }
+    for (name, expr, value) in CONSTANTS {
+        writeln!(probe, "  printf(\"%zd\\n\", {expr});").unwrap();
+        expected.push((name.to_string(), *value as usize));
     }
     for (ty, size) in SIZES {
         writeln!(probe, "  printf(\"%zu\\n\", sizeof({}));", ty).unwrap();

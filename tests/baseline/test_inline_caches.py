@@ -1531,3 +1531,69 @@ def test_stores_at_a_site_that_sees_several_types():
     _, prof = run_both_profiled(f, 8 * N, exits={})
     site = max(sites(prof, "STORE_ATTR"), key=lambda s: s["hits"] + s["misses"])
     assert site["ways"] >= 3 and site["hits"] >= 4 * N, site
+
+
+# --------------------------------------------------------------------------------------------
+# Instances whose dict was made: the hint into a combined table, the split table's values
+
+
+def test_dict_hint_follows_each_instances_own_order():
+    # Attributes outside the type's shared keys live in each instance's own (combined) dict, in
+    # the order each instance got them: the hint (where the first instance had the name) must be
+    # checked against every instance's entry.
+    def f(n):
+        class P:
+            pass
+
+        a, b = P(), P()
+        a.__dict__[0] = "non-str key"   # a dict of general keys: looked up the slow way
+        a.p, a.q = "a.p", "a.q"
+        b.q, b.p = "b.q", "b.p"         # the other order
+        c = P()
+        c.q = "c.q"
+        c.r = "c.r"
+        objs = [b, c, a]
+        out = []
+        for i in range(n):
+            o = objs[i % 3]
+            out.append(o.q)
+            if i == n // 2:
+                del b.q                  # the entry is deleted, then added again at the end
+                b.q = "b.q again"
+            if i == 2 * n // 3:
+                setattr(c, "".join(["q"]), "c.q by an equal str")  # not the interned name
+        return out
+
+    run_both(f, 6 * N)
+
+
+def test_attributes_of_instances_whose_dict_was_made():
+    # `vars(obj)` makes the dict from the values (a split table sharing the type's keys); a new
+    # attribute outside them makes it combined; a deleted one lets the class attribute show.
+    def f(n):
+        class V:
+            x = "class x"
+            z = "class z"
+
+            def __init__(self, i):
+                self.x, self.y = i, -i
+
+        objs = [V(i) for i in range(4)]
+        objs[0].z = "own z"              # z joins the shared keys; the others leave it unset
+        vars(objs[1])                    # split, z's value missing: the class attribute
+        vars(objs[2])["w"] = "new key"
+        out = []
+        for i in range(n):
+            o = objs[i % 4]
+            out.append((o.x, o.y, o.z))
+            if i == n // 2:
+                del objs[1].x            # split dict: the class attribute again
+            if i == 2 * n // 3:
+                objs[3].__dict__         # made now, while the site is warm
+        return out
+
+    _, prof = run_both_profiled(f, 8 * N, exits={})
+    # x and y hit for every instance, whatever its dict (z is unset in three of the four: those
+    # take the generic path, which finds the class attribute).
+    x, y, z = [s for s in sites(prof, "LOAD_ATTR") if s["hits"] + s["misses"] == 8 * N]
+    assert x["hits"] >= 6 * N and y["hits"] >= 7 * N, (x, y)  # (x deleted from one: misses)

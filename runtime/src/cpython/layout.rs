@@ -275,6 +275,15 @@ pub struct DictKeysObject {
 /// `dk_kind` of keys whose entries are `PyDictKeyEntry`s (with a hash); every other kind
 /// (`DICT_KEYS_UNICODE`, `DICT_KEYS_SPLIT`: all keys strs) has `PyDictUnicodeEntry`s.
 pub const DICT_KEYS_GENERAL: u8 = 0;
+/// `dk_kind` of keys of a combined table whose keys are all strs (`PyDictUnicodeEntry`s holding
+/// their values; not shared with other dicts).
+pub const DICT_KEYS_UNICODE: u8 = 1;
+
+/// Constants of CPython's headers, checked like the offsets: name, C expression, our value.
+pub const CONSTANTS: &[(&str, &str, isize)] = &[
+    ("DICT_KEYS_GENERAL", "(Py_ssize_t)DICT_KEYS_GENERAL", DICT_KEYS_GENERAL as isize),
+    ("DICT_KEYS_UNICODE", "(Py_ssize_t)DICT_KEYS_UNICODE", DICT_KEYS_UNICODE as isize),
+];
 
 /// `PyDictUnicodeEntry` (Include/internal/pycore_dict.h).
 #[repr(C)]

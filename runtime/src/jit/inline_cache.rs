@@ -20,7 +20,7 @@ use super::ops::push_global;
 use super::specialize::Site;
 use super::support::{name_at, peek};
 use super::Sp;
-use crate::cpython::layout::{DictObject, ModuleObject, DICT_KEYS_GENERAL, MANAGED_DICT_OFFSET, MANAGED_VALUES_OFFSET};
+use crate::cpython::layout::{DictObject, ModuleObject, DICT_KEYS_GENERAL, DICT_KEYS_UNICODE, MANAGED_DICT_OFFSET, MANAGED_VALUES_OFFSET};
 use crate::cpython::{ffi, InterpreterFrame, ThreadState};
 use crate::semantics::{self, attrs::OnType};
 use ffi::PyObject;
@@ -47,11 +47,17 @@ pub mod kind {
     /// LOAD_ATTR/STORE_ATTR of an instance attribute of a type with a managed dict: `key` = type
     /// version, `value` = index in the values array. The type has nothing under the name, or a
     /// class attribute an instance's own overrides (`OnType::Shadowable`: an instance without
-    /// it misses), and the generic protocol. An instance whose dict was made is looked
-    /// up in that dict (a C call, `name` the attribute's name) when its keys are all strs.
+    /// it misses), and the generic protocol. An instance whose dict was made is looked up in
+    /// that dict: LOAD_ATTR reads a split dict that still shares the type's keys at the same
+    /// index (its values array is the instance's values, moved), and a combined table of str
+    /// keys at the hint `key2` as [`INSTANCE_DICT`] does; else a C call (`name` the
+    /// attribute's name) when its keys are all strs.
     pub const INSTANCE_VALUE: u32 = 2;
     /// As [`INSTANCE_VALUE`] for a name not among the type's shared keys: only an instance
-    /// whose dict was made can have it, and is looked up there.
+    /// whose dict was made can have it, and is looked up there. LOAD_ATTR first tries `key2`,
+    /// the entry where the name sat in the instance the cache was armed for (ceval's
+    /// LOAD_ATTR_WITH_HINT): in a combined table of str keys, an entry holding this very name
+    /// and a value is what a lookup finds.
     pub const INSTANCE_DICT: u32 = 8;
     /// LOAD_ATTR/STORE_ATTR of a `__slots__` member: `key` = type version, `value` = byte
     /// offset of the slot in the instance.
@@ -395,8 +401,8 @@ unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method
         match on_type {
             _ if instance_decides && managed => {
                 Ok(match semantics::attrs::shared_key_index(keys, name) {
-                    Some(index) => (kind::INSTANCE_VALUE, version, 0, 0, index as u64),
-                    None => (kind::INSTANCE_DICT, version, 0, 0, 0),
+                    Some(index) => (kind::INSTANCE_VALUE, version, dict_entry_hint(owner, name), 0, index as u64),
+                    None => (kind::INSTANCE_DICT, version, dict_entry_hint(owner, name), 0, 0),
                 })
             }
             // A dict at a fixed (positive: not after variable-sized items) offset; loads only.
@@ -417,6 +423,23 @@ unsafe fn analyze(owner: *mut PyObject, name: *mut PyObject, store: bool, method
             }
             _ => Err(Unarmed::Never),
         }
+    }
+}
+
+/// Where `name` sits among the entries of `owner`'s managed dict (made, with a combined table of
+/// str keys), for [`kind::INSTANCE_DICT`]'s hint; [`NO_KEY`] where it is not there.
+///
+/// # Safety
+/// GIL held; `owner` a live instance of a type with a managed dict.
+unsafe fn dict_entry_hint(owner: *mut PyObject, name: *mut PyObject) -> u64 {
+    // SAFETY: per the contract; the managed dict pointer sits at its fixed offset before the
+    // object, and is null or an exact dict.
+    unsafe {
+        let dict = *(owner as *mut u8).offset(MANAGED_DICT_OFFSET).cast::<*mut DictObject>();
+        if dict.is_null() || !(*dict).ma_values.is_null() || (*(*dict).ma_keys).dk_kind != DICT_KEYS_UNICODE {
+            return NO_KEY;
+        }
+        semantics::attrs::shared_key_index((*dict).ma_keys, name).map_or(NO_KEY, |i| i as u64)
     }
 }
 
