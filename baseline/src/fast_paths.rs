@@ -883,6 +883,60 @@ const _: () = {
     assert!(offset_of!(ffi::PyASCIIObject, length) == OB_SIZE as usize);
 };
 
+/// UNARY_NOT of True and False, and of None and the exact sized builtins by the shared truth
+/// routine (none of them asks Python code, as `PyObject_IsTrue` finds), inline: the operand
+/// released, then the result in its place, as ceval does. Anything else through the helper.
+pub fn unary_not(e: &mut Emitter, ins: &Instr) {
+    use peregrine_runtime::jit::ops::pg_unary_not;
+    let (slow, done) = (e.label(), e.label());
+    // SAFETY-free: the bool singletons' addresses, compared by identity.
+    let (py_true, py_false) = unsafe { (ffi::Py_True() as i64, ffi::Py_False() as i64) };
+    x64!(e.ops
+        ; mov rdi, [r14 - 8]
+        ; mov rax, QWORD py_true
+        ; cmp rdi, rax
+        ; je >is_true
+        ; mov rax, QWORD py_false
+        ; cmp rdi, rax
+        ; je >is_false
+    );
+    match shared_lookups::lookups() {
+        Some(lookups) => {
+            e.call_fn(lookups.truth);
+            x64!(e.ops
+                ; test eax, eax
+                ; js =>slow
+                ; mov ebx, eax
+                ; jmp >known
+            );
+        }
+        None => x64!(e.ops ; jmp =>slow),
+    }
+    x64!(e.ops
+        ; is_true:
+        ; mov ebx, 1
+        ; jmp >known
+        ; is_false:
+        ; xor ebx, ebx
+        ; known:
+    );
+    e.decref_rdi(); // the operand; `ebx` (its truth) survives a destructor
+    x64!(e.ops
+        ; mov rax, QWORD py_false
+        ; mov rdx, QWORD py_true
+        ; test ebx, ebx
+        ; cmovz rax, rdx
+        ; mov [r14 - 8], rax
+    );
+    e.incref_rax();
+    let (opcode, oparg, error) = (ins.opcode, ins.oparg, e.error_exit());
+    e.cold(slow, move |e| {
+        e.call_op_helper(opcode, pg_unary_not, oparg, error);
+        x64!(e.ops ; jmp =>done);
+    });
+    x64!(e.ops ; =>done);
+}
+
 /// For a conditional jump's value in `rdi` (already popped) that is not True or False: the
 /// truth of None and of exact ints, lists, tuples, dicts and strs by the shared routine
 /// (`shared_lookups`, one copy for all sites: None is false; the others are true when the

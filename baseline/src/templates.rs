@@ -56,7 +56,7 @@ pub fn template(opcode: u8) -> Option<Template> {
         | POP_JUMP_FORWARD_IF_FALSE | POP_JUMP_BACKWARD_IF_FALSE | POP_JUMP_FORWARD_IF_TRUE
         | POP_JUMP_BACKWARD_IF_TRUE | POP_JUMP_FORWARD_IF_NONE | POP_JUMP_BACKWARD_IF_NONE
         | POP_JUMP_FORWARD_IF_NOT_NONE | POP_JUMP_BACKWARD_IF_NOT_NONE | JUMP_IF_FALSE_OR_POP
-        | JUMP_IF_TRUE_OR_POP | FOR_ITER | PRECALL | CALL | BINARY_SUBSCR | IS_OP => Inline,
+        | JUMP_IF_TRUE_OR_POP | FOR_ITER | PRECALL | CALL | BINARY_SUBSCR | IS_OP | UNARY_NOT => Inline,
         // Inline caches and exact-type fast paths (`fast_paths`), the site helper behind them.
         BINARY_OP | LOAD_GLOBAL | LOAD_ATTR | STORE_ATTR | LOAD_METHOD | STORE_SUBSCR => Inline,
         // Cells: the cell's contents read and written inline, the helper for the unbound error
@@ -70,7 +70,6 @@ pub fn template(opcode: u8) -> Option<Template> {
         UNARY_POSITIVE => Helper(h::pg_unary_positive),
         UNARY_NEGATIVE => Helper(h::pg_unary_negative),
         UNARY_INVERT => Helper(h::pg_unary_invert),
-        UNARY_NOT => Helper(h::pg_unary_not),
         DELETE_SUBSCR => Helper(h::pg_delete_subscr),
         STORE_GLOBAL => Helper(h::pg_store_global),
         DELETE_GLOBAL => Helper(h::pg_delete_global),
@@ -627,6 +626,7 @@ pub fn gen_instr(
             e.decref_rdi();
         }
         BINARY_SUBSCR => crate::fast_paths::binary_subscr(e, ins, site),
+        UNARY_NOT => crate::fast_paths::unary_not(e, ins),
         STORE_SUBSCR => crate::fast_paths::store_subscr(e, ins),
         BINARY_OP => crate::fast_paths::binary_op(e, ins, next, site),
         LOAD_GLOBAL => crate::fast_paths::load_global(e, ins, site),

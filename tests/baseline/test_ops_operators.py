@@ -217,6 +217,34 @@ def unary_not_raises(x):
     return not x
 
 
+class IntSub(int):
+    def __bool__(self):
+        return True      # an int subclass: its own __bool__, not the size
+
+
+class Dies:
+    def __init__(self, log):
+        self.log = log
+
+    def __del__(self):
+        self.log.append("released")
+
+
+@case(60)
+def unary_not_of_every_kind(n):
+    # True, False, None and the exact sized builtins inline (the shared truth routine); the
+    # rest (a float, an int subclass, __bool__, __len__) through the helper; an operand whose
+    # release runs a destructor, released before the result is used.
+    values = [True, False, None, 0, 7, -1, 2 ** 70, "", "x", [], [0], (), (0,), {}, {0: 0},
+              0.0, 1.5, IntSub(0), set(), {0}, b"", b"x"]
+    out = []
+    log = []
+    for i in range(n):
+        out.append(not values[i % len(values)])
+        out.append((not [Dies(log)], len(log)))
+    return out
+
+
 @pytest.mark.parametrize("func,args,kwargs", case.params)
 def test_operators(func, args, kwargs):
     run_both(func, *args, **kwargs)
