@@ -30,6 +30,7 @@ fn known_functions() -> HashMap<u64, String> {
         (peregrine_runtime::jit::ops::pg_call as *const () as usize, "pg_call"),
         (peregrine_runtime::jit::ops::pg_precall as *const () as usize, "pg_precall"),
         (peregrine_runtime::jit::ops::pg_binary_subscr as *const () as usize, "pg_binary_subscr"),
+        (peregrine_runtime::jit::ops::pg_unpack_store as *const () as usize, "pg_unpack_store"),
         (peregrine_runtime::jit::exceptions::pg_unwind as *const () as usize, "pg_unwind"),
         (frame::pg_frame_handoff_traced as *const () as usize, "pg_frame_handoff_traced"),
         (peregrine_runtime::jit::pg_bad_stack_move as *const () as usize, "pg_bad_stack_move"),

@@ -171,6 +171,10 @@ pub struct Emitter {
     /// call: (CALL's full entry, in the cold section, where PRECALL's slow path goes on; the
     /// point its fast path reaches, after CALL's checks). Taken by the CALL.
     pub fused_call: Option<(DynamicLabel, DynamicLabel)>,
+    /// Set for an UNPACK_SEQUENCE that runs with the STORE_FASTs after it in one helper call
+    /// (`fast_paths::unpack_store`): their locals, in order, and the next instruction's entry
+    /// as a second half where the last one pairs with it. Taken by the UNPACK_SEQUENCE.
+    pub unpack_stores: Option<(Vec<u8>, Option<DynamicLabel>)>,
     /// The shared tail of the hand-off stubs for each reason (see [`Emitter::emit_handoff`]).
     handoff_tails: Vec<(ExitReason, DynamicLabel)>,
     /// The direct `call rel32`s to functions outside this code, patched when the code is
@@ -215,6 +219,7 @@ impl Emitter {
             calls: Vec::new(),
             handoff_tails: Vec::new(),
             fused_call: None,
+            unpack_stores: None,
             bound_loads: Vec::new(),
         }
     }
@@ -1184,6 +1189,17 @@ impl Emitter {
         let handoff = self.handoff_tail_for(reason);
         x64!(self.ops
             ; mov r8, QWORD prev_instr as i64
+            ; mov r9d, reason as u32 as i32
+            ; jmp =>handoff
+        );
+    }
+
+    /// A hand-off for `reason` whose `prev_instr` (the unit before the instruction the
+    /// interpreter goes on at) a helper computed: in `rdx`, with `r14` the exact stack. Cold code.
+    pub fn handoff_at_rdx(&mut self, reason: ExitReason) {
+        let handoff = self.handoff_tail_for(reason);
+        x64!(self.ops
+            ; mov r8, rdx
             ; mov r9d, reason as u32 as i32
             ; jmp =>handoff
         );

@@ -14,6 +14,7 @@ use dynasmrt::x64::Rq;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 use peregrine_runtime::bytecode::Instr;
 use peregrine_runtime::opcodes::op;
+use peregrine_runtime::ExitReason;
 use peregrine_runtime::cpython::layout::{DictObject, LONG_DIGIT_OFFSET};
 use peregrine_runtime::cpython::{self, ffi};
 use peregrine_runtime::jit::inline_cache::{self as ic, kind};
@@ -782,6 +783,96 @@ pub fn unpack_sequence(e: &mut Emitter, ins: &Instr, site: *const Site) {
     x64!(e.ops ; add r14, 8 * (n as i32 - 1));
     e.decref_rdi(); // the sequence
     slow_path(e, ins, pg_unpack_sequence, site, slow, done);
+}
+
+/// UNPACK_SEQUENCE and the STORE_FASTs after it (to `locals`, in order) as one run: first the
+/// shared routine (`Lookups::unpack_store`, one copy for all sites: a few bytes here), which does
+/// the whole run where nothing can be released for the last time; where it declines, in the cold
+/// section, `pg_unpack_store`, which runs the instructions as ceval does, one dispatch at a time:
+/// an error is UNPACK_SEQUENCE's (its `prev_instr` stored by the prelude); where tracing went on
+/// in a destructor, the frame goes to the interpreter at the instruction it names. Where the last
+/// store pairs with the next instruction, `paired_next` is that instruction's entry as a second
+/// half, where the helper has it go on when the last store headed the pair.
+pub fn unpack_store(e: &mut Emitter, site: *const Site, locals: &[u8], paired_next: Option<DynamicLabel>) {
+    use peregrine_runtime::jit::ops::{
+        pg_unpack_store, pg_unpack_store_rest, UNPACK_STORE_LAST_PAIRS, UNPACK_STORE_MAX, UNPACK_STORE_PAIRED,
+        UNPACK_STORE_RESUME_SHIFT,
+    };
+    assert!((1..=UNPACK_STORE_MAX).contains(&locals.len()), "the caller fuses 1 to {UNPACK_STORE_MAX} stores");
+    let (mut low, mut high) = (0u64, (locals.len() as u64) << 56);
+    if paired_next.is_some() {
+        high |= UNPACK_STORE_LAST_PAIRS;
+    }
+    for (k, &local) in locals.iter().enumerate() {
+        if k < 8 {
+            low |= (local as u64) << (8 * k);
+        } else {
+            high |= (local as u64) << (8 * (k - 8));
+        }
+    }
+    let (error, handoff, careful, done, rest) = (e.error_exit(), e.label(), e.label(), e.label(), e.label());
+    if let Some(lookups) = shared_lookups::lookups() {
+        // The run's descriptor, read by the routine: in the cold section, beside the careful path.
+        let descriptor = e.label();
+        let bytes: Vec<u8> = locals.to_vec();
+        e.cold(descriptor, move |e| {
+            x64!(e.ops ; .u64 site as u64 ; .u8 bytes.len() as u8);
+            for &b in &bytes {
+                x64!(e.ops ; .u8 b);
+            }
+        });
+        x64!(e.ops ; lea rsi, [=>descriptor]);
+        e.call_fn(lookups.unpack_store);
+        x64!(e.ops
+            ; test eax, eax
+            ; jz =>careful
+            ; cmp eax, 1
+            ; jne =>rest
+            ; =>done
+        );
+    } else {
+        x64!(e.ops ; jmp =>careful ; =>done);
+    }
+    // The helper's call: from scratch (`careful`), or from store `eax - 2` on (`rest`).
+    let call = move |e: &mut Emitter, from_scratch: bool| {
+        let helper = if from_scratch { pg_unpack_store as *const () as usize } else { pg_unpack_store_rest as *const () as usize };
+        if from_scratch {
+            x64!(e.ops ; mov r9, QWORD high as i64);
+        } else {
+            x64!(e.ops
+                ; sub eax, 2
+                ; shl rax, UNPACK_STORE_RESUME_SHIFT as i8
+                ; mov r9, QWORD high as i64
+                ; or r9, rax
+            );
+        }
+        x64!(e.ops
+            ; mov rdi, r13
+            ; mov rsi, r12
+            ; mov rdx, r14
+            ; mov rcx, QWORD site as i64
+        );
+        if low <= u32::MAX as u64 {
+            x64!(e.ops ; mov r8d, low as u32 as i32);
+        } else {
+            x64!(e.ops ; mov r8, QWORD low as i64);
+        }
+        e.call_fn(helper);
+        x64!(e.ops
+            ; mov r14, rax
+            ; test al, 1
+            ; jnz =>error
+            ; test rdx, rdx
+            ; jz =>done
+        );
+        if let Some(second) = paired_next {
+            x64!(e.ops ; cmp rdx, UNPACK_STORE_PAIRED as i32 ; je =>second);
+        }
+        x64!(e.ops ; jmp =>handoff);
+    };
+    e.cold(careful, move |e| call(e, true));
+    e.cold(rest, move |e| call(e, false));
+    e.cold(handoff, |e| e.handoff_at_rdx(ExitReason::Tracing));
 }
 
 /// FOR_ITER over an exact list, tuple or range iterator that has a next item: the item pushed

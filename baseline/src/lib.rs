@@ -207,6 +207,33 @@ fn check(instrs: &[Instr], handlers: &[Option<bytecode::Handler>], view: &CodeVi
     Ok(())
 }
 
+/// Fewest STORE_FASTs an UNPACK_SEQUENCE takes into its call (`fast_paths::unpack_store`) in a
+/// code object of fewer than [`LARGE_CODE_INSTRS`] instructions: below it the inline copy and
+/// stores cost fewer instructions than the call, and their code is small.
+const UNPACK_STORE_MIN: usize = 4;
+/// Code objects of this many instructions and more take every UNPACK_SEQUENCE/STORE_FAST run
+/// into one call: their loops' machine code is what overflows the instruction cache
+/// (pyperformance's unpack_sequence: 4,825 instructions, 240 KB of hot code unfused).
+const LARGE_CODE_INSTRS: usize = 1000;
+
+/// How many STORE_FASTs the UNPACK_SEQUENCE at `instrs[k]` runs in one call with, if any:
+/// all `oparg` of them, directly after it, unit after unit (no EXTENDED_ARG), none entered
+/// other than from the one before.
+fn unpack_store_run(instrs: &[Instr], k: usize, entered: &[bool]) -> Option<usize> {
+    use peregrine_runtime::jit::ops::UNPACK_STORE_MAX;
+    let unpack = &instrs[k];
+    let n = unpack.oparg as usize;
+    let min = if instrs.len() >= LARGE_CODE_INSTRS { 1 } else { UNPACK_STORE_MIN };
+    if unpack.opcode != op::UNPACK_SEQUENCE || unpack.start != unpack.index || !(min..=UNPACK_STORE_MAX).contains(&n) {
+        return None;
+    }
+    let stores = instrs.get(k + 1..=k + n)?;
+    let consecutive = stores.iter().enumerate().all(|(j, s)| {
+        s.opcode == op::STORE_FAST && s.start == s.index && s.index == unpack.next + j && !entered[s.start]
+    });
+    consecutive.then_some(n)
+}
+
 /// Whether instructions with `opcode` get a specialization site (`jit::specialize::Site`): those
 /// whose specialized forms ceval runs observably differently from the generic one, and those
 /// with an inline cache.
@@ -264,10 +291,6 @@ fn emit(
             .collect();
         e.resume_dispatch(labels(instrs[0].start), &points);
     }
-    // Entries of the instructions that may run as the second half of a superinstruction.
-    let second_entries: Vec<Option<dynasmrt::DynamicLabel>> = (0..instrs.len())
-        .map(|k| (k > 0 && templates::pairs_with(&instrs[k - 1], &instrs[k])).then(|| e.label()))
-        .collect();
     // One specialization state per PRECALL (shared with its CALL), BINARY_SUBSCR,
     // UNPACK_SEQUENCE and COMPARE_OP, allocated before emitting: the code holds their addresses.
     let code = (view.first_instr - std::mem::offset_of!(CodeObject, co_code_adaptive)) as *mut CodeObject;
@@ -295,6 +318,31 @@ fn emit(
             }
         }
     }
+    // UNPACK_SEQUENCEs run with the STORE_FASTs after them in one call: `absorbed[k]` for
+    // those stores, whose code that call is.
+    let mut unpack_stores: Vec<Option<(usize, usize)>> = vec![None; instrs.len()];
+    let mut absorbed = vec![false; instrs.len()];
+    for k in 0..instrs.len() {
+        if let Some(n) = unpack_store_run(instrs, k, &entered) {
+            absorbed[k + 1..=k + n].fill(true);
+            unpack_stores[k] = Some((k, n));
+        }
+    }
+    // Entries of the instructions that may run as the second half of a superinstruction. An
+    // absorbed store runs in its call (which may enter the instruction after the last one as
+    // such a second half).
+    let second_entries: Vec<Option<dynasmrt::DynamicLabel>> = (0..instrs.len())
+        .map(|k| (k > 0 && !absorbed[k] && templates::pairs_with(&instrs[k - 1], &instrs[k])).then(|| e.label()))
+        .collect();
+    let mut unpack_stores: Vec<Option<(Vec<u8>, Option<dynasmrt::DynamicLabel>)>> = unpack_stores
+        .into_iter()
+        .map(|run| {
+            run.map(|(k, n)| {
+                let locals = instrs[k + 1..=k + n].iter().map(|s| s.oparg as u8).collect();
+                (locals, second_entries.get(k + n + 1).copied().flatten())
+            })
+        })
+        .collect();
     // Runs of pairable instructions (`templates::Pairing`), as `(first, last)` indices into
     // `instrs`. A regular run, entered only at its first instruction, gets a warm copy with fixed
     // roles and a cold copy with the dynamic form; `warm_run[k]` is the regular run instruction
@@ -307,7 +355,9 @@ fn emit(
         while k + 1 < instrs.len() && second_entries[k + 1].is_some() {
             k += 1;
         }
-        let regular = (first + 1..=k).all(|j| !entered[instrs[j].start]);
+        // A run headed by a fused run's last store is entered in its middle, as a second half
+        // (`fast_paths::unpack_store`), or at its second instruction: the dynamic form.
+        let regular = (first + 1..=k).all(|j| !entered[instrs[j].start]) && !absorbed[first];
         if k > first && regular {
             warm_run[first..=k].fill(Some((first, k)));
         }
@@ -329,6 +379,13 @@ fn emit(
         let label = labels(ins.start);
         e.bind(label);
         instr_offsets.push(InstrOffset::new(ins, e.offset()));
+        if absorbed[k] {
+            // Its UNPACK_SEQUENCE's call ran it and checked for tracing after anything ran.
+            nothing_ran = true;
+            entered_before = false;
+            continue;
+        }
+        e.unpack_stores = unpack_stores[k].take();
         if ins.opcode == op::KW_NAMES {
             kwnames = view.consts[ins.oparg as usize];
             call_group_start = ins.start;

@@ -46,6 +46,11 @@ pub struct Lookups {
     /// anything else (whose truth only the generic path may ask: it can run code). Clobbers
     /// `rax` and `rdx` only; references untouched.
     pub truth: usize,
+    /// UNPACK_SEQUENCE and the STORE_FASTs after it where nothing can die: see
+    /// [`emit_unpack_store`]. In: `rsi` = the run's descriptor (`fast_paths::unpack_store`),
+    /// `r12` frame, `r14` stack. Out: `eax` = 1 and the run done (`r14` one lower), or 0 with
+    /// nothing changed. Clobbers the caller-saved registers.
+    pub unpack_store: usize,
 }
 
 static LOOKUPS: OnceLock<Option<Lookups>> = OnceLock::new();
@@ -66,9 +71,18 @@ fn emit() -> std::io::Result<Lookups> {
     emit_load_method(&mut ops);
     let truth = ops.offset();
     emit_truth(&mut ops);
+    let unpack_store = ops.offset();
+    emit_unpack_store(&mut ops);
     let buffer = ops.finalize().map_err(|_| std::io::Error::other("could not make the cache lookups executable"))?;
     let at = |o: dynasmrt::AssemblyOffset| buffer.ptr(o) as usize;
-    Ok(Lookups { load_global: at(load_global), load_attr: at(load_attr), load_method: at(load_method), truth: at(truth), _buffer: buffer })
+    Ok(Lookups {
+        load_global: at(load_global),
+        load_attr: at(load_attr),
+        load_method: at(load_method),
+        truth: at(truth),
+        unpack_store: at(unpack_store),
+        _buffer: buffer,
+    })
 }
 
 /// [`Lookups::truth`]: ceval's `PyObject_IsTrue` for None and the exact sized builtins, whose
@@ -105,6 +119,128 @@ fn emit_truth(ops: &mut Assembler) {
         ; setne al
         ; ret
         ; falsy:
+        ; xor eax, eax
+        ; ret
+    );
+}
+
+/// Offsets in a run's descriptor (`fast_paths::unpack_store`): the UNPACK_SEQUENCE's site, the
+/// number of stores, their locals (a byte each).
+pub const RUN_SITE: i32 = 0;
+pub const RUN_COUNT: i32 = 8;
+pub const RUN_LOCALS: i32 = 9;
+
+/// [`Lookups::unpack_store`]: UNPACK_SEQUENCE of an exact tuple or list of the run's length where
+/// the site replays ceval's UNPACK_SEQUENCE_TUPLE or _LIST (the inline template's guard) and the
+/// sequence has another reference (its release runs nothing), then the run's STORE_FASTs, the
+/// items copied from the sequence straight into the locals, as long as no old value is released
+/// for the last time: until then no code runs, so neither `prev_instr`, nor a tracing check, nor
+/// ceval's pairing of the stores shows. At store k whose old value would die it stops, with
+/// items k to n - 1 pushed as UNPACK_SEQUENCE leaves them (item k on top) and the sequence
+/// released: `eax` = k + 2, and `ops::pg_unpack_store_rest` goes on one dispatch at a time.
+/// `eax` = 1 when the run is done, 0 when it declined, having changed nothing
+/// (`ops::pg_unpack_store` then runs it all).
+fn emit_unpack_store(ops: &mut Assembler) {
+    use peregrine_runtime::cpython::ref_debug;
+    use peregrine_runtime::jit::ops::{UNPACK_LIST, UNPACK_TUPLE};
+    use peregrine_runtime::jit::specialize::{CACHE_OFFSET, FORM_OFFSET};
+    let (tuple_type, list_type) = (
+        std::ptr::addr_of_mut!(ffi::PyTuple_Type) as i64,
+        std::ptr::addr_of_mut!(ffi::PyList_Type) as i64,
+    );
+    // A debug interpreter's reference total: n increfs in all, then the releases (`ecx` counts
+    // the old values') and the sequence's.
+    let ref_total = |ops: &mut Assembler| {
+        if ref_debug::ENABLED {
+            x64!(ops
+                ; mov rax, rdx
+                ; sub rax, rcx
+                ; sub rax, 1
+                ; mov r11, QWORD ref_debug::total_addr() as i64
+                ; add [r11], rax
+            );
+        }
+    };
+    x64!(ops
+        ; mov rcx, [rsi + RUN_SITE]
+        ; mov rdi, [r14 - 8]                 // the sequence
+        ; movzx edx, BYTE [rsi + RUN_COUNT]
+        ; movzx eax, BYTE [rcx + FORM_OFFSET]
+        ; mov r8, [BYTE rdi + const { d8(OB_TYPE) }]
+        ; cmp eax, UNPACK_TUPLE as i32
+        ; jne >list
+        ; mov r9, QWORD tuple_type
+        ; cmp r8, r9
+        ; jne >decline
+        ; cmp [BYTE rdi + const { d8(OB_SIZE) }], rdx
+        ; jne >decline
+        ; lea r8, [BYTE rdi + const { d8(TUPLE_ITEMS) }]
+        ; jmp >check
+        ; list:
+        ; cmp eax, UNPACK_LIST as i32
+        ; jne >decline
+        ; mov r9, QWORD list_type
+        ; cmp r8, r9
+        ; jne >decline
+        ; cmp [BYTE rdi + const { d8(OB_SIZE) }], rdx
+        ; jne >decline
+        ; mov r8, [BYTE rdi + const { d8(LIST_ITEMS) }]
+        ; check:
+        ; cmp QWORD [rdi], 1
+        ; jle >decline                       // the sequence would die: the generic order
+        ; add QWORD [rcx + CACHE_OFFSET + ic::HITS], 1
+        ; xor ecx, ecx                       // old values released
+        ; xor r9d, r9d
+        ; store:
+        ; movzx r10d, BYTE [rsi + r9 + RUN_LOCALS]
+        ; lea r10, [r12 + r10 * 8 + F_LOCALSPLUS]
+        ; mov r11, [r10]
+        ; test r11, r11
+        ; jz >set
+        ; cmp QWORD [r11], 1
+        ; je >rest                           // the old value would die: one dispatch at a time
+        ; set:
+        ; mov rax, [r8 + r9 * 8]
+        ; inc QWORD [rax]
+        ; mov [r10], rax
+        ; test r11, r11
+        ; jz >next
+        ; dec QWORD [r11]                    // not to zero: checked
+        ; inc ecx
+        ; next:
+        ; inc r9
+        ; cmp r9, rdx
+        ; jb <store
+        ; dec QWORD [rdi]                    // the sequence: not to zero, checked
+        ; sub r14, 8
+    );
+    ref_total(ops);
+    x64!(ops
+        ; mov eax, 1
+        ; ret
+        // Store r9 (k) would release its old value for the last time: items k.. n - 1 go where
+        // UNPACK_SEQUENCE leaves them, item j at the sequence's slot + n - 1 - j.
+        ; rest:
+        ; mov r10, r9
+        ; push:
+        ; mov rax, [r8 + r10 * 8]
+        ; inc QWORD [rax]
+        ; mov r11, rdx
+        ; sub r11, r10
+        ; mov [r14 + r11 * 8 - 16], rax
+        ; inc r10
+        ; cmp r10, rdx
+        ; jb <push
+        ; dec QWORD [rdi]                    // the sequence: not to zero, checked
+        ; mov rax, rdx
+        ; sub rax, r9
+        ; lea r14, [r14 + rax * 8 - 8]
+    );
+    ref_total(ops);
+    x64!(ops
+        ; lea eax, [r9 + 2]
+        ; ret
+        ; decline:
         ; xor eax, eax
         ; ret
     );

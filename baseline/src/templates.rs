@@ -604,7 +604,10 @@ pub fn gen_instr(
             crate::fast_paths::for_iter(e, ins, t);
         }
         PRECALL => crate::fast_paths::precall(e, ins, next, site, kwnames),
-        UNPACK_SEQUENCE => crate::fast_paths::unpack_sequence(e, ins, site),
+        UNPACK_SEQUENCE => match e.unpack_stores.take() {
+            Some((locals, paired_next)) => crate::fast_paths::unpack_store(e, site, &locals, paired_next),
+            None => crate::fast_paths::unpack_sequence(e, ins, site),
+        },
         IS_OP => {
             // As ceval: the bool replaces the left operand, then the left and the right operand
             // are released, in that order (their destructors may run).

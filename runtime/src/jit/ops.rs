@@ -1178,12 +1178,21 @@ pub unsafe extern "C" fn pg_unpack_sequence(
     oparg: u32,
     site: *const Site,
 ) -> Sp {
-    // SAFETY: one value on the stack and room for oparg (the compiler checked the stack size);
+    // SAFETY: forwarded (the same contract).
+    unsafe { unpack_sequence(sp, oparg as usize, &*site).0 }
+}
+
+/// [`pg_unpack_sequence`]'s work, and whether a specialized form ran (the copy, which runs no
+/// code but the sequence's deallocation).
+///
+/// # Safety
+/// As for [`pg_unpack_sequence`].
+#[inline(always)]
+unsafe fn unpack_sequence(sp: Sp, n: usize, site: &Site) -> (Sp, bool) {
+    // SAFETY: one value on the stack and room for n (the compiler checked the stack size);
     // `site` is this instruction's own, owned by the compiled code.
     unsafe {
-        let n = oparg as usize;
         let seq = peek(sp, 1);
-        let site = &*site;
         if site.is_warm() {
             let form = site.execute(|_| unpack_specialize(seq, n), |_, form| unpack_guard(form, seq, n));
             if form != ADAPTIVE {
@@ -1198,7 +1207,7 @@ pub unsafe extern "C" fn pg_unpack_sequence(
                     *base.add(n - 1 - i) = item;
                 }
                 ffi::Py_DECREF(seq);
-                return base.add(n);
+                return (base.add(n), true);
             }
         }
         let it = ffi::PyObject_GetIter(seq);
@@ -1215,7 +1224,7 @@ pub unsafe extern "C" fn pg_unpack_sequence(
                 }
             }
             ffi::Py_DECREF(seq);
-            return error_at(sp.sub(1));
+            return (error_at(sp.sub(1)), false);
         }
         // Items go to the stack top-down: the first item ends up on top.
         let base = sp.sub(1);
@@ -1233,7 +1242,7 @@ pub unsafe extern "C" fn pg_unpack_sequence(
                 // The i items unpacked so far sit at base + n - i .. base + n, the last one
                 // unpacked lowest.
                 release_unpacked(base.add(n - i), i, it, seq);
-                return error_at(base);
+                return (error_at(base), false);
             }
             *base.add(n - 1 - i) = w;
         }
@@ -1242,11 +1251,11 @@ pub unsafe extern "C" fn pg_unpack_sequence(
         if extra.is_null() {
             if !ffi::PyErr_Occurred().is_null() {
                 release_unpacked(base, n, it, seq);
-                return error_at(base);
+                return (error_at(base), false);
             }
             ffi::Py_DECREF(it);
             ffi::Py_DECREF(seq);
-            return base.add(n);
+            return (base.add(n), false);
         }
         ffi::Py_DECREF(extra);
         // 3.11 names only the expected count (3.12 added "got N" for lists and tuples).
@@ -1256,7 +1265,182 @@ pub unsafe extern "C" fn pg_unpack_sequence(
             n as c_int,
         );
         release_unpacked(base, n, it, seq);
-        error_at(base)
+        (error_at(base), false)
+    }
+}
+
+/// Where [`pg_unpack_store`] stopped: the stack pointer (tagged when UNPACK_SEQUENCE raised) and
+/// how compiled code goes on: [`UNPACK_STORE_ON`] at the next instruction,
+/// [`UNPACK_STORE_PAIRED`] at its entry as the second half of a superinstruction, else (tracing
+/// went on) the interpreter after the unit given. In `rax:rdx`.
+#[repr(C)]
+pub struct UnpackStored {
+    pub sp: Sp,
+    pub then: usize,
+}
+
+/// [`UnpackStored::then`]: the run is done, the next instruction is dispatched.
+pub const UNPACK_STORE_ON: usize = 0;
+/// [`UnpackStored::then`]: the last store ran as the first half of a superinstruction with the
+/// next instruction, which runs as its second half.
+pub const UNPACK_STORE_PAIRED: usize = 1;
+
+/// The most STORE_FASTs [`pg_unpack_store`] takes: their locals are packed a byte each in two
+/// words, the second's top byte holding the count (and [`UNPACK_STORE_LAST_PAIRS`]), its bits
+/// 48-51 where [`pg_unpack_store_rest`] goes on.
+pub const UNPACK_STORE_MAX: usize = 14;
+/// Set in the second word when the last store heads a superinstruction with the instruction
+/// after the run where it is dispatched in warm code.
+pub const UNPACK_STORE_LAST_PAIRS: u64 = 1 << 63;
+
+/// UNPACK_SEQUENCE at `site` and the `n` STORE_FASTs that follow it, in one call: the compiled
+/// code of a statement such as `a, b, c, d = t` shrinks from a template per instruction to one
+/// call, which keeps a function of many such statements within the instruction cache.
+/// `locals_low` and `locals_high` pack the stores' local indices a byte each, first store lowest;
+/// bits 56-59 of `locals_high` hold `n`. The stores follow the UNPACK_SEQUENCE unit after unit (no
+/// EXTENDED_ARG, none a jump target): store `k`'s unit is the UNPACK_SEQUENCE's plus 2 + k.
+///
+/// The instructions run as ceval runs them, one dispatch at a time: UNPACK_SEQUENCE as
+/// [`pg_unpack_sequence`] (an error leaves the stack as it does), then the stores, each
+/// replacing its local and releasing the old value with the frame's `prev_instr` where ceval's
+/// is then. In warm code ceval has paired the stores into STORE_FAST__STORE_FAST
+/// superinstructions by position, so a store dispatched there runs the next one too, whose
+/// destructor sees the first one's unit. At each dispatch where something ran since the last
+/// one (the generic unpack, a destructor), this checks for tracing, and warmth (a destructor may
+/// have warmed the code up). It stops for the interpreter to go on where tracing went on. The
+/// last store, dispatched in warm code, may head a pair with the instruction after the run (an
+/// odd number of stores, or a run warmed up in its middle): that instruction then runs as its
+/// second half, without a check of its own.
+///
+/// # Safety
+/// GIL held on thread state `t`; `site` is the UNPACK_SEQUENCE's own, owned by the compiled
+/// code; the stores are as described and their locals in range (checked by the compiler).
+pub unsafe extern "C" fn pg_unpack_store(
+    t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    site: *const Site,
+    locals_low: u64,
+    locals_high: u64,
+) -> UnpackStored {
+    // SAFETY: per the contract.
+    unsafe {
+        let site = &*site;
+        let n = (locals_high >> 56) as usize & 0xf;
+        let (sp, fast) = unpack_sequence(sp, n, site);
+        let stop = |sp: Sp, then: usize| UnpackStored { sp, then };
+        if sp as usize & 1 != 0 {
+            return stop(sp, UNPACK_STORE_ON);
+        }
+        if fast {
+            site.cache.hits.set(site.cache.hits.get() + 1);
+        }
+        store_run(t, frame, sp, site, locals_low, locals_high, 0, !fast)
+    }
+}
+
+/// [`pg_unpack_store`] from store `k` = bits 48-51 of `locals_high` on, after the shared routine
+/// (`baseline::shared_lookups`) unpacked the sequence and ran stores 0 to k - 1, none of which
+/// released anything for the last time (so nothing ran since the UNPACK_SEQUENCE), and found
+/// store k's old value about to die. The stack holds items k to n - 1, item k on top.
+///
+/// # Safety
+/// As for [`pg_unpack_store`], the stack as described.
+pub unsafe extern "C" fn pg_unpack_store_rest(
+    t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    sp: Sp,
+    site: *const Site,
+    locals_low: u64,
+    locals_high: u64,
+) -> UnpackStored {
+    // SAFETY: per the contract.
+    unsafe {
+        let k = (locals_high >> UNPACK_STORE_RESUME_SHIFT) as usize & 0xf;
+        store_run(t, frame, sp, &*site, locals_low, locals_high, k, false)
+    }
+}
+
+/// Where [`pg_unpack_store_rest`] finds the store to go on at.
+pub const UNPACK_STORE_RESUME_SHIFT: u32 = 48;
+
+/// The stores of a run from store `k` on (items k to n - 1 on the stack, item k on top), one
+/// dispatch at a time as ceval runs them (see [`pg_unpack_store`]); `ran` says whether anything
+/// ran since the last tracing check. Entered at k > 0 only when nothing ran since the
+/// UNPACK_SEQUENCE: the code's warmth is then what it was there, and in warm code store k is a
+/// second half if k is odd (the stores pair from the first).
+///
+/// # Safety
+/// As for [`pg_unpack_store`].
+#[inline(always)]
+unsafe fn store_run(
+    t: *mut ThreadState,
+    frame: *mut InterpreterFrame,
+    mut sp: Sp,
+    site: &Site,
+    locals_low: u64,
+    locals_high: u64,
+    mut k: usize,
+    mut ran: bool,
+) -> UnpackStored {
+    // SAFETY: per the contract.
+    unsafe {
+        let n = (locals_high >> 56) as usize & 0xf;
+        let last_pairs = locals_high & UNPACK_STORE_LAST_PAIRS != 0;
+        let stop = |sp: Sp, then: usize| UnpackStored { sp, then };
+        // Store k's unit (store 0's minus one: UNPACK_SEQUENCE's cache entry, its last unit).
+        let store_unit = |k: usize| site.unit.add(1 + cache_entries(op::UNPACK_SEQUENCE) + k);
+        let tracing = || (*(*t).cframe).use_tracing != 0;
+        let locals: [u8; 16] = std::mem::transmute([locals_low.to_le(), locals_high.to_le()]);
+        // One store: the value on top into its local; the old value released, `prev_instr` at
+        // `unit` if it dies. Whether it died.
+        let store = |sp: &mut Sp, k: usize, unit: *mut u16| {
+            *sp = sp.sub(1);
+            let slot = local_slot(frame, locals[k] as u32);
+            let old = std::mem::replace(&mut *slot, **sp);
+            if old.is_null() {
+                return false;
+            }
+            let dies = ffi::Py_REFCNT(old) == 1;
+            if dies {
+                (*frame).prev_instr = unit;
+            }
+            ffi::Py_DECREF(old);
+            dies
+        };
+        // The generic unpack may have run code: ceval's check as it dispatches the first store.
+        if ran && tracing() {
+            return stop(sp, store_unit(k).sub(1) as usize);
+        }
+        ran = false;
+        let mut warm = site.is_warm();
+        let mut second = warm && k % 2 == 1;
+        while k < n {
+            if second {
+                ran |= store(&mut sp, k, store_unit(k - 1));
+                second = false;
+            } else {
+                // Dispatching store k: ceval's check, if anything ran since the last one.
+                if ran {
+                    ran = false;
+                    if tracing() {
+                        return stop(sp, store_unit(k).sub(1) as usize);
+                    }
+                    warm = site.is_warm();
+                }
+                ran |= store(&mut sp, k, store_unit(k));
+                if warm && k + 1 < n {
+                    second = true;
+                } else if warm && k == n - 1 && last_pairs {
+                    return stop(sp, UNPACK_STORE_PAIRED);
+                }
+            }
+            k += 1;
+        }
+        if ran && tracing() {
+            return stop(sp, store_unit(n - 1) as usize);
+        }
+        stop(sp, UNPACK_STORE_ON)
     }
 }
 

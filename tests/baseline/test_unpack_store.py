@@ -1,18 +1,31 @@
-"""Runs of STORE_FASTs after an UNPACK_SEQUENCE (`a, b, c, d = t`), which ceval quickens into
-STORE_FAST__STORE_FAST pairs by position from the dispatched store once the code is warm:
-differential against the interpreter, with what those runs show: the frame's `f_lasti` each
-destructor of an old value sees (the store's own unit, or in warm code the unit of the pair it
-runs in), tracing switched on by such a destructor (the 'line' and 'opcode' events that follow),
-the generic unpack of any iterable and its errors, an odd run whose last store pairs with the
-next instruction, and code warmed up in the middle of a run. (Session 11 ran such runs in one
-helper call and measured it slower than the templates: docs/status.md.)"""
+"""UNPACK_SEQUENCE and the STORE_FASTs after it as one run (`fast_paths::unpack_store`): a
+statement such as `a, b, c, d = t` compiles to a call of one shared routine instead of a template
+per instruction (for four stores and more, and for any number in code objects of 1,000
+instructions and more, whose loops would not fit the instruction cache as templates). The
+routine copies the items into the locals while nothing is released for the last time; from the
+first old value that would die (or for a sequence that would, or another iterable) the helpers
+(`ops::pg_unpack_store`, `pg_unpack_store_rest`) run the instructions as ceval does, one
+dispatch at a time, which is what these tests compare with the interpreter: the frame's `f_lasti`
+each destructor of an old value sees (the store's own unit, or in warm code the unit of the
+STORE_FAST__STORE_FAST pair it runs in), tracing switched on by such a destructor (the 'line' and
+'opcode' events that follow), the generic unpack of any iterable and its errors, old values
+dying in the middle of a run, and code warmed up in the middle of a run. Each test also asserts
+that the run compiled to the call."""
 
 import dis
 import sys
 
+import peregrine
 from difftest import assert_compiles, fresh_function, run_both
 
 CALLS = 12  # iterations: warm after 8 (the RESUMEs and backward jumps ceval's warm-up counts)
+
+
+def fused(func):
+    """Whether func's baseline code runs an UNPACK_SEQUENCE and its stores in one call."""
+    f = fresh_function(func)
+    peregrine.compile(f, tier="baseline")
+    return "pg_unpack_store" in peregrine.disassemble(f)
 
 
 class Dies:
@@ -41,6 +54,7 @@ def six_dying(n):
 
 
 def test_destructors_see_each_stores_unit_cold_and_warm():
+    assert fused(six_dying)
     out = assert_compiles(six_dying, CALLS, exits={})
     stores = [i.offset for i in dis.get_instructions(six_dying) if i.opname == "STORE_FAST"][-6:]
     seen = [x for x in out.value if isinstance(x, tuple) and x[1] in stores]
@@ -59,7 +73,9 @@ def five_dying_odd(n):
 
 
 def test_odd_run_before_a_load():
-    # Warm, ceval runs the fifth store and the next LOAD_FAST as one instruction.
+    # Warm, ceval runs the fifth store and the next LOAD_FAST as one instruction: the call runs
+    # the store and goes on into the load's entry as a second half.
+    assert fused(five_dying_odd)
     assert_compiles(five_dying_odd, CALLS, exits={})
 
 
@@ -73,6 +89,7 @@ def five_dying_then_call(n):
 
 
 def test_odd_run_before_another_instruction():
+    assert fused(five_dying_then_call)
     assert_compiles(five_dying_then_call, CALLS, exits={})
 
 
@@ -114,6 +131,7 @@ def tracing_on_in_a_run(n, at):
 
 
 def test_tracing_switched_on_by_a_destructor_in_the_run():
+    assert fused(tracing_on_in_a_run)
     for at in range(6):
         for n in (3, CALLS):                # cold (no pairs) and warm (pairs)
             run_both(tracing_on_in_a_run, n, at)
@@ -143,11 +161,13 @@ def generic_unpack(n):
 
 
 def test_generic_unpack_and_its_errors():
+    assert fused(generic_unpack)
     assert_compiles(generic_unpack, CALLS, exits={})
 
 
 def test_many_short_runs_in_a_large_code_object():
-    # 400 statements of two stores in one code object of more than 1,000 instructions.
+    # 400 statements of two stores: a code object of more than 1,000 instructions fuses even
+    # two stores, which it would leave as templates in a small one.
     body = "\n".join(f"    a{i % 7}, b{i % 5} = t" for i in range(400))
     src = f"def large(t):\n{body}\n    return a0, b0, a6, b4\n"
     ns = {}
@@ -157,6 +177,8 @@ def test_many_short_runs_in_a_large_code_object():
     def many(n):
         return [large((i, [i])) for i in range(n)]
 
+    assert fused(large)
+    assert not fused(lambda t: [(a, b) for a, b in [t]])
     assert_compiles(many, CALLS)
 
 
@@ -200,4 +222,28 @@ def test_code_warmed_up_in_the_middle_of_a_run_before_a_load():
                 out.append((log, tb.tb_lasti))
         return out
 
+    assert fused(warmed_in_the_middle)
     assert_compiles(f, exits={})
+
+
+def dies_mid_run(n):
+    # The sequence lives on in a local, so the shared routine copies the items straight into the
+    # locals until an old value would die: `b` (the second store: in warm code the second half
+    # of a pair, whose destructor sees the first store's unit) and `e` (the fifth); from there
+    # on the stores run one dispatch at a time.
+    log = []
+    t, l = (1, 2, 3, 4, 5, 6), [1, 2, 3, 4, 5, 6]
+    a = b = c = d = e = f = 0
+    for i in range(n):
+        b, e = Dies(log, "b"), Dies(log, "e")
+        a, b, c, d, e, f = t if i % 2 else l
+        log.append((i, a + b + c + d + e + f))
+    return log
+
+
+def test_old_values_dying_in_the_middle_of_a_run():
+    assert fused(dies_mid_run)
+    out = assert_compiles(dies_mid_run, CALLS, exits={})
+    stores = [i.offset for i in dis.get_instructions(dies_mid_run) if i.opname == "STORE_FAST"][-6:]
+    lastis = {x[1] for x in out.value if isinstance(x, tuple) and x[0] == "b"}
+    assert lastis == {stores[1], stores[0]}, (lastis, stores)  # its own unit cold, the pair's warm
