@@ -207,14 +207,12 @@ fn check(instrs: &[Instr], handlers: &[Option<bytecode::Handler>], view: &CodeVi
     Ok(())
 }
 
-/// Fewest STORE_FASTs an UNPACK_SEQUENCE takes into its call (`fast_paths::unpack_store`) in a
-/// code object of fewer than [`LARGE_CODE_INSTRS`] instructions: below it the inline copy and
-/// stores cost fewer instructions than the call, and their code is small.
-const UNPACK_STORE_MIN: usize = 4;
-/// Code objects of this many instructions and more take every UNPACK_SEQUENCE/STORE_FAST run
-/// into one call: their loops' machine code is what overflows the instruction cache
-/// (pyperformance's unpack_sequence: 4,825 instructions, 240 KB of hot code unfused).
-const LARGE_CODE_INSTRS: usize = 1000;
+/// Code objects of this many instructions and more run each UNPACK_SEQUENCE and the STORE_FASTs
+/// after it as one run (`fast_paths::unpack_store`): their loops' machine code is what overflows
+/// the instruction cache as templates (pyperformance's unpack_sequence: 4,825 instructions,
+/// 240 KB of hot code). Smaller code keeps the templates, which take fewer instructions where
+/// the locals' old values die (session 11: generator_pipeline 8% slower with runs everywhere).
+pub const LARGE_CODE_INSTRS: usize = 1000;
 
 /// How many STORE_FASTs the UNPACK_SEQUENCE at `instrs[k]` runs in one call with, if any:
 /// all `oparg` of them, directly after it, unit after unit (no EXTENDED_ARG), none entered
@@ -223,8 +221,11 @@ fn unpack_store_run(instrs: &[Instr], k: usize, entered: &[bool]) -> Option<usiz
     use peregrine_runtime::jit::ops::UNPACK_STORE_MAX;
     let unpack = &instrs[k];
     let n = unpack.oparg as usize;
-    let min = if instrs.len() >= LARGE_CODE_INSTRS { 1 } else { UNPACK_STORE_MIN };
-    if unpack.opcode != op::UNPACK_SEQUENCE || unpack.start != unpack.index || !(min..=UNPACK_STORE_MAX).contains(&n) {
+    if instrs.len() < LARGE_CODE_INSTRS
+        || unpack.opcode != op::UNPACK_SEQUENCE
+        || unpack.start != unpack.index
+        || !(1..=UNPACK_STORE_MAX).contains(&n)
+    {
         return None;
     }
     let stores = instrs.get(k + 1..=k + n)?;

@@ -131,13 +131,15 @@ pub const RUN_COUNT: i32 = 8;
 pub const RUN_LOCALS: i32 = 9;
 
 /// [`Lookups::unpack_store`]: UNPACK_SEQUENCE of an exact tuple or list of the run's length where
-/// the site replays ceval's UNPACK_SEQUENCE_TUPLE or _LIST (the inline template's guard) and the
-/// sequence has another reference (its release runs nothing), then the run's STORE_FASTs, the
-/// items copied from the sequence straight into the locals, as long as no old value is released
-/// for the last time: until then no code runs, so neither `prev_instr`, nor a tracing check, nor
-/// ceval's pairing of the stores shows. At store k whose old value would die it stops, with
-/// items k to n - 1 pushed as UNPACK_SEQUENCE leaves them (item k on top) and the sequence
-/// released: `eax` = k + 2, and `ops::pg_unpack_store_rest` goes on one dispatch at a time.
+/// the site replays ceval's UNPACK_SEQUENCE_TUPLE or _LIST (the inline template's guard), then
+/// the run's STORE_FASTs, the items copied from the sequence straight into the locals, as long
+/// as no old value is released for the last time: until then no code runs, so neither
+/// `prev_instr`, nor a tracing check, nor ceval's pairing of the stores shows, nor when the
+/// sequence itself is released (freeing it runs nothing either: its items live on in the
+/// locals). At store k whose old value would die it stops, with items k to n - 1 pushed as
+/// UNPACK_SEQUENCE leaves them (item k on top) and the sequence released, as ceval releases it
+/// before that store: `eax` = k + 2, and `ops::pg_unpack_store_rest` goes on one dispatch at a
+/// time.
 /// `eax` = 1 when the run is done, 0 when it declined, having changed nothing
 /// (`ops::pg_unpack_store` then runs it all).
 fn emit_unpack_store(ops: &mut Assembler) {
@@ -148,6 +150,8 @@ fn emit_unpack_store(ops: &mut Assembler) {
         std::ptr::addr_of_mut!(ffi::PyTuple_Type) as i64,
         std::ptr::addr_of_mut!(ffi::PyList_Type) as i64,
     );
+    // Freeing the sequence (an exact tuple or list whose items all live on) runs no Python code.
+    let dealloc = peregrine_runtime::cpython::_Py_Dealloc as *const () as i64;
     // A debug interpreter's reference total: n increfs in all, then the releases (`ecx` counts
     // the old values') and the sequence's.
     let ref_total = |ops: &mut Assembler| {
@@ -186,8 +190,6 @@ fn emit_unpack_store(ops: &mut Assembler) {
         ; jne >decline
         ; mov r8, [BYTE rdi + const { d8(LIST_ITEMS) }]
         ; check:
-        ; cmp QWORD [rdi], 1
-        ; jle >decline                       // the sequence would die: the generic order
         ; add QWORD [rcx + CACHE_OFFSET + ic::HITS], 1
         ; xor ecx, ecx                       // old values released
         ; xor r9d, r9d
@@ -211,11 +213,19 @@ fn emit_unpack_store(ops: &mut Assembler) {
         ; inc r9
         ; cmp r9, rdx
         ; jb <store
-        ; dec QWORD [rdi]                    // the sequence: not to zero, checked
         ; sub r14, 8
     );
     ref_total(ops);
     x64!(ops
+        ; mov eax, 1
+        ; dec QWORD [rdi]                    // the sequence, now that nothing else can run
+        ; jz >free_sequence
+        ; ret
+        ; free_sequence:
+        ; sub rsp, 8                         // aligns the stack for the call
+        ; mov rax, QWORD dealloc
+        ; call rax
+        ; add rsp, 8
         ; mov eax, 1
         ; ret
         // Store r9 (k) would release its old value for the last time: items k.. n - 1 go where
@@ -231,13 +241,21 @@ fn emit_unpack_store(ops: &mut Assembler) {
         ; inc r10
         ; cmp r10, rdx
         ; jb <push
-        ; dec QWORD [rdi]                    // the sequence: not to zero, checked
         ; mov rax, rdx
         ; sub rax, r9
         ; lea r14, [r14 + rax * 8 - 8]
     );
     ref_total(ops);
     x64!(ops
+        // The sequence, before any store releases anything for the last time (as ceval's
+        // UNPACK_SEQUENCE releases it before the stores; the stores so far ran nothing).
+        ; dec QWORD [rdi]
+        ; jnz >released
+        ; push r9                            // also aligns the stack for the call
+        ; mov rax, QWORD dealloc
+        ; call rax
+        ; pop r9
+        ; released:
         ; lea eax, [r9 + 2]
         ; ret
         ; decline:

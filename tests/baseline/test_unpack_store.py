@@ -13,12 +13,26 @@ dying in the middle of a run, and code warmed up in the middle of a run. Each te
 that the run compiled to the call."""
 
 import dis
+import inspect
 import sys
+import textwrap
 
 import peregrine
 from difftest import assert_compiles, fresh_function, run_both
 
 CALLS = 12  # iterations: warm after 8 (the RESUMEs and backward jumps ceval's warm-up counts)
+
+
+def large(func):
+    """`func` rebuilt as a code object of more than 1,000 instructions, which compiles its
+    unpacking statements as runs (smaller code keeps the templates): 500 assignments of a
+    constant come first."""
+    src = textwrap.dedent(inspect.getsource(func)).splitlines()
+    assert src[0].startswith("@large") and src[1].startswith("def ") and src[1].endswith(":"), src[:2]
+    padding = ["    _pad = 0"] * 500
+    ns = {}
+    exec(compile("\n".join([src[1]] + padding + src[2:]) + "\n", inspect.getsourcefile(func), "exec"), func.__globals__, ns)
+    return ns[func.__name__]
 
 
 def fused(func):
@@ -42,6 +56,7 @@ def make(log, names):
     return [Dies(log, x) for x in names]
 
 
+@large
 def six_dying(n):
     log = []
     a = b = c = d = e = f = None
@@ -63,6 +78,7 @@ def test_destructors_see_each_stores_unit_cold_and_warm():
     assert all(len(v) == 1 for k, v in lastis.items() if k in "ace")  # heads: their own unit
 
 
+@large
 def five_dying_odd(n):
     log = []
     a = b = c = d = e = None
@@ -79,6 +95,7 @@ def test_odd_run_before_a_load():
     assert_compiles(five_dying_odd, CALLS, exits={})
 
 
+@large
 def five_dying_then_call(n):
     log, total = [], 0
     a = b = c = d = e = None
@@ -113,6 +130,7 @@ class StartsTracing:
         sys.settrace(tracer)
 
 
+@large
 def tracing_on_in_a_run(n, at):
     events = []
     out = []
@@ -147,6 +165,7 @@ class Countdown:
         return iter(range(self.n))
 
 
+@large
 def generic_unpack(n):
     out = []
     for i in range(n):
@@ -196,6 +215,7 @@ class WarmsOnDeath:
                 pass
 
 
+@large
 def warmed_in_the_middle(holder, log):
     a, b, c, d = holder.pop() if holder else None, Dies(log, "b"), Dies(log, "c"), Dies(log, "d")
     # The old `a` dies in the first store and warms the code up: from the next dispatch on the
@@ -226,6 +246,7 @@ def test_code_warmed_up_in_the_middle_of_a_run_before_a_load():
     assert_compiles(f, exits={})
 
 
+@large
 def dies_mid_run(n):
     # The sequence lives on in a local, so the shared routine copies the items straight into the
     # locals until an old value would die: `b` (the second store: in warm code the second half
