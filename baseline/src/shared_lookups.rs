@@ -429,6 +429,7 @@ fn emit_load_attr(ops: &mut Assembler) {
         ; mov rax, [rdi + ic::VALUES_DISP]
         ; test rax, rax
         ; jz >made                           // the instance's dict was made: no values
+        ; values_at:                         // a values array in rax: the way's index
         ; mov rdx, [rcx + ic::VALUE]
         ; mov rax, [rax + rdx * 8]
         ; test rax, rax
@@ -442,22 +443,20 @@ fn emit_load_attr(ops: &mut Assembler) {
         ; jz >miss
         ; mov r8, [BYTE rax + const { d8(MA_VALUES) }]
         ; test r8, r8
-        ; jz >dict_hint
+        ; jz >hinted                         // combined: the dict is in rax
         ; mov rdx, [BYTE rdi + const { d8(OB_TYPE) }]
         ; mov rdx, [rdx + HT_CACHED_KEYS]
         ; cmp rdx, [BYTE rax + const { d8(MA_KEYS) }]
         ; jne >with_dict
-        ; mov rdx, [rcx + ic::VALUE]
-        ; mov rax, [r8 + rdx * 8]
-        ; test rax, rax
-        ; jz >miss                           // not set: the class's value or AttributeError
-        ; jmp >hit
+        ; mov rax, r8
+        ; jmp <values_at
         // kind::INSTANCE_DICT: the entry at the hint (KEY2) of a combined table of str keys
         // holding this very name and a value is the lookup's answer; else the lookup.
         ; dict_hint:
         ; mov rax, [rdi + ic::DICT_DISP]
         ; test rax, rax
         ; jz >miss                           // no dict: the class's value or AttributeError
+        ; hinted:
         ; mov rdx, [BYTE rax + const { d8(MA_KEYS) }]
         ; cmp BYTE [BYTE rdx + const { d8(DK_KIND) }], DICT_KEYS_UNICODE as i8
         ; jne >with_dict
